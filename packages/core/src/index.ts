@@ -1,0 +1,15 @@
+/**
+ * Errand: background tasks for TypeScript on Effect 4. An actor is a named, schema-validated, typed Effect; sending it
+ * puts a message on a queue; a worker runs it with retries, a time limit and a dead-letter queue.
+ *
+ * @since 0.1.0
+ */
+
+/** @since 0.1.0 */
+export * as Broker from "./Broker.ts"
+
+/** @since 0.1.0 */
+export * as ErrandError from "./ErrandError.ts"
+
+/** @since 0.1.0 */
+export * as Message from "./Message.ts"

@@ -1,0 +1,6 @@
+/**
+ * Errand's Redis broker.
+ *
+ * @since 0.1.0
+ */
+export {}

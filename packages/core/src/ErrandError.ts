@@ -134,6 +134,24 @@ export class MaxAgeExceeded extends Schema.TaggedError<MaxAgeExceeded>()("MaxAge
   }
 }
 
+/**
+ * A handler died with a defect (a thrown exception, `Effect.die`, or an interruption it caused itself). The attempt
+ * counts as failed and is retried like a typed error.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class HandlerDefect extends Schema.TaggedError<HandlerDefect>()("HandlerDefect", {
+  actor: Schema.String,
+  messageId: Schema.String,
+  /** A readable rendering of the defect. */
+  defect: Schema.String
+}) {
+  override get message(): string {
+    return `Actor "${this.actor}" died on message ${this.messageId}: ${this.defect}`
+  }
+}
+
 /** @internal */
 export const issuePath = (issue: SchemaIssue.Issue): string => {
   const first = SchemaIssue.makeFormatterStandardSchemaV1()(issue).issues[0]

@@ -13,3 +13,9 @@ export * as ErrandError from "./ErrandError.ts"
 
 /** @since 0.1.0 */
 export * as Message from "./Message.ts"
+
+/** @since 0.1.0 */
+export * as Actor from "./Actor.ts"
+
+/** @since 0.1.0 */
+export * as Worker from "./Worker.ts"

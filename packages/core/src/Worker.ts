@@ -1,0 +1,549 @@
+/**
+ * Workers: run actors' handlers on messages taken from the broker.
+ *
+ * ```ts
+ * const WorkerLive = Worker.layer({
+ *   handlers: [SendWelcomeEmailLive, ProcessOrderLive],
+ *   queues: ["email", "processing"],
+ *   concurrency: 8
+ * }) // Layer<never, DuplicateActor | InvalidName, Broker | Users | Mailer | Orders>: what the handlers need
+ * ```
+ *
+ * **Guarantees**
+ *
+ * - At-least-once: a message is acked only after its handler finished, or dead-lettered. Leases are extended in the
+ *   background (one broker call for all in-flight messages) while handlers run; a worker that dies loses its leases
+ *   and its messages are delivered again elsewhere. Handlers must be idempotent.
+ * - A failed attempt (typed error, defect, or time limit) is retried by the actor's retry policy, or dead-lettered
+ *   with the reason. A message that cannot be decoded, or names an actor this worker does not know, is dead-lettered
+ *   with the reason, and the worker keeps going.
+ * - Graceful shutdown (the worker's scope closing — SIGINT/SIGTERM under `NodeRuntime.runMain`): the worker stops
+ *   taking, releases prefetched messages at once, lets running handlers finish up to `shutdownTimeout`, then
+ *   interrupts them and releases their messages without burning an attempt.
+ * - A broker outage does not stop the worker: it logs the outage once, retries with backoff, and logs the recovery
+ *   once.
+ *
+ * @since 0.1.0
+ */
+import { Cause, Clock, Context, Duration, Effect, Exit, Fiber, FiberSet, Layer, Schedule, Schema, Scope } from "effect"
+import type * as Actor from "./Actor.ts"
+import { Broker, type Delivery, type Settlement } from "./Broker.ts"
+import {
+  type BrokerError,
+  DuplicateActor,
+  HandlerDefect,
+  type InvalidName,
+  MaxAgeExceeded,
+  MessageDecodeError,
+  TimeLimitExceeded,
+  UnknownActor
+} from "./ErrandError.ts"
+import { issuePath } from "./ErrandError.ts"
+import { validateName } from "./internal/names.ts"
+import { decide, type RetryPolicy } from "./internal/retry.ts"
+import { Envelope, type LastError, type Message } from "./Message.ts"
+
+/**
+ * The message a handler is running, for code deep inside a handler (`yield* Worker.CurrentMessage`). The worker
+ * provides it, so it never appears in the worker's requirements.
+ *
+ * @category services
+ * @since 0.1.0
+ */
+export class CurrentMessage extends Context.Service<CurrentMessage, Message>()("@errand/core/Worker/CurrentMessage") {}
+
+/**
+ * What happens to messages, for logging, metrics and tests (`onEvent`).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Event =
+  | { readonly _tag: "Started"; readonly message: Message }
+  | { readonly _tag: "Succeeded"; readonly message: Message; readonly durationMillis: number }
+  | {
+    readonly _tag: "Retrying"
+    readonly message: Message
+    readonly error: LastError
+    /** Failed attempts so far, this one included. */
+    readonly attempts: number
+    readonly delayMillis: number
+  }
+  | {
+    readonly _tag: "DeadLettered"
+    readonly messageId: string
+    readonly queue: string
+    /** The decoded message, unless it could not be decoded. */
+    readonly message: Message | undefined
+    readonly reason: LastError
+  }
+  | { readonly _tag: "Released"; readonly messageId: string; readonly queue: string }
+
+/**
+ * The options of `Worker.layer` and `Worker.make`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Options<Handlers extends ReadonlyArray<Actor.Handler<Actor.Any, unknown>>> {
+  /** The handlers this worker runs, from `actor.handle(...)`. Two handlers for one actor name are an error. */
+  readonly handlers: Handlers
+  /** The queues to consume (default: every queue of the handlers' actors). */
+  readonly queues?: ReadonlyArray<string> | undefined
+  /** How many handlers run at once, across all queues (default 8). */
+  readonly concurrency?: number | undefined
+  /** How many messages are taken ahead of free handler slots, to hide broker round trips (default: `concurrency`). */
+  readonly prefetch?: number | undefined
+  /** How long a lease lasts; it is extended every third of it while the message is held (default 30 seconds). */
+  readonly lease?: Duration.Input | undefined
+  /** How long one idle take blocks waiting for a message before asking again (default 5 seconds). */
+  readonly idleWait?: Duration.Input | undefined
+  /** How long shutdown lets running handlers finish before interrupting them (default 30 seconds). */
+  readonly shutdownTimeout?: Duration.Input | undefined
+  /** Called for each lifecycle event. Its failures and defects are logged, never fatal. */
+  readonly onEvent?: ((event: Event) => Effect.Effect<void>) | undefined
+}
+
+/**
+ * The services a worker needs: the broker, and what its handlers need (less `CurrentMessage`, which it provides).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Requirements<Handlers extends ReadonlyArray<Actor.Handler<Actor.Any, unknown>>> =
+  | Broker
+  | Exclude<Actor.HandlerServices<Handlers[number]>, CurrentMessage>
+
+interface Registered {
+  readonly actor: Actor.Any
+  readonly run: (payload: unknown, message: Message) => Effect.Effect<unknown, unknown, unknown>
+  readonly decodePayload: (encoded: unknown) => Effect.Effect<unknown, Schema.SchemaError, unknown>
+  readonly retryPolicy: RetryPolicy<Actor.Failure<unknown>>
+}
+
+const decodeEnvelope = Schema.decodeUnknownExit(Envelope)
+
+const describe = (error: unknown): string => {
+  if (error instanceof Error && error.message !== "") return error.message
+  if (typeof error === "object" && error !== null) {
+    const { _tag, ...fields } = error as Record<string, unknown>
+    try {
+      return Object.keys(fields).length === 0 ? String(_tag ?? error) : JSON.stringify(fields)
+    } catch {
+      return String(error)
+    }
+  }
+  return String(error)
+}
+
+const lastError = (failure: { readonly _tag: string }): LastError => ({ tag: failure._tag, message: describe(failure) })
+
+const brokerRetry = Schedule.exponential("100 millis").pipe(
+  Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(5))))
+)
+
+/**
+ * Starts a worker in the current scope: it runs until the scope closes, then shuts down gracefully. Fails with
+ * `DuplicateActor` when two handlers share an actor name, or `InvalidName` for a bad queue name.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.Any, unknown>>>(
+  options: Options<Handlers>
+): Effect.Effect<void, DuplicateActor | InvalidName, Scope.Scope | Requirements<Handlers>> =>
+  Effect.gen(function*() {
+    const registry = new Map<string, Registered>()
+    for (const handler of options.handlers) {
+      const actor = handler.actor
+      if (registry.has(actor.name)) return yield* new DuplicateActor({ actor: actor.name })
+      registry.set(actor.name, {
+        actor,
+        run: handler.run,
+        decodePayload: Schema.decodeUnknownEffect(Schema.toCodecJson(actor.payloadSchema)),
+        retryPolicy: actor.retryPolicy as RetryPolicy<Actor.Failure<unknown>>
+      })
+    }
+    const queues = [...new Set(options.queues ?? options.handlers.map((handler) => handler.actor.queue))]
+    for (const queue of queues) yield* validateName("queue", queue)
+
+    const broker = yield* Broker
+    const concurrency = Math.max(1, options.concurrency ?? 8)
+    const capacity = concurrency + Math.max(0, options.prefetch ?? concurrency)
+    const leaseMillis = Duration.toMillis(Duration.fromInputUnsafe(options.lease ?? "30 seconds"))
+    const idleWait = options.idleWait ?? "5 seconds"
+    const shutdownTimeout = options.shutdownTimeout ?? "30 seconds"
+    const onEvent = options.onEvent
+    const clock = yield* Clock.Clock
+
+    const emit = (event: Event): Effect.Effect<void> =>
+      onEvent === undefined ?
+        Effect.void :
+        Effect.catchCause(onEvent(event), (cause) => Effect.logWarning("Worker onEvent failed", cause))
+
+    // ---- shared state (single-threaded: plain mutable structures) ----
+    let stopping = false
+    /** Taken, waiting for a free handler slot. */
+    const buffer: Array<Delivery> = []
+    let running = 0
+    /** Every delivery this worker holds a lease on, by id. */
+    const held = new Map<string, Delivery>()
+    /** Slots promised to takes in flight. */
+    let reserved = 0
+
+    interface QueueState {
+      readonly queue: string
+      pending: Array<Settlement>
+      blocking: boolean
+      flushing: boolean
+      wake: (() => void) | undefined
+    }
+    const states = new Map<string, QueueState>()
+    for (const queue of queues) {
+      states.set(queue, { queue, pending: [], blocking: false, flushing: false, wake: undefined })
+    }
+
+    const fibers = yield* FiberSet.make<void, never>()
+    const runFork = yield* FiberSet.runtime(fibers)<Requirements<Handlers>>()
+
+    // ---- settlement ----
+    const logRejected = (ids: ReadonlyArray<string>) =>
+      ids.length === 0 ? Effect.void : Effect.logWarning(
+        `Lease lost before the outcome was recorded; the message will run again: ${ids.join(", ")}`
+      )
+
+    const flush = (state: QueueState): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        if (state.pending.length === 0) {
+          state.flushing = false
+          return Effect.void
+        }
+        const batch = state.pending
+        state.pending = []
+        return broker.settle(batch).pipe(
+          Effect.flatMap(logRejected),
+          Effect.catch((error: BrokerError) => {
+            state.pending = batch.concat(state.pending)
+            return Effect.logWarning("Could not record outcomes; will try again", error)
+          }),
+          Effect.andThen(flush(state))
+        )
+      })
+
+    const wakeAll = () => {
+      for (const state of states.values()) {
+        const wake = state.wake
+        if (wake !== undefined) {
+          state.wake = undefined
+          wake()
+        }
+      }
+    }
+
+    const settled = (delivery: Delivery, settlement: Settlement) => {
+      held.delete(delivery.id)
+      const state = states.get(delivery.queue)!
+      state.pending.push(settlement)
+      if (state.blocking && !state.flushing) {
+        state.flushing = true
+        runFork(flush(state))
+      }
+      dispatch()
+      wakeAll()
+    }
+
+    // ---- running one message ----
+    const settleFailure = (
+      delivery: Delivery,
+      message: Message,
+      registered: Registered,
+      failure: Actor.Failure<unknown> & { readonly _tag: string }
+    ): Effect.Effect<Settlement> => {
+      const attempts = delivery.attempts + 1
+      const error = lastError(failure)
+      return Effect.flatMap(decide(registered.retryPolicy, failure, attempts), (decision) => {
+        if (decision._tag === "Retry") {
+          const eta = clock.currentTimeMillisUnsafe() + decision.delayMillis
+          return Effect.as(
+            Effect.andThen(
+              Effect.logWarning(
+                `Failed (attempt ${attempts}); retrying in ${decision.delayMillis} ms: ${error.message}`
+              ),
+              emit({ _tag: "Retrying", message, error, attempts, delayMillis: decision.delayMillis })
+            ),
+            { _tag: "Retry", delivery, eta, error } satisfies Settlement
+          )
+        }
+        return deadLetter(delivery, message, error, decision.why === "exhausted" ? "retries exhausted" : decision.why)
+      })
+    }
+
+    const deadLetter = (
+      delivery: Delivery,
+      message: Message | undefined,
+      reason: LastError,
+      why: string
+    ): Effect.Effect<Settlement> =>
+      Effect.as(
+        Effect.andThen(
+          Effect.logError(`Dead-lettered (${why}): [${reason.tag}] ${reason.message}`),
+          emit({ _tag: "DeadLettered", messageId: delivery.id, queue: delivery.queue, message, reason })
+        ),
+        { _tag: "DeadLetter", delivery, reason } satisfies Settlement
+      )
+
+    const runHandler = (delivery: Delivery, registered: Registered, message: Message): Effect.Effect<Settlement> => {
+      const actor = registered.actor
+      const started = clock.currentTimeMillisUnsafe()
+      let effect = registered.run(message.payload, message) as Effect.Effect<unknown, unknown>
+      if (Number.isFinite(actor.timeLimitMillis)) {
+        effect = Effect.timeoutOrElse(effect, {
+          duration: actor.timeLimitMillis,
+          orElse: () =>
+            Effect.fail(
+              new TimeLimitExceeded({
+                actor: actor.name,
+                messageId: message.id,
+                timeLimitMillis: actor.timeLimitMillis
+              })
+            )
+        })
+      }
+      return emit({ _tag: "Started", message }).pipe(
+        Effect.andThen(Effect.exit(Effect.provideService(effect, CurrentMessage, message))),
+        Effect.flatMap((exit): Effect.Effect<Settlement> => {
+          if (Exit.isSuccess(exit)) {
+            const durationMillis = clock.currentTimeMillisUnsafe() - started
+            return Effect.as(
+              emit({ _tag: "Succeeded", message, durationMillis }),
+              { _tag: "Ack", delivery } satisfies Settlement
+            )
+          }
+          if (stopping && Cause.hasInterruptsOnly(exit.cause)) {
+            // interrupted by shutdown, not by the handler: put it back without burning an attempt
+            return Effect.succeed({ _tag: "Release", delivery } satisfies Settlement)
+          }
+          const typed = Cause.findErrorOption(exit.cause)
+          const failure = typed._tag === "Some" && isTagged(typed.value)
+            ? typed.value as Actor.Failure<unknown> & { readonly _tag: string }
+            : new HandlerDefect({
+              actor: actor.name,
+              messageId: message.id,
+              defect: typed._tag === "Some" ? describe(typed.value) : Cause.pretty(exit.cause)
+            })
+          return settleFailure(delivery, message, registered, failure)
+        })
+      )
+    }
+
+    const process = (delivery: Delivery): Effect.Effect<Settlement, never, unknown> =>
+      Effect.gen(function*() {
+        const decoded = decodeEnvelope(delivery.body)
+        if (Exit.isFailure(decoded)) {
+          const error = Cause.findErrorOption(decoded.cause)
+          const issue = error._tag === "Some" ? error.value.message : "not an envelope"
+          return yield* deadLetter(
+            delivery,
+            undefined,
+            lastError(new MessageDecodeError({ messageId: delivery.id, part: "envelope", issue })),
+            "undecodable"
+          )
+        }
+        const envelope = decoded.value
+        const registered = registry.get(envelope.actor)
+        if (registered === undefined) {
+          return yield* deadLetter(
+            delivery,
+            undefined,
+            lastError(new UnknownActor({ actor: envelope.actor, queue: delivery.queue })),
+            "unknown actor"
+          )
+        }
+        const payload = yield* Effect.result(registered.decodePayload(envelope.payload))
+        if (payload._tag === "Failure") {
+          const path = issuePath(payload.failure.issue)
+          const issue = path === "" ? payload.failure.message : `at "${path}": ${payload.failure.message}`
+          return yield* deadLetter(
+            delivery,
+            undefined,
+            lastError(new MessageDecodeError({ messageId: delivery.id, part: "payload", issue })),
+            "undecodable"
+          )
+        }
+        const eta = envelope.eta ?? envelope.enqueuedAt
+        const message: Message = {
+          id: envelope.id,
+          actor: envelope.actor,
+          queue: envelope.queue,
+          payload: payload.success,
+          enqueuedAt: envelope.enqueuedAt,
+          eta,
+          priority: envelope.priority ?? 0,
+          options: envelope.options ?? {},
+          attempts: delivery.attempts,
+          lastError: delivery.lastError
+        }
+        const ageMillis = clock.currentTimeMillisUnsafe() - eta
+        if (ageMillis > registered.actor.maxAgeMillis) {
+          const error = new MaxAgeExceeded({
+            actor: envelope.actor,
+            messageId: envelope.id,
+            ageMillis,
+            maxAgeMillis: registered.actor.maxAgeMillis
+          })
+          return yield* deadLetter(delivery, message, lastError(error), "too old")
+        }
+        return yield* runHandler(delivery, registered, message)
+      }).pipe(
+        Effect.annotateLogs({ queue: delivery.queue, messageId: delivery.id, attempt: delivery.attempts })
+      )
+
+    const start = (delivery: Delivery) => {
+      running++
+      runFork(
+        process(delivery).pipe(
+          Effect.onExit((exit) =>
+            Effect.sync(() => {
+              running--
+              settled(delivery, Exit.isSuccess(exit) ? exit.value : { _tag: "Release", delivery })
+            })
+          ),
+          Effect.asVoid
+        ) as Effect.Effect<void, never, Requirements<Handlers>>
+      )
+    }
+
+    const dispatch = () => {
+      while (!stopping && running < concurrency && buffer.length > 0) start(buffer.shift()!)
+    }
+
+    // ---- taking ----
+    const park = (state: QueueState) =>
+      Effect.callback<void>((resume) => {
+        state.wake = () => resume(Effect.void)
+        return Effect.sync(() => {
+          state.wake = undefined
+        })
+      })
+
+    const takeLoop = (state: QueueState): Effect.Effect<never> => {
+      let expectMore = true
+      let outage = false
+      const once: Effect.Effect<void, BrokerError> = Effect.suspend(() => {
+        const free = capacity - held.size - reserved
+        if (free <= 0) {
+          if (state.pending.length > 0 && !state.flushing) {
+            state.flushing = true
+            return flush(state)
+          }
+          return park(state)
+        }
+        const settle = state.pending
+        state.pending = []
+        reserved += free
+        state.blocking = !expectMore
+        return broker.take({
+          queue: state.queue,
+          max: free,
+          lease: leaseMillis,
+          wait: expectMore ? 0 : idleWait,
+          settle
+        }).pipe(
+          Effect.onExit((exit) =>
+            Effect.sync(() => {
+              reserved -= free
+              state.blocking = false
+              if (Exit.isFailure(exit)) state.pending = settle.concat(state.pending)
+            })
+          ),
+          Effect.flatMap((taken) => {
+            expectMore = taken.deliveries.length > 0
+            for (const delivery of taken.deliveries) {
+              held.set(delivery.id, delivery)
+              buffer.push(delivery)
+            }
+            dispatch()
+            const recovered = outage ? Effect.logInfo(`Broker recovered on queue "${state.queue}"`) : Effect.void
+            outage = false
+            return Effect.andThen(recovered, logRejected(taken.rejected))
+          }),
+          Effect.catch((error: BrokerError) =>
+            Effect.suspend(() => {
+              if (outage) return Effect.void
+              outage = true
+              return Effect.logError(`Broker unavailable on queue "${state.queue}"; retrying`, error)
+            }).pipe(Effect.andThen(Effect.fail(error)))
+          )
+        )
+      })
+      return once.pipe(
+        Effect.retry(brokerRetry),
+        Effect.catch(() => Effect.void),
+        Effect.forever,
+        Effect.annotateLogs({ queue: state.queue })
+      )
+    }
+
+    // ---- leases ----
+    const extendLeases = Effect.suspend(() => {
+      if (held.size === 0) return Effect.void
+      return broker.extend([...held.values()], leaseMillis).pipe(
+        Effect.flatMap((lost) => {
+          for (const id of lost) held.delete(id)
+          return logRejected(lost)
+        }),
+        Effect.catch((error: BrokerError) => Effect.logWarning("Could not extend leases", error))
+      )
+    })
+    const leaseKeeper = extendLeases.pipe(
+      Effect.delay(Math.max(1, Math.floor(leaseMillis / 3))),
+      Effect.forever
+    )
+
+    // ---- lifecycle ----
+    const loops = yield* Effect.forEach(
+      [...states.values()],
+      (state) => Effect.forkDetach(takeLoop(state)),
+      { concurrency: "unbounded" }
+    )
+    const keeper = yield* Effect.forkDetach(leaseKeeper)
+
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        stopping = true
+        yield* Effect.forEach(loops, Fiber.interrupt, { concurrency: "unbounded", discard: true })
+        // prefetched messages go back at once
+        for (const delivery of buffer.splice(0)) settled(delivery, { _tag: "Release", delivery })
+        const finished = yield* FiberSet.awaitEmpty(fibers).pipe(Effect.timeoutOption(shutdownTimeout))
+        if (finished._tag === "None") {
+          yield* Effect.logWarning(`${running} handler(s) still running after the shutdown timeout; releasing them`)
+          yield* FiberSet.clear(fibers)
+        }
+        yield* Fiber.interrupt(keeper)
+        for (const state of states.values()) {
+          state.flushing = true
+          yield* flush(state)
+        }
+        yield* Effect.logDebug("Worker stopped")
+      }).pipe(Effect.annotateLogs({ module: "Worker" }))
+    )
+    yield* Effect.logDebug(`Worker started on ${queues.join(", ")} (concurrency ${concurrency})`)
+  }).pipe(Effect.annotateLogs({ module: "Worker" })) as Effect.Effect<
+    void,
+    DuplicateActor | InvalidName,
+    Scope.Scope | Requirements<Handlers>
+  >
+
+const isTagged = (u: unknown): u is { readonly _tag: string } =>
+  typeof u === "object" && u !== null && typeof (u as { _tag?: unknown })._tag === "string"
+
+/**
+ * A worker as a Layer: it starts when the layer is built and shuts down gracefully when the layer's scope closes.
+ * Its requirements are exactly the broker and the services its handlers need.
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layer = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.Any, unknown>>>(
+  options: Options<Handlers>
+): Layer.Layer<never, DuplicateActor | InvalidName, Requirements<Handlers>> => Layer.effectDiscard(make(options))

@@ -26,8 +26,8 @@ export interface Leftover {
 export interface Producer {
   /** Adds one job (one library call). */
   readonly add: (job: Job) => Promise<void>
-  /** Adds many jobs in one library call. */
-  readonly addBulk: (jobs: ReadonlyArray<Job>) => Promise<void>
+  /** Adds many jobs in one library call; `undefined` when the library has no bulk add. */
+  readonly addBulk: ((jobs: ReadonlyArray<Job>) => Promise<void>) | undefined
   /** Counts the jobs left in the queue. */
   readonly leftover: () => Promise<Leftover>
   readonly close: () => Promise<void>

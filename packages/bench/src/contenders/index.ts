@@ -9,7 +9,8 @@ import type { InProcessContender, RedisContender } from "../types.ts"
 export const redisContenders = {
   errand: async () => (await import("./errand.ts")).contender,
   bullmq: async () => (await import("./bullmq.ts")).contender,
-  beequeue: async () => (await import("./beequeue.ts")).contender
+  beequeue: async () => (await import("./beequeue.ts")).contender,
+  "pq-redis": async () => (await import("./persistedqueue-redis.ts")).contender
 } satisfies Record<string, () => Promise<RedisContender>>
 
 export const inProcessContenders = {
@@ -36,7 +37,7 @@ export const columns: ReadonlyArray<Column> = [
   { key: "errand", title: "Errand", redis: "errand", inProcess: "errand-memory" },
   { key: "bullmq", title: "BullMQ 6.7.0", redis: "bullmq" },
   { key: "beequeue", title: "Bee-Queue 2.0.0", redis: "beequeue" },
-  { key: "persistedqueue", title: "PersistedQueue", inProcess: "pq-memory" },
+  { key: "persistedqueue", title: "Effect PersistedQueue", redis: "pq-redis", inProcess: "pq-memory" },
   { key: "pqueue", title: "p-queue 10", inProcess: "pqueue" },
   { key: "fastq", title: "fastq 1.20", inProcess: "fastq" },
   { key: "effectqueue", title: "Effect Queue", inProcess: "effect-queue" }

@@ -1,0 +1,94 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Schema } from "effect"
+import { TestClock } from "effect/testing"
+import { Actor, ErrandError } from "../src/index.ts"
+
+const Order = Schema.Struct({
+  orderId: Schema.String,
+  items: Schema.Array(Schema.Struct({ sku: Schema.String, quantity: Schema.Int })),
+  placedAt: Schema.Date
+})
+
+const processOrder = Actor.make("process_order", { queue: "processing", payload: Order, priority: 5 })
+
+describe("Actor", () => {
+  it.effect("builds a message whose envelope carries the encoded payload", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(1_000)
+      const placedAt = new Date("2026-11-25T10:00:00.000Z")
+      const message = yield* processOrder.message({ orderId: "o-1", items: [{ sku: "A", quantity: 2 }], placedAt })
+
+      assert.strictEqual(message.actor, "process_order")
+      assert.strictEqual(message.queue, "processing")
+      assert.strictEqual(message.enqueuedAt, 1_000)
+      assert.strictEqual(message.eta, 1_000)
+      assert.strictEqual(message.priority, 5)
+      assert.strictEqual(message.attempts, 0)
+      assert.strictEqual(message.payload.placedAt, placedAt) // the typed payload, as given
+      assert.strictEqual(message.id.length, 21)
+    }))
+
+  it.effect("sets the eta from a delay and lets a message override the priority", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(5_000)
+      const message = yield* processOrder.message(
+        { orderId: "o-2", items: [], placedAt: new Date(0) },
+        { delay: "2 seconds", priority: 1 }
+      )
+      assert.strictEqual(message.eta, 7_000)
+      assert.strictEqual(message.priority, 1)
+    }))
+
+  it.effect("gives every message its own id", () =>
+    Effect.gen(function*() {
+      const ids = new Set<string>()
+      for (let i = 0; i < 1_000; i++) {
+        ids.add((yield* processOrder.message({ orderId: `o-${i}`, items: [], placedAt: new Date(0) })).id)
+      }
+      assert.strictEqual(ids.size, 1_000)
+    }))
+
+  it.effect("rejects a payload that fails its schema with InvalidPayload naming the field", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        // a value that escaped the type system, e.g. from JSON
+        processOrder.message(
+          { orderId: "o-3", items: [{ sku: "A", quantity: 1.5 }], placedAt: new Date(0) }
+        )
+      )
+      assert.strictEqual(error._tag, "InvalidPayload")
+      assert.strictEqual(error.actor, "process_order")
+      assert.strictEqual(error.path, "items.0.quantity")
+      assert.include(error.message, `at "items.0.quantity"`)
+    }))
+
+  it.effect("names a missing field", () =>
+    Effect.gen(function*() {
+      const sendWelcome = Actor.make("send_welcome", { payload: Schema.Struct({ userId: Schema.Number }) })
+      const error = yield* Effect.flip(sendWelcome.message({} as { userId: number }))
+      assert.strictEqual(error.path, "userId")
+    }))
+
+  it("rejects an invalid actor or queue name when it is defined", () => {
+    assert.throws(
+      () => Actor.make("send email!", { payload: Schema.Void }),
+      ErrandError.InvalidName
+    )
+    try {
+      Actor.make("ok", { payload: Schema.Void, queue: "bad queue" })
+      assert.fail("expected InvalidName")
+    } catch (error) {
+      assert.instanceOf(error, ErrandError.InvalidName)
+      assert.strictEqual((error as ErrandError.InvalidName).kind, "queue")
+    }
+  })
+
+  it("has Dramatiq's defaults", () => {
+    const actor = Actor.make("defaults", { payload: Schema.Void })
+    assert.strictEqual(actor.queue, "default")
+    assert.strictEqual(actor.priority, 0)
+    assert.strictEqual(actor.retryPolicy.maxRetries, 20)
+    assert.strictEqual(actor.timeLimitMillis, 600_000)
+    assert.strictEqual(actor.maxAgeMillis, Infinity)
+  })
+})

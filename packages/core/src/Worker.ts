@@ -418,8 +418,13 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
     }
 
     // ---- taking ----
+    /** Waits until a handler slot frees or a settlement arrives (re-checked when parking, so no wake-up is missed). */
     const park = (state: QueueState) =>
       Effect.callback<void>((resume) => {
+        if (capacity - held.size - reserved > 0 || (state.pending.length > 0 && !state.flushing)) {
+          resume(Effect.void)
+          return
+        }
         state.wake = () => resume(Effect.void)
         return Effect.sync(() => {
           state.wake = undefined

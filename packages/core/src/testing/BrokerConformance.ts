@@ -1,0 +1,701 @@
+/**
+ * The broker conformance suite: the behaviour every Errand broker must show, as `@effect/vitest` tests.
+ *
+ * **Using it**
+ *
+ * An adapter runs the whole suite against its layer in one line of its test file:
+ *
+ * ```ts
+ * // packages/my-broker/test/MyBroker.test.ts
+ * import { BrokerConformance } from "@errand/core/testing"
+ * import { MyBroker } from "@errand/my-broker"
+ *
+ * BrokerConformance.suite("my-broker", MyBroker.layer)
+ * ```
+ *
+ * and adds its own backend-specific tests below it (for example, that a dead letter really exists in the backend).
+ *
+ * **What the suite assumes**
+ *
+ * - The layer is built once per block and shared by its tests; every test uses its own queue (a random name) and
+ *   flushes it when done, so one real backend (one Redis) can serve the whole run.
+ * - The broker reads time from Effect's `Clock`. Most tests run on `TestClock` and use non-blocking takes
+ *   (`wait` 0), moving the clock with `TestClock.adjust`. A few tests of blocking takes run on the live clock in a
+ *   second block, with short real waits.
+ * - Message bodies are JSON-compatible values and come back deep-equal.
+ *
+ * @since 0.1.0
+ */
+import { assert, describe, layer } from "@effect/vitest"
+import { Clock, Effect, Fiber, type Layer, type Scope } from "effect"
+import { TestClock } from "effect/testing"
+import { randomUUID } from "node:crypto"
+import {
+  Broker,
+  type Delivery,
+  type Outgoing,
+  type QueueStats,
+  type Settlement,
+  type Taken,
+  type TakeRequest
+} from "../Broker.ts"
+import type { BrokerError } from "../ErrandError.ts"
+import type { LastError } from "../Message.ts"
+
+/**
+ * Registers the conformance suite for a broker layer: one block on `TestClock` and one on the live clock.
+ *
+ * @category testing
+ * @since 0.1.0
+ */
+export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): void => {
+  layer(brokerLayer)(`${name} broker conformance`, (it) => {
+    describe("ordering", () => {
+      it.effect("takes messages of equal priority in the order they were enqueued", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("a"), q.message("b"), q.message("c")])
+          yield* q.enqueue([q.message("d")])
+          yield* q.enqueue([q.message("e")])
+          const taken: Array<string> = []
+          for (let i = 0; i < 5; i++) taken.push(...q.labels(yield* q.take()))
+          assert.deepStrictEqual(taken, ["a", "b", "c", "d", "e"])
+        }))
+
+      it.effect("takes a lower priority number first, FIFO among equal priorities", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([
+            q.message("p5", { priority: 5 }),
+            q.message("p1-first", { priority: 1 }),
+            q.message("p3", { priority: 3 }),
+            q.message("p1-second", { priority: 1 }),
+            q.message("p-2", { priority: -2 })
+          ])
+          const taken: Array<string> = []
+          for (let i = 0; i < 5; i++) taken.push(...q.labels(yield* q.take()))
+          assert.deepStrictEqual(taken, ["p-2", "p1-first", "p1-second", "p3", "p5"])
+        }))
+
+      it.effect("returns a batch take in priority order, then FIFO", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([
+            q.message("low-1", { priority: 9 }),
+            q.message("high-1", { priority: 0 }),
+            q.message("low-2", { priority: 9 }),
+            q.message("high-2", { priority: 0 })
+          ])
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 10 })), ["high-1", "high-2", "low-1", "low-2"])
+        }))
+
+      it.effect("takes at most max messages", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue(["a", "b", "c", "d", "e"].map((label) => q.message(label)))
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 2 })), ["a", "b"])
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 2 })), ["c", "d"])
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 2 })), ["e"])
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 2 })), [])
+        }))
+
+      it.effect("hands over the body exactly as it was enqueued", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const body = { actor: "email", payload: { to: ["a@b.c"], n: 1.5, ok: true, none: null }, enqueuedAt: 1 }
+          yield* q.enqueue([q.message("a", { body })])
+          const [delivery] = (yield* q.take()).deliveries
+          assert.deepStrictEqual(delivery?.body, body)
+          assert.strictEqual(delivery?.queue, q.queue)
+        }))
+    })
+
+    describe("delays", () => {
+      it.effect("does not take a delayed message before its eta, and takes it once the eta passes", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          // Given a message due in one second
+          yield* q.enqueue([q.message("later", { delay: 1000 })])
+          // Then it is not taken before then
+          assert.deepStrictEqual(q.labels(yield* q.take()), [])
+          yield* TestClock.adjust(999)
+          assert.deepStrictEqual(q.labels(yield* q.take()), [])
+          // And it is taken once its eta is reached
+          yield* TestClock.adjust(1)
+          assert.deepStrictEqual(q.labels(yield* q.take()), ["later"])
+        }))
+
+      it.effect("makes a message whose eta is in the past ready at once", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("overdue", { delay: -60_000 }), q.message("now", { delay: 0 })])
+          assert.deepStrictEqual(yield* q.stats, { ready: 2, delayed: 0, inFlight: 0, dead: 0 })
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 2 })), ["overdue", "now"])
+        }))
+
+      it.effect("takes delayed messages of equal priority in the order they came due", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("second", { delay: 2000 }), q.message("first", { delay: 1000 })])
+          yield* TestClock.adjust(2000)
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 10 })), ["first", "second"])
+        }))
+
+      it.effect("keeps a delayed message's priority once it comes due", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([
+            q.message("urgent-later", { delay: 1000, priority: 0 }),
+            q.message("routine", { priority: 5 })
+          ])
+          yield* TestClock.adjust(1000)
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 10 })), ["urgent-later", "routine"])
+        }))
+    })
+
+    describe("leases", () => {
+      it.effect("leases a delivery with a token, an expiry and its counts", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("a")])
+          const now = yield* Clock.currentTimeMillis
+          const [delivery] = (yield* q.take({ lease: "30 seconds" })).deliveries
+          assert.isDefined(delivery)
+          assert.strictEqual(delivery.id, q.id("a"))
+          assert.isString(delivery.lease)
+          assert.isAbove(delivery.lease.length, 0)
+          assert.strictEqual(delivery.leaseExpiresAt, now + 30_000)
+          assert.strictEqual(delivery.attempts, 0)
+          assert.strictEqual(delivery.deliveries, 1)
+          assert.isUndefined(delivery.lastError)
+          assert.deepStrictEqual(yield* q.stats, { ready: 0, delayed: 0, inFlight: 1, dead: 0 })
+        }))
+
+      it.effect("does not hand out a leased message again while its lease holds", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("a")])
+          assert.deepStrictEqual(q.labels(yield* q.take({ lease: 10_000 })), ["a"])
+          yield* TestClock.adjust(9_999)
+          assert.deepStrictEqual(q.labels(yield* q.take()), [])
+        }))
+
+      it.effect("delivers a message again when its lease lapses, with a new token and one more delivery", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("a")])
+          const first = yield* q.takeOne({ lease: 10_000 })
+          // When the lease lapses without an ack
+          yield* TestClock.adjust(10_000)
+          // Then the message is delivered again under a new lease
+          const second = yield* q.takeOne({ lease: 10_000 })
+          assert.strictEqual(second.id, first.id)
+          assert.notStrictEqual(second.lease, first.lease)
+          assert.strictEqual(second.deliveries, 2)
+          assert.strictEqual(second.attempts, 0)
+          assert.strictEqual(second.leaseExpiresAt, (yield* Clock.currentTimeMillis) + 10_000)
+        }))
+
+      it.effect("rejects settlements carrying a lapsed lease token once the message was taken again (fencing)", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("a")])
+          const stale = yield* q.takeOne({ lease: 10_000 })
+          yield* TestClock.adjust(10_000)
+          const current = yield* q.takeOne({ lease: 10_000 })
+          // When the first consumer settles with its stale token
+          const now = yield* Clock.currentTimeMillis
+          const rejected = yield* q.broker.settle([
+            ack(stale),
+            retry(stale, now, boom),
+            deadLetter(stale, boom),
+            release(stale)
+          ])
+          // Then every settlement is rejected and nothing changed
+          assert.deepStrictEqual(rejected, [stale.id, stale.id, stale.id, stale.id])
+          assert.deepStrictEqual(yield* q.stats, { ready: 0, delayed: 0, inFlight: 1, dead: 0 })
+          assert.deepStrictEqual(yield* q.broker.deadLetters(q.queue), [])
+          // And the current holder still settles normally
+          assert.deepStrictEqual(yield* q.broker.settle([ack(current)]), [])
+          assert.deepStrictEqual(yield* q.stats, zero)
+        }))
+
+      it.effect("extend keeps a lease alive past its original expiry", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("a")])
+          const delivery = yield* q.takeOne({ lease: 10_000 })
+          yield* TestClock.adjust(8_000)
+          assert.deepStrictEqual(yield* q.broker.extend([delivery], 10_000), [])
+          // Past the original expiry, the message is still leased
+          yield* TestClock.adjust(8_000)
+          assert.deepStrictEqual(q.labels(yield* q.take()), [])
+          assert.deepStrictEqual(yield* q.stats, { ready: 0, delayed: 0, inFlight: 1, dead: 0 })
+          // And the same token still acks it
+          assert.deepStrictEqual(yield* q.broker.settle([ack(delivery)]), [])
+          assert.deepStrictEqual(yield* q.stats, zero)
+        }))
+
+      it.effect("extend reports the ids whose lease was lost and extends the others", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("a"), q.message("b")])
+          const [a, b] = (yield* q.take({ max: 2, lease: 10_000 })).deliveries
+          assert.isDefined(a)
+          assert.isDefined(b)
+          yield* TestClock.adjust(5_000)
+          assert.deepStrictEqual(yield* q.broker.extend([b], 10_000), [])
+          // When a's lease lapses and another consumer takes it
+          yield* TestClock.adjust(5_000)
+          const a2 = yield* q.takeOne({ lease: 10_000 })
+          assert.strictEqual(a2.id, a.id)
+          // Then extending the old lease reports a as lost, and b is still extended
+          assert.deepStrictEqual(yield* q.broker.extend([a, b], 10_000), [a.id])
+          // And a message that was acked is lost too
+          assert.deepStrictEqual(yield* q.broker.settle([ack(a2)]), [])
+          assert.deepStrictEqual(yield* q.broker.extend([a2], 10_000), [a2.id])
+          assert.deepStrictEqual(yield* q.stats, { ready: 0, delayed: 0, inFlight: 1, dead: 0 })
+        }))
+    })
+
+    describe("settlements", () => {
+      it.effect("ack removes a message for good", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("a")])
+          const delivery = yield* q.takeOne({ lease: 10_000 })
+          assert.deepStrictEqual(yield* q.broker.settle([ack(delivery)]), [])
+          yield* TestClock.adjust(60_000)
+          assert.deepStrictEqual(q.labels(yield* q.take()), [])
+          assert.deepStrictEqual(yield* q.stats, zero)
+        }))
+
+      it.effect("retry makes a message due again at its eta, with one more attempt and the error recorded", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("flaky")])
+          const first = yield* q.takeOne()
+          const now = yield* Clock.currentTimeMillis
+          assert.deepStrictEqual(yield* q.broker.settle([retry(first, now + 5_000, boom)]), [])
+          assert.deepStrictEqual(yield* q.stats, { ready: 0, delayed: 1, inFlight: 0, dead: 0 })
+          // Not before its eta
+          assert.deepStrictEqual(q.labels(yield* q.take()), [])
+          yield* TestClock.adjust(4_999)
+          assert.deepStrictEqual(q.labels(yield* q.take()), [])
+          // At its eta
+          yield* TestClock.adjust(1)
+          const second = yield* q.takeOne()
+          assert.strictEqual(second.id, first.id)
+          assert.strictEqual(second.attempts, 1)
+          assert.strictEqual(second.deliveries, 2)
+          assert.deepStrictEqual(second.lastError, boom)
+        }))
+
+      it.effect("retry with an eta that has passed makes the message ready at once", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("flaky")])
+          const now = yield* Clock.currentTimeMillis
+          assert.deepStrictEqual(yield* q.broker.settle([retry(yield* q.takeOne(), now, boom)]), [])
+          const crash: LastError = { tag: "Defect", message: "crashed" }
+          assert.deepStrictEqual(yield* q.broker.settle([retry(yield* q.takeOne(), now - 1_000, crash)]), [])
+          const third = yield* q.takeOne()
+          assert.strictEqual(third.attempts, 2)
+          assert.strictEqual(third.deliveries, 3)
+          assert.deepStrictEqual(third.lastError, crash)
+        }))
+
+      it.effect("release puts a message back, ready at once, without counting an attempt", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("a")])
+          const first = yield* q.takeOne()
+          assert.deepStrictEqual(yield* q.broker.settle([release(first)]), [])
+          assert.deepStrictEqual(yield* q.stats, { ready: 1, delayed: 0, inFlight: 0, dead: 0 })
+          const second = yield* q.takeOne()
+          assert.strictEqual(second.id, first.id)
+          assert.strictEqual(second.attempts, 0)
+          assert.strictEqual(second.deliveries, 2)
+          assert.notStrictEqual(second.lease, first.lease)
+        }))
+
+      it.effect("settles several deliveries in one call", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue(["a", "b", "c", "d"].map((label) => q.message(label)))
+          const [a, b, c, d] = (yield* q.take({ max: 4 })).deliveries
+          const now = yield* Clock.currentTimeMillis
+          const rejected = yield* q.broker.settle([
+            ack(a!),
+            retry(b!, now + 1_000, boom),
+            deadLetter(c!, boom),
+            release(d!)
+          ])
+          assert.deepStrictEqual(rejected, [])
+          assert.deepStrictEqual(yield* q.stats, { ready: 1, delayed: 1, inFlight: 0, dead: 1 })
+        }))
+    })
+
+    describe("dead letters", () => {
+      it.effect("dead-letters a message with its reason, attempts and time, and never hands it out again", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("poison", { body: { n: 1 } })])
+          const now = yield* Clock.currentTimeMillis
+          yield* q.broker.settle([retry(yield* q.takeOne(), now, boom)])
+          yield* TestClock.adjust(1_000)
+          const reason: LastError = { tag: "InvalidPayload", message: "no" }
+          assert.deepStrictEqual(yield* q.broker.settle([deadLetter(yield* q.takeOne(), reason)]), [])
+          assert.deepStrictEqual(yield* q.stats, { ready: 0, delayed: 0, inFlight: 0, dead: 1 })
+          assert.deepStrictEqual(yield* q.broker.deadLetters(q.queue), [
+            { id: q.id("poison"), queue: q.queue, body: { n: 1 }, attempts: 1, reason, deadAt: now + 1_000 }
+          ])
+          yield* TestClock.adjust(3_600_000)
+          assert.deepStrictEqual(q.labels(yield* q.take()), [])
+        }))
+
+      it.effect("lists dead letters oldest first, up to a limit", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.deadLetterAll(["a", "b", "c"])
+          assert.deepStrictEqual(q.deadLabels(yield* q.broker.deadLetters(q.queue)), ["a", "b", "c"])
+          assert.deepStrictEqual(q.deadLabels(yield* q.broker.deadLetters(q.queue, { limit: 2 })), ["a", "b"])
+          assert.deepStrictEqual(yield* q.broker.deadLetters(`${q.queue}-unknown`), [])
+        }))
+
+      it.effect("requeues all dead letters, ready at once with attempts reset to 0", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("a")])
+          const now = yield* Clock.currentTimeMillis
+          yield* q.broker.settle([retry(yield* q.takeOne(), now, boom)])
+          yield* q.broker.settle([deadLetter(yield* q.takeOne(), boom)])
+          yield* q.deadLetterAll(["b"])
+          assert.strictEqual(yield* q.broker.requeueDeadLetters(q.queue), 2)
+          assert.deepStrictEqual(yield* q.stats, { ready: 2, delayed: 0, inFlight: 0, dead: 0 })
+          const taken = (yield* q.take({ max: 10 })).deliveries
+          assert.deepStrictEqual(q.labels({ deliveries: taken, rejected: [] }).sort(), ["a", "b"])
+          assert.deepStrictEqual(taken.map((delivery) => delivery.attempts), [0, 0])
+          assert.strictEqual(yield* q.broker.requeueDeadLetters(q.queue), 0)
+        }))
+
+      it.effect("requeues only the dead letters with the given ids", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.deadLetterAll(["a", "b", "c"])
+          assert.strictEqual(yield* q.broker.requeueDeadLetters(q.queue, { ids: [q.id("b"), q.id("unknown")] }), 1)
+          assert.deepStrictEqual(q.deadLabels(yield* q.broker.deadLetters(q.queue)), ["a", "c"])
+          const delivery = yield* q.takeOne()
+          assert.strictEqual(delivery.id, q.id("b"))
+          assert.strictEqual(delivery.attempts, 0)
+          assert.deepStrictEqual(yield* q.stats, { ready: 0, delayed: 0, inFlight: 1, dead: 2 })
+        }))
+
+      it.effect("purges all dead letters", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.deadLetterAll(["a", "b"])
+          assert.strictEqual(yield* q.broker.purgeDeadLetters(q.queue), 2)
+          assert.deepStrictEqual(yield* q.broker.deadLetters(q.queue), [])
+          assert.deepStrictEqual(yield* q.stats, zero)
+          assert.strictEqual(yield* q.broker.requeueDeadLetters(q.queue), 0)
+          assert.deepStrictEqual(q.labels(yield* q.take()), [])
+        }))
+
+      it.effect("purges only the dead letters with the given ids", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.deadLetterAll(["a", "b", "c"])
+          assert.strictEqual(yield* q.broker.purgeDeadLetters(q.queue, { ids: [q.id("a"), q.id("c"), q.id("x")] }), 2)
+          assert.deepStrictEqual(q.deadLabels(yield* q.broker.deadLetters(q.queue)), ["b"])
+          assert.deepStrictEqual(yield* q.stats, { ready: 0, delayed: 0, inFlight: 0, dead: 1 })
+        }))
+    })
+
+    describe("enqueue", () => {
+      it.effect("enqueues a batch of ready and delayed messages at once", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([
+            q.message("a"),
+            q.message("later", { delay: 5_000 }),
+            q.message("b", { priority: 3 }),
+            q.message("c")
+          ])
+          assert.deepStrictEqual(yield* q.stats, { ready: 3, delayed: 1, inFlight: 0, dead: 0 })
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 10 })), ["a", "c", "b"])
+        }))
+
+      it.effect("enqueues one batch spanning several queues", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const other = yield* fixture
+          yield* q.enqueue([q.message("a"), other.message("x"), q.message("b")])
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 10 })), ["a", "b"])
+          assert.deepStrictEqual(other.labels(yield* other.take({ max: 10 })), ["x"])
+        }))
+
+      it.effect("accepts an empty batch", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([])
+          assert.deepStrictEqual(yield* q.stats, zero)
+        }))
+    })
+
+    describe("take with settlements", () => {
+      it.effect("applies piggy-backed settlements even when nothing is left to take", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("a"), q.message("b")])
+          const [a, b] = (yield* q.take({ max: 2 })).deliveries
+          const taken = yield* q.take({ max: 2, settle: [ack(a!), ack(b!)] })
+          assert.deepStrictEqual(taken, { deliveries: [], rejected: [] })
+          assert.deepStrictEqual(yield* q.stats, zero)
+        }))
+
+      it.effect("applies piggy-backed settlements before taking", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("a")])
+          const first = yield* q.takeOne()
+          // When a consumer releases its message and takes in the same call
+          const taken = yield* q.take({ settle: [release(first)] })
+          // Then it gets the released message back
+          assert.deepStrictEqual(q.labels(taken), ["a"])
+          assert.strictEqual(taken.deliveries[0]?.deliveries, 2)
+          assert.deepStrictEqual(taken.rejected, [])
+        }))
+
+      it.effect("reports stale piggy-backed settlements as rejected and applies the rest", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("a"), q.message("b")])
+          const [a, b] = (yield* q.take({ max: 2, lease: 10_000 })).deliveries
+          yield* TestClock.adjust(5_000)
+          yield* q.broker.extend([b!], 10_000)
+          yield* TestClock.adjust(5_000)
+          // a's lease lapsed and another consumer took it
+          const a2 = yield* q.takeOne({ lease: 10_000 })
+          const taken = yield* q.take({ settle: [ack(a!), ack(b!)] })
+          assert.deepStrictEqual(taken, { deliveries: [], rejected: [a!.id] })
+          assert.deepStrictEqual(yield* q.stats, { ready: 0, delayed: 0, inFlight: 1, dead: 0 })
+          assert.deepStrictEqual(yield* q.broker.settle([ack(a2)]), [])
+        }))
+    })
+
+    describe("stats and flush", () => {
+      it.effect("counts ready, delayed, in-flight and dead messages at every stage", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          assert.deepStrictEqual(yield* q.stats, zero)
+          yield* q.enqueue([q.message("a"), q.message("b"), q.message("later", { delay: 1_000 })])
+          assert.deepStrictEqual(yield* q.stats, { ready: 2, delayed: 1, inFlight: 0, dead: 0 })
+          const a = yield* q.takeOne()
+          assert.deepStrictEqual(yield* q.stats, { ready: 1, delayed: 1, inFlight: 1, dead: 0 })
+          yield* q.broker.settle([deadLetter(a, boom)])
+          assert.deepStrictEqual(yield* q.stats, { ready: 1, delayed: 1, inFlight: 0, dead: 1 })
+          // A delayed message that came due counts as ready
+          yield* TestClock.adjust(1_000)
+          assert.deepStrictEqual(yield* q.stats, { ready: 2, delayed: 0, inFlight: 0, dead: 1 })
+          const taken = (yield* q.take({ max: 2 })).deliveries
+          assert.deepStrictEqual(yield* q.stats, { ready: 0, delayed: 0, inFlight: 2, dead: 1 })
+          yield* q.broker.settle(taken.map(ack))
+          assert.deepStrictEqual(yield* q.stats, { ready: 0, delayed: 0, inFlight: 0, dead: 1 })
+          yield* q.broker.purgeDeadLetters(q.queue)
+          assert.deepStrictEqual(yield* q.stats, zero)
+        }))
+
+      it.effect("flush deletes ready, delayed, in-flight and dead messages of one queue only", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const other = yield* fixture
+          yield* other.enqueue([other.message("x")])
+          yield* q.deadLetterAll(["dead"])
+          yield* q.enqueue([q.message("leased")])
+          const leased = yield* q.takeOne()
+          yield* q.enqueue([q.message("ready"), q.message("later", { delay: 1_000 })])
+          assert.deepStrictEqual(yield* q.stats, { ready: 1, delayed: 1, inFlight: 1, dead: 1 })
+          yield* q.broker.flush(q.queue)
+          assert.deepStrictEqual(yield* q.stats, zero)
+          assert.deepStrictEqual(yield* q.broker.deadLetters(q.queue), [])
+          yield* TestClock.adjust(60_000)
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 10 })), [])
+          // The flushed lease is gone: its ack changes nothing
+          assert.deepStrictEqual(yield* q.broker.settle([ack(leased)]), [leased.id])
+          assert.deepStrictEqual(yield* other.stats, { ready: 1, delayed: 0, inFlight: 0, dead: 0 })
+        }))
+    })
+
+    describe("concurrency", () => {
+      it.effect("loses and duplicates nothing when 8 consumers take and ack 500 messages concurrently", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const labels = Array.from({ length: 500 }, (_, i) => `m${i}`)
+          yield* q.enqueue(labels.map((label, i) => q.message(label, { priority: i % 3 })))
+          const seen = new Map<string, number>()
+          const consumer = Effect.gen(function*() {
+            let settle: ReadonlyArray<Settlement> = []
+            while (true) {
+              const taken = yield* q.take({ max: 16, settle })
+              assert.deepStrictEqual(taken.rejected, [])
+              if (taken.deliveries.length === 0) return
+              for (const delivery of taken.deliveries) seen.set(delivery.id, (seen.get(delivery.id) ?? 0) + 1)
+              settle = taken.deliveries.map(ack)
+              yield* Effect.yieldNow
+            }
+          })
+          yield* Effect.all(Array.from({ length: 8 }, () => consumer), { concurrency: "unbounded" })
+          assert.strictEqual(seen.size, 500)
+          assert.deepStrictEqual([...seen.values()].filter((count) => count !== 1), [])
+          assert.deepStrictEqual(labels.filter((label) => !seen.has(q.id(label))), [])
+          assert.deepStrictEqual(yield* q.stats, zero)
+        }))
+    })
+  })
+
+  layer(brokerLayer, { excludeTestServices: true })(`${name} broker conformance (live clock)`, (it) => {
+    it.effect("a waiting take wakes up when a message is enqueued", () =>
+      Effect.gen(function*() {
+        const q = yield* fixture
+        const start = yield* Clock.currentTimeMillis
+        const waiting = yield* Effect.forkChild(q.take({ wait: "2 seconds" }))
+        yield* Effect.sleep(50)
+        yield* q.enqueue([q.message("a")])
+        const taken = yield* Fiber.join(waiting)
+        assert.deepStrictEqual(q.labels(taken), ["a"])
+        assert.isBelow((yield* Clock.currentTimeMillis) - start, 1_500)
+      }))
+
+    it.effect("a waiting take on an empty queue returns nothing once its wait is over", () =>
+      Effect.gen(function*() {
+        const q = yield* fixture
+        const start = yield* Clock.currentTimeMillis
+        const taken = yield* q.take({ wait: 100 })
+        const elapsed = (yield* Clock.currentTimeMillis) - start
+        assert.deepStrictEqual(taken, { deliveries: [], rejected: [] })
+        assert.isAtLeast(elapsed, 90)
+        assert.isBelow(elapsed, 1_500)
+      }))
+
+    it.effect("a waiting take wakes up when a delayed message comes due, not before", () =>
+      Effect.gen(function*() {
+        const q = yield* fixture
+        const start = yield* Clock.currentTimeMillis
+        yield* q.enqueue([q.message("later", { delay: 200 })])
+        const taken = yield* q.take({ wait: "2 seconds" })
+        const elapsed = (yield* Clock.currentTimeMillis) - start
+        assert.deepStrictEqual(q.labels(taken), ["later"])
+        assert.isAtLeast(elapsed, 190)
+        assert.isBelow(elapsed, 1_500)
+      }))
+
+    it.effect("one message wakes one of several waiting takes, and is delivered once", () =>
+      Effect.gen(function*() {
+        const q = yield* fixture
+        const waiting = yield* Effect.all(Array.from({ length: 3 }, () => Effect.forkChild(q.take({ wait: 300 }))))
+        yield* Effect.sleep(30)
+        yield* q.enqueue([q.message("a")])
+        const taken = yield* Effect.all(waiting.map(Fiber.join))
+        assert.deepStrictEqual(taken.flatMap((taken) => q.labels(taken)), ["a"])
+      }))
+
+    it.effect("a waiting take is interruptible and takes nothing with it", () =>
+      Effect.gen(function*() {
+        const q = yield* fixture
+        const start = yield* Clock.currentTimeMillis
+        const waiting = yield* Effect.forkChild(q.take({ wait: "5 seconds" }))
+        yield* Effect.sleep(30)
+        yield* Fiber.interrupt(waiting)
+        assert.isBelow((yield* Clock.currentTimeMillis) - start, 1_000)
+        yield* q.enqueue([q.message("a")])
+        assert.deepStrictEqual(q.labels(yield* q.take()), ["a"])
+      }))
+  })
+}
+
+// -------------------------------------------------------------------------------------------------------------------
+// fixtures
+
+const zero: QueueStats = { ready: 0, delayed: 0, inFlight: 0, dead: 0 }
+
+const boom: LastError = { tag: "Boom", message: "boom" }
+
+const ack = (delivery: Delivery): Settlement => ({ _tag: "Ack", delivery })
+const retry = (delivery: Delivery, eta: number, error: LastError): Settlement => ({
+  _tag: "Retry",
+  delivery,
+  eta,
+  error
+})
+const deadLetter = (delivery: Delivery, reason: LastError): Settlement => ({ _tag: "DeadLetter", delivery, reason })
+const release = (delivery: Delivery): Settlement => ({ _tag: "Release", delivery })
+
+interface MessageOptions {
+  readonly priority?: number | undefined
+  /** Milliseconds from now; negative means overdue. */
+  readonly delay?: number | undefined
+  readonly body?: unknown
+}
+
+/** One test's queue, with helpers that name messages by a short label. */
+interface Fixture {
+  readonly broker: Broker["Service"]
+  readonly queue: string
+  readonly id: (label: string) => string
+  readonly message: (label: string, options?: MessageOptions) => Effect.Effect<Outgoing>
+  readonly enqueue: (messages: ReadonlyArray<Effect.Effect<Outgoing>>) => Effect.Effect<void, BrokerError>
+  readonly take: (request?: Partial<Omit<TakeRequest, "queue">>) => Effect.Effect<Taken, BrokerError>
+  /** Takes exactly one message, failing the test if there is none. */
+  readonly takeOne: (request?: Partial<Omit<TakeRequest, "queue" | "max">>) => Effect.Effect<Delivery, BrokerError>
+  readonly labels: (taken: Taken) => Array<string>
+  readonly deadLabels: (deadLetters: ReadonlyArray<{ readonly id: string }>) => Array<string>
+  /** Enqueues, takes and dead-letters messages one by one, one second apart. */
+  readonly deadLetterAll: (labels: ReadonlyArray<string>) => Effect.Effect<void, BrokerError>
+  readonly stats: Effect.Effect<QueueStats, BrokerError>
+}
+
+/** A fresh queue with a random name, flushed when the test ends. */
+const fixture: Effect.Effect<Fixture, never, Broker | Scope.Scope> = Effect.gen(function*() {
+  const broker = yield* Broker
+  const queue = `conformance-${randomUUID()}`
+  yield* Effect.addFinalizer(() => Effect.ignore(broker.flush(queue)))
+  const prefix = `${queue}/`
+  const label = (id: string) => id.startsWith(prefix) ? id.slice(prefix.length) : id
+  const id = (label: string) => prefix + label
+  const message = (label: string, options?: MessageOptions) =>
+    Effect.map(Clock.currentTimeMillis, (now): Outgoing => ({
+      id: id(label),
+      queue,
+      priority: options?.priority ?? 0,
+      eta: now + (options?.delay ?? 0),
+      body: options !== undefined && "body" in options ? options.body : { label }
+    }))
+  const take = (request?: Partial<Omit<TakeRequest, "queue">>) =>
+    broker.take({ queue, max: 1, lease: "30 seconds", wait: 0, ...request })
+  const self: Fixture = {
+    broker,
+    queue,
+    id,
+    message,
+    enqueue: (messages) => Effect.flatMap(Effect.all(messages), broker.enqueue),
+    take,
+    takeOne: (request) =>
+      Effect.map(take({ ...request, max: 1 }), (taken) => {
+        assert.strictEqual(taken.deliveries.length, 1, `expected one message on ${queue}`)
+        return taken.deliveries[0]!
+      }),
+    labels: (taken) => taken.deliveries.map((delivery) => label(delivery.id)),
+    deadLabels: (deadLetters) => deadLetters.map((letter) => label(letter.id)),
+    deadLetterAll: (labels) =>
+      Effect.forEach(labels, (label) =>
+        Effect.gen(function*() {
+          yield* self.enqueue([message(label)])
+          const delivery = yield* self.takeOne()
+          yield* broker.settle([deadLetter(delivery, boom)])
+          yield* TestClock.adjust(1_000)
+        }), { discard: true }),
+    stats: broker.stats(queue)
+  }
+  return self
+})

@@ -1,0 +1,4 @@
+import { BrokerConformance } from "@errand/core/testing"
+import { MemoryBroker } from "@errand/memory"
+
+BrokerConformance.suite("memory", MemoryBroker.layer)

@@ -9,7 +9,16 @@ const pkg = (name: string): TestProjectConfiguration => ({
 export const projects: Array<TestProjectConfiguration> = [
   pkg("core"),
   pkg("memory"),
-  pkg("redis"),
+  // redis: a globalSetup starts a private redis-server (or uses REDIS_URL) and provides its URL to the tests
+  {
+    extends: true,
+    test: {
+      name: "redis",
+      root: "./packages/redis",
+      include: ["test/**/*.test.ts"],
+      globalSetup: ["./test/utils/globalSetup.ts"]
+    }
+  },
   pkg("examples"),
   pkg("bench")
 ]

@@ -1,0 +1,413 @@
+/**
+ * Errand's Redis broker: the `Broker` contract on Redis (≥ 6.2), with ioredis.
+ *
+ * **Guarantees**
+ *
+ * - At-least-once delivery with fenced leases: `take` leases each message under a fresh token; a settlement or
+ *   extension whose lease lapsed (or was taken again) is rejected and changes nothing. A lapsed lease is returned to
+ *   its queue by a deterministic sweep inside the next script call on that queue, raising `deliveries`.
+ * - Every state change is one atomic Lua script; delays and retries stay in Redis (a sorted set) and are promoted
+ *   inside those scripts, never held in worker memory. Keys are documented in `packages/redis/README.md`; all keys of
+ *   a queue share the hash tag `{prefix:queue}` and every script declares the keys it touches (Redis Cluster safe).
+ * - Time comes from Effect's `Clock` and is passed to the scripts, so `TestClock` drives delays and leases. Hosts
+ *   that produce and consume must therefore keep their clocks roughly synchronised (as BullMQ requires).
+ * - A `take` with `wait` blocks on Redis (`BZPOPMIN` on the queue's wake-up key) on a dedicated connection, and wakes
+ *   within milliseconds of an enqueue, release or retry from any process, or when a delayed message comes due.
+ * - Commands issued while Redis is unreachable fail at once with a `BrokerError`; ioredis reconnects by itself.
+ *
+ * @since 0.1.0
+ */
+import { Broker, ErrandError } from "@errand/core"
+import { Clock, Config, Context, Duration, Effect, Layer, Redacted, Schema, type Scope } from "effect"
+import type { RedisOptions } from "ioredis"
+import { randomBytes } from "node:crypto"
+import * as Codec from "./internal/codec.ts"
+import * as Connection from "./internal/connection.ts"
+import * as Keys from "./internal/keys.ts"
+import * as Scripts from "./internal/scripts.ts"
+
+/**
+ * The Redis broker could not be built: the URL or options are invalid, or Redis could not be reached in time. The
+ * `url` and `message` never contain the password.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class RedisBrokerError extends Schema.TaggedError<RedisBrokerError>()("RedisBrokerError", {
+  reason: Schema.Literals(["InvalidUrl", "InvalidOptions", "ConnectFailed", "ConnectTimeout"]),
+  /** The URL with its password replaced by `***`. */
+  url: Schema.String,
+  message: Schema.String,
+  cause: Schema.optional(Schema.Defect())
+}) {}
+
+/**
+ * Options of the Redis broker.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface RedisBrokerOptions {
+  /** `redis://[user:password@]host[:port][/db]`, or `rediss://…` for TLS. */
+  readonly url: string | Redacted.Redacted<string>
+  /** The first part of every key's hash tag, `{prefix:queue}`. Default `"errand"`. Must not contain `{` or `}`. */
+  readonly prefix?: string | undefined
+  /** How long building the layer (or opening a blocking connection) may wait for Redis. Default 5 seconds. */
+  readonly connectTimeout?: Duration.Input | undefined
+  /** How long a command may wait for its reply before failing with a `BrokerError`. Default 5 seconds. */
+  readonly commandTimeout?: Duration.Input | undefined
+  /** How long dead letters are kept. Default 7 days (as Dramatiq). */
+  readonly deadLetterTtl?: Duration.Input | undefined
+  /** The most dead letters kept per queue; the oldest are dropped beyond it. Default 10,000. */
+  readonly deadLetterMax?: number | undefined
+  /** The most due timers (delays, lapsed leases) one script call moves back to ready. Default 1,000. */
+  readonly sweepBatch?: number | undefined
+  /**
+   * Extra ioredis options (e.g. `tls` for a custom CA). The broker overrides the connection-lifecycle settings
+   * (`lazyConnect`, timeouts, `maxRetriesPerRequest`, `enableOfflineQueue`, `retryStrategy`).
+   */
+  readonly redisOptions?: RedisOptions | undefined
+}
+
+type BrokerShape = Context.Service.Shape<typeof Broker.Broker>
+type Delivery = Broker.Delivery
+type Settlement = Broker.Settlement
+
+const brokerError = (operation: string, cause: unknown) => {
+  const clean = Connection.sanitize(cause)
+  return new ErrandError.BrokerError({
+    broker: "redis",
+    operation,
+    message: `Redis ${operation} failed: ${clean.message}`,
+    cause: clean
+  })
+}
+
+const invalid = (operation: string, message: string) =>
+  new ErrandError.BrokerError({ broker: "redis", operation, message })
+
+const call = <A>(operation: string, f: () => Promise<A>): Effect.Effect<A, ErrandError.BrokerError> =>
+  Effect.tryPromise({ try: f, catch: (cause) => brokerError(operation, cause) })
+
+const settlementKind = { Ack: "a", Retry: "r", DeadLetter: "d", Release: "l" } as const
+
+/** Appends the ARGV of settlements: n, then n × (kind, token, eta, json). */
+const pushSettlements = (args: Array<string | number>, settlements: ReadonlyArray<Settlement>): void => {
+  args.push(settlements.length)
+  for (const s of settlements) {
+    switch (s._tag) {
+      case "Ack":
+      case "Release":
+        args.push(settlementKind[s._tag], s.delivery.lease, "", "")
+        break
+      case "Retry":
+        args.push("r", s.delivery.lease, s.eta, Codec.encodeLastError(s.error))
+        break
+      case "DeadLetter":
+        args.push("d", s.delivery.lease, "", Codec.encodeLastError(s.reason))
+        break
+    }
+  }
+}
+
+/** Groups items by queue, without allocating when they all share one (the usual case). */
+const byQueue = <A>(items: ReadonlyArray<A>, queueOf: (a: A) => string): ReadonlyArray<ReadonlyArray<A>> => {
+  if (items.length === 0) return []
+  const first = queueOf(items[0]!)
+  if (items.every((item) => queueOf(item) === first)) return [items]
+  const groups = new Map<string, Array<A>>()
+  for (const item of items) {
+    const queue = queueOf(item)
+    const group = groups.get(queue)
+    if (group === undefined) groups.set(queue, [item])
+    else group.push(item)
+  }
+  return Array.from(groups.values())
+}
+
+/**
+ * Builds the broker in a scope: connects (failing fast with a `RedisBrokerError`), defines the scripts, and closes
+ * every connection when the scope closes.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make = Effect.fnUntraced(function*(
+  options: RedisBrokerOptions
+): Effect.fn.Return<BrokerShape, RedisBrokerError, Scope.Scope> {
+  const rawUrl = Redacted.isRedacted(options.url) ? Redacted.value(options.url) : options.url
+  const checked = Connection.checkUrl(rawUrl)
+  if ("reason" in checked) {
+    return yield* new RedisBrokerError({ reason: checked.reason, url: "(invalid)", message: checked.message })
+  }
+  const prefix = options.prefix ?? "errand"
+  const deadLetterMax = options.deadLetterMax ?? 10_000
+  const sweepBatch = Math.min(options.sweepBatch ?? Scripts.maxBatch, Scripts.maxBatch)
+  const badOption = prefix === "" || /[{}]/.test(prefix)
+    ? `prefix must be non-empty and must not contain "{" or "}" (got "${prefix}")`
+    : !(Number.isInteger(deadLetterMax) && deadLetterMax > 0)
+    ? `deadLetterMax must be a positive integer (got ${deadLetterMax})`
+    : !(Number.isInteger(sweepBatch) && sweepBatch > 0)
+    ? `sweepBatch must be a positive integer (got ${sweepBatch})`
+    : undefined
+  if (badOption !== undefined) {
+    return yield* new RedisBrokerError({ reason: "InvalidOptions", url: checked.redacted, message: badOption })
+  }
+  const connectTimeout = Duration.toMillis(options.connectTimeout ?? "5 seconds")
+  const commandTimeout = Duration.toMillis(options.commandTimeout ?? "5 seconds")
+  const deadLetterTtl = Duration.toMillis(options.deadLetterTtl ?? "7 days")
+
+  const client = yield* Effect.acquireRelease(
+    Effect.suspend(() => {
+      const created = Connection.makeClient(checked.url, {
+        connectTimeout,
+        commandTimeout,
+        extra: options.redisOptions
+      })
+      return Connection.connect(created, checked.redacted, connectTimeout).pipe(
+        Effect.as(created),
+        Effect.mapError((failure) =>
+          new RedisBrokerError({
+            reason: failure.reason,
+            url: checked.redacted,
+            message: failure.message,
+            cause: failure.cause
+          })
+        )
+      )
+    }),
+    Connection.close
+  )
+  const redis = Scripts.define(client)
+  const pool = Connection.makeBlockingPool(client, checked.redacted, connectTimeout)
+  yield* Effect.addFinalizer(() => pool.close)
+
+  const keysOf = Keys.cache(prefix)
+  // Lease tokens: a random per-broker tag, a per-call counter, and the message's index within the call.
+  const tokenTag = randomBytes(6).toString("base64url")
+  let tokenCounter = 0
+  const nextTokenBase = () => `${tokenTag}.${(tokenCounter++).toString(36)}.`
+
+  const enqueueGroup = Effect.fnUntraced(function*(messages: ReadonlyArray<Broker.Outgoing>) {
+    const keys = keysOf(messages[0]!.queue)
+    for (let from = 0; from < messages.length; from += Scripts.maxBatch) {
+      const chunk = messages.slice(from, from + Scripts.maxBatch)
+      const now = yield* Clock.currentTimeMillis
+      const args: Array<string | number> = [...keys.all, now, sweepBatch, chunk.length]
+      for (const message of chunk) {
+        if (!Number.isFinite(message.priority) || !Number.isFinite(message.eta)) {
+          return yield* invalid(
+            "enqueue",
+            `Message ${message.id}: priority and eta must be finite numbers (got ${message.priority}, ${message.eta})`
+          )
+        }
+        const element = yield* Effect.try({
+          try: () => Codec.encode(message.id, message.priority, message.body),
+          catch: (cause) => brokerError("enqueue", cause)
+        })
+        if (element === undefined) {
+          return yield* invalid("enqueue", `Message ${message.id}: its body is not JSON-serialisable`)
+        }
+        args.push(message.eta, message.priority, element)
+      }
+      yield* call("enqueue", () => redis.errand_enqueue(...args))
+    }
+  })
+
+  const settleGroup = Effect.fnUntraced(function*(settlements: ReadonlyArray<Settlement>) {
+    const keys = keysOf(settlements[0]!.delivery.queue)
+    const now = yield* Clock.currentTimeMillis
+    const args: Array<string | number> = [...keys.all, now, deadLetterTtl, deadLetterMax]
+    pushSettlements(args, settlements)
+    const rejected = yield* call("settle", () => redis.errand_settle(...args))
+    return rejected.map((index) => settlements[index]!.delivery.id)
+  })
+
+  const settle = (settlements: ReadonlyArray<Settlement>) => {
+    const groups = byQueue(settlements, (s) => s.delivery.queue)
+    return groups.length === 1
+      ? settleGroup(groups[0]!)
+      : Effect.map(
+        Effect.forEach(groups, settleGroup, { concurrency: "unbounded" }),
+        (rejected) => rejected.flat()
+      )
+  }
+
+  const take = Effect.fnUntraced(function*(request: Broker.TakeRequest) {
+    const queue = request.queue
+    const keys = keysOf(queue)
+    const max = Math.min(Math.max(1, Math.floor(request.max)), Scripts.maxBatch)
+    const leaseMs = Duration.toMillis(request.lease)
+    const waitMs = request.wait === undefined ? 0 : Duration.toMillis(request.wait)
+    let pending: ReadonlyArray<Settlement> = request.settle ?? []
+    let rejected: Array<string> = []
+    if (pending.some((s) => s.delivery.queue !== queue)) {
+      rejected = [...(yield* settle(pending.filter((s) => s.delivery.queue !== queue)))]
+      pending = pending.filter((s) => s.delivery.queue === queue)
+    }
+    const start = yield* Clock.currentTimeMillis
+    for (;;) {
+      const now = yield* Clock.currentTimeMillis
+      const remaining = start + waitMs - now
+      const base = nextTokenBase()
+      const expires = now + leaseMs
+      const args: Array<string | number> = [
+        ...keys.all,
+        now,
+        max,
+        expires,
+        base,
+        remaining > 0 ? 1 : 0,
+        sweepBatch,
+        deadLetterTtl,
+        deadLetterMax
+      ]
+      pushSettlements(args, pending)
+      const [rejectedIndices, elements, nextAt] = yield* call("take", () => redis.errand_take(...args))
+      for (const index of rejectedIndices) rejected.push(pending[index]!.delivery.id)
+      pending = []
+      if (elements.length > 0 || remaining <= 0) {
+        const deliveries = new Array<Delivery>(elements.length)
+        for (let i = 0; i < elements.length; i++) {
+          const lease = base + (i + 1)
+          const decoded = Codec.decode(elements[i]!, lease)
+          deliveries[i] = {
+            id: decoded.id,
+            queue,
+            body: decoded.body,
+            attempts: decoded.attempts,
+            deliveries: decoded.deliveries,
+            lastError: decoded.lastError,
+            lease,
+            leaseExpiresAt: expires
+          }
+        }
+        return { deliveries, rejected }
+      }
+      const untilTimer = nextAt === null ? Infinity : Number(nextAt) - now
+      const timeout = Math.min(remaining, untilTimer)
+      if (timeout > 0) {
+        yield* pool.wait(keys.wake, timeout).pipe(Effect.mapError((cause) => brokerError("take", cause)))
+      }
+    }
+  })
+
+  const extendGroup = Effect.fnUntraced(function*(deliveries: ReadonlyArray<Delivery>, leaseMs: number) {
+    const keys = keysOf(deliveries[0]!.queue)
+    const now = yield* Clock.currentTimeMillis
+    const args: Array<string | number> = [...keys.all, now, now + leaseMs]
+    for (const delivery of deliveries) args.push(delivery.lease)
+    const rejected = yield* call("extend", () => redis.errand_extend(...args))
+    return rejected.map((index) => deliveries[index]!.id)
+  })
+
+  const deadSelection = (selection: Broker.DeadLetterSelection | undefined): Array<string> | undefined =>
+    selection?.ids === undefined ? undefined : [...selection.ids]
+
+  return Broker.Broker.of({
+    name: "redis",
+    enqueue: (messages) => {
+      const groups = byQueue(messages, (m) => m.queue)
+      return groups.length === 1
+        ? enqueueGroup(groups[0]!)
+        : Effect.asVoid(Effect.forEach(groups, enqueueGroup, { concurrency: "unbounded", discard: true }))
+    },
+    take,
+    settle: (settlements) => settlements.length === 0 ? Effect.succeed([]) : settle(settlements),
+    extend: (deliveries, lease) => {
+      if (deliveries.length === 0) return Effect.succeed([])
+      const leaseMs = Duration.toMillis(lease)
+      const groups = byQueue(deliveries, (d) => d.queue)
+      return groups.length === 1
+        ? extendGroup(groups[0]!, leaseMs)
+        : Effect.map(
+          Effect.forEach(groups, (group) => extendGroup(group, leaseMs), { concurrency: "unbounded" }),
+          (rejected) => rejected.flat()
+        )
+    },
+    stats: Effect.fnUntraced(function*(queue: string) {
+      const now = yield* Clock.currentTimeMillis
+      const [ready, delayed, inFlight, dead] = yield* call(
+        "stats",
+        () => redis.errand_stats(...keysOf(queue).all, now, sweepBatch, deadLetterTtl)
+      )
+      return { ready, delayed, inFlight, dead }
+    }),
+    deadLetters: Effect.fnUntraced(function*(queue: string, options?: { readonly limit?: number | undefined }) {
+      const limit = options?.limit === undefined ? -1 : Math.floor(options.limit)
+      if (limit === 0 || limit < -1) return []
+      const now = yield* Clock.currentTimeMillis
+      const flat = yield* call(
+        "deadLetters",
+        () => redis.errand_deadList(...keysOf(queue).all, now, deadLetterTtl, deadLetterMax, limit)
+      )
+      const letters = new Array<Broker.DeadLetter>(flat.length / 3)
+      for (let i = 0; i < letters.length; i++) {
+        const id = flat[3 * i]!
+        const decoded = Codec.decode(flat[3 * i + 2]!, id)
+        letters[i] = {
+          id,
+          queue,
+          body: decoded.body,
+          attempts: decoded.attempts,
+          reason: decoded.lastError ?? { tag: "Unknown", message: "" },
+          deadAt: Math.floor(Number(flat[3 * i + 1]) / 1000)
+        }
+      }
+      return letters
+    }),
+    requeueDeadLetters: Effect.fnUntraced(function*(queue: string, selection?: Broker.DeadLetterSelection) {
+      const ids = deadSelection(selection)
+      if (ids !== undefined && ids.length === 0) return 0
+      const now = yield* Clock.currentTimeMillis
+      return yield* call(
+        "requeueDeadLetters",
+        () =>
+          redis.errand_deadRequeue(
+            ...keysOf(queue).all,
+            now,
+            deadLetterTtl,
+            deadLetterMax,
+            ids === undefined ? 1 : 0,
+            ...(ids ?? [])
+          )
+      )
+    }),
+    purgeDeadLetters: (queue, selection) => {
+      const ids = deadSelection(selection)
+      if (ids !== undefined && ids.length === 0) return Effect.succeed(0)
+      return call(
+        "purgeDeadLetters",
+        () => redis.errand_deadPurge(...keysOf(queue).all, ids === undefined ? 1 : 0, ...(ids ?? []))
+      )
+    },
+    flush: (queue) => Effect.asVoid(call("flush", () => redis.del(...keysOf(queue).all)))
+  })
+})
+
+/**
+ * The Redis broker as a Layer, swappable for the memory broker. Fails with a `RedisBrokerError` when the URL is
+ * invalid or Redis cannot be reached within `connectTimeout`.
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layer = (options: RedisBrokerOptions): Layer.Layer<Broker.Broker, RedisBrokerError> =>
+  Layer.effect(Broker.Broker, make(options))
+
+/**
+ * The Redis broker as a Layer whose URL is read from the `REDIS_URL` config (as a `Redacted` value).
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerConfig = (
+  options: Omit<RedisBrokerOptions, "url"> = {}
+): Layer.Layer<Broker.Broker, RedisBrokerError | Config.ConfigError> =>
+  Layer.effect(
+    Broker.Broker,
+    Effect.gen(function*() {
+      const url = yield* Config.Redacted("REDIS_URL")
+      return yield* make({ ...options, url })
+    })
+  )

@@ -1,0 +1,271 @@
+/**
+ * ioredis connections: URL checks and redaction, connecting with a bounded timeout, and the pool of dedicated
+ * connections that blocking takes wait on.
+ *
+ * @internal
+ */
+import { Effect } from "effect"
+import { Redis, type RedisOptions } from "ioredis"
+
+/** Why connecting failed. */
+export type FailureReason = "InvalidUrl" | "ConnectFailed" | "ConnectTimeout"
+
+/** A connection failure, with a message that never contains the password. */
+export interface ConnectFailure {
+  readonly reason: FailureReason
+  readonly message: string
+  readonly cause?: Error | undefined
+}
+
+/** A URL that passed the checks, with its redacted form for messages. */
+export interface CheckedUrl {
+  readonly url: string
+  /** The URL with its password replaced by `***`. */
+  readonly redacted: string
+}
+
+/** Masks the password of anything that looks like a URL with credentials (for URLs that do not parse). */
+const maskCredentials = (url: string): string => url.replace(/\/\/[^@/]*@/, "//***@")
+
+/** Checks a `redis://` / `rediss://` URL (host, port, database index) and builds its redacted form. */
+export const checkUrl = (url: string): CheckedUrl | ConnectFailure => {
+  const invalid = (why: string): ConnectFailure => ({
+    reason: "InvalidUrl",
+    message: `Invalid Redis URL ${
+      maskCredentials(url)
+    }: ${why}. Expected redis://[user:password@]host[:port][/db] or rediss://…`
+  })
+  if (!URL.canParse(url)) return invalid("it does not parse as a URL")
+  const parsed = new URL(url)
+  if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
+    return invalid(`the scheme is "${parsed.protocol}", not redis: or rediss:`)
+  }
+  if (parsed.hostname === "") return invalid("it has no host")
+  const db = parsed.pathname.replace(/^\//, "")
+  if (db !== "" && !/^\d+$/.test(db)) return invalid(`the database index "${db}" is not a number`)
+  const auth = parsed.username === "" && parsed.password === ""
+    ? ""
+    : `${parsed.username}${parsed.password === "" ? "" : ":***"}@`
+  const redacted = `${parsed.protocol}//${auth}${parsed.host}${parsed.pathname === "/" ? "" : parsed.pathname}`
+  return { url, redacted }
+}
+
+/** Keeps only the name, message and code of an ioredis error: its `command` may carry the AUTH password. */
+export const sanitize = (cause: unknown): Error => {
+  if (!(cause instanceof Error)) return new Error(String(cause))
+  const clean = new Error(cause.message)
+  clean.name = cause.name
+  const code = (cause as { readonly code?: unknown }).code
+  if (typeof code === "string") Object.assign(clean, { code })
+  return clean
+}
+
+/** Settings of the command connection. */
+export interface ClientSettings {
+  readonly connectTimeout: number
+  readonly commandTimeout: number
+  readonly extra?: RedisOptions | undefined
+}
+
+/**
+ * Creates the command connection (not connected yet). Commands fail fast while disconnected (no offline queue, no
+ * resend after a reconnect, so a script never runs twice), and ioredis reconnects in the background.
+ */
+export const makeClient = (url: string, settings: ClientSettings): Redis => {
+  const options: Omit<RedisOptions, "replyMapping"> = {
+    ...settings.extra,
+    lazyConnect: true,
+    connectTimeout: settings.connectTimeout,
+    commandTimeout: settings.commandTimeout,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    autoResendUnfulfilledCommands: false,
+    retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000)
+  }
+  const client = new Redis(url, options)
+  // Without a listener ioredis prints "Unhandled error event"; failures reach callers through their commands.
+  client.on("error", () => {})
+  return client
+}
+
+/** Connects and waits until the client is ready, failing on the first error or after `timeoutMs`. */
+export const connect = (client: Redis, redacted: string, timeoutMs: number): Effect.Effect<void, ConnectFailure> =>
+  Effect.callback<void, ConnectFailure>((resume) => {
+    let timer: ReturnType<typeof setTimeout> | undefined = undefined
+    const cleanup = () => {
+      client.off("ready", onReady)
+      client.off("error", onError)
+      if (timer !== undefined) clearTimeout(timer)
+    }
+    const fail = (failure: ConnectFailure) => {
+      cleanup()
+      client.disconnect()
+      resume(Effect.fail(failure))
+    }
+    const onReady = () => {
+      cleanup()
+      resume(Effect.void)
+    }
+    const onError = (error: Error) =>
+      fail({
+        reason: "ConnectFailed",
+        message: `Cannot connect to Redis at ${redacted}: ${error.message}`,
+        cause: sanitize(error)
+      })
+    client.once("ready", onReady)
+    client.once("error", onError)
+    // A timer of its own (not Clock): connecting is real I/O, and a TestClock must not make it hang.
+    timer = setTimeout(
+      () =>
+        fail({
+          reason: "ConnectTimeout",
+          message: `Cannot connect to Redis at ${redacted}: no answer within ${timeoutMs} ms`
+        }),
+      timeoutMs
+    )
+    client.connect().catch(() => {})
+    return Effect.sync(() => {
+      cleanup()
+      client.disconnect()
+    })
+  })
+
+/** Closes a client: QUIT (bounded), then disconnect. */
+export const close = (client: Redis): Effect.Effect<void> =>
+  Effect.callback<void>((resume) => {
+    if (client.status === "end") return resume(Effect.void)
+    const timer = setTimeout(() => {
+      client.disconnect()
+      resume(Effect.void)
+    }, 1000)
+    const done = () => {
+      clearTimeout(timer)
+      client.disconnect()
+      resume(Effect.void)
+    }
+    if (client.status === "ready") client.quit().then(done, done)
+    else done()
+  })
+
+interface Blocker {
+  readonly conn: Redis
+  readonly id: number
+  healthy: boolean
+}
+
+/** Dedicated connections for blocking waits: one per concurrently waiting take, reused afterwards. */
+export interface BlockingPool {
+  /**
+   * Waits up to `ms` (by Clock and by Redis) for the wake-up marker at `key`. Succeeds with `true` when woken by a
+   * marker. Interruptible: an interrupted wait is unblocked with `CLIENT UNBLOCK` and its connection reused.
+   */
+  readonly wait: (key: string, ms: number) => Effect.Effect<boolean, Error>
+  /** Disconnects every connection of the pool. */
+  readonly close: Effect.Effect<void>
+}
+
+/** Makes the pool; blocking connections are duplicates of `client` that never reconnect on their own. */
+export const makeBlockingPool = (client: Redis, redacted: string, connectTimeout: number): BlockingPool => {
+  const idle: Array<Blocker> = []
+  const all = new Set<Blocker>()
+  let closed = false
+
+  const create = Effect.gen(function*() {
+    const conn = client.duplicate({
+      lazyConnect: true,
+      commandTimeout: undefined,
+      retryStrategy: () => null,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false
+    })
+    conn.on("error", () => {})
+    yield* connect(conn, redacted, connectTimeout).pipe(Effect.mapError((failure) => new Error(failure.message)))
+    const id = yield* Effect.tryPromise({ try: () => conn.client("ID"), catch: sanitize }).pipe(
+      Effect.tapError(() => Effect.sync(() => conn.disconnect()))
+    )
+    const blocker: Blocker = { conn, id, healthy: true }
+    all.add(blocker)
+    return blocker
+  })
+
+  const acquire: Effect.Effect<Blocker, Error> = Effect.suspend(() => {
+    while (idle.length > 0) {
+      const blocker = idle.pop()!
+      if (blocker.healthy && blocker.conn.status === "ready") return Effect.succeed(blocker)
+      drop(blocker)
+    }
+    return create
+  })
+
+  const drop = (blocker: Blocker) => {
+    blocker.healthy = false
+    all.delete(blocker)
+    blocker.conn.disconnect()
+  }
+
+  const release = (blocker: Blocker) =>
+    Effect.sync(() => {
+      if (!closed && blocker.healthy && blocker.conn.status === "ready") idle.push(blocker)
+      else drop(blocker)
+    })
+
+  const pop = (blocker: Blocker, key: string, ms: number) =>
+    Effect.callback<boolean, Error>((resume) => {
+      let settled = false
+      let interrupted = false
+      let marker = false
+      const seconds = Number.isFinite(ms) ? Math.max(ms, 1) / 1000 : 0
+      const pending = blocker.conn.bzpopmin(key, seconds).then(
+        (reply) => {
+          settled = true
+          marker = reply !== null && reply.length > 0
+          // Interrupted after Redis handed us the marker: put it back for another waiter.
+          if (interrupted && marker) client.zadd(key, 0, "1").catch(() => {})
+          resume(Effect.succeed(marker))
+        },
+        (error: unknown) => {
+          settled = true
+          blocker.healthy = false
+          resume(Effect.fail(sanitize(error)))
+        }
+      )
+      return Effect.callback<void>((done) => {
+        interrupted = true
+        if (settled) {
+          if (marker) client.zadd(key, 0, "1").catch(() => {})
+          return done(Effect.void)
+        }
+        const giveUp = setTimeout(() => drop(blocker), 1000)
+        client.client("UNBLOCK", blocker.id).then(
+          (n) => {
+            if (n !== 1 && !settled) blocker.healthy = false
+          },
+          () => drop(blocker)
+        )
+        void pending.then(() => {
+          clearTimeout(giveUp)
+          done(Effect.void)
+        })
+      })
+    })
+
+  const wait = (key: string, ms: number) =>
+    Effect.acquireUseRelease(
+      acquire,
+      (blocker) =>
+        Number.isFinite(ms)
+          ? Effect.raceFirst(pop(blocker, key, ms), Effect.as(Effect.sleep(ms), false))
+          : pop(blocker, key, ms),
+      release
+    )
+
+  const closeAll = Effect.sync(() => {
+    closed = true
+    idle.length = 0
+    for (const blocker of all) blocker.conn.disconnect()
+    all.clear()
+  })
+
+  return { wait, close: closeAll }
+}

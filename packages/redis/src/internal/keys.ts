@@ -1,0 +1,63 @@
+/**
+ * Every Redis key the broker uses, built in one place. The schema is documented in `packages/redis/README.md`.
+ *
+ * All keys of one queue share the hash tag `{<prefix>:<queue>}`, so they live in one Redis Cluster slot and every
+ * script can declare all of them in `KEYS`.
+ *
+ * @internal
+ */
+
+/** The keys of one queue, in the order every script receives them as `KEYS[1..9]`. */
+export interface QueueKeys {
+  /** The hash tag shared by the queue's keys: `{<prefix>:<queue>}`. */
+  readonly tag: string
+  /** All keys, in `KEYS` order. */
+  readonly all: ReadonlyArray<string>
+  readonly ready: string
+  readonly readyHigh: string
+  readonly readyLow: string
+  readonly sequence: string
+  readonly timers: string
+  readonly inFlight: string
+  readonly dead: string
+  readonly deadBodies: string
+  readonly wake: string
+}
+
+/** The suffix of each key, in `KEYS` order (`KEYS[1]` = `:r`, …). */
+export const suffixes = [":r", ":hi", ":lo", ":s", ":t", ":f", ":d", ":dh", ":w"] as const
+
+/** Number of keys every script declares. */
+export const keyCount = suffixes.length
+
+/** Builds the keys of `queue` under `prefix`. */
+export const make = (prefix: string, queue: string): QueueKeys => {
+  const tag = `{${prefix}:${queue}}`
+  const all = suffixes.map((suffix) => tag + suffix)
+  return {
+    tag,
+    all,
+    ready: all[0]!,
+    readyHigh: all[1]!,
+    readyLow: all[2]!,
+    sequence: all[3]!,
+    timers: all[4]!,
+    inFlight: all[5]!,
+    dead: all[6]!,
+    deadBodies: all[7]!,
+    wake: all[8]!
+  }
+}
+
+/** A cache of `make` per queue, so hot paths do not rebuild key strings. */
+export const cache = (prefix: string): (queue: string) => QueueKeys => {
+  const byQueue = new Map<string, QueueKeys>()
+  return (queue) => {
+    let keys = byQueue.get(queue)
+    if (keys === undefined) {
+      keys = make(prefix, queue)
+      byQueue.set(queue, keys)
+    }
+    return keys
+  }
+}

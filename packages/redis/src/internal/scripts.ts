@@ -1,0 +1,465 @@
+/**
+ * The broker's Lua scripts: every state change of a queue is exactly one of them, so it is atomic.
+ *
+ * Each script receives the nine keys of one queue (see `keys.ts`) as `KEYS[1..9]`, in this order:
+ *
+ * | KEYS | name | type   | holds                                                                            |
+ * | ---- | ---- | ------ | -------------------------------------------------------------------------------- |
+ * | 1    | `R`  | list   | ready elements of priority 0, FIFO                                               |
+ * | 2    | `HI` | zset   | ready elements of priority < 0: score = priority, member = 12 hex seq + element  |
+ * | 3    | `LO` | zset   | ready elements of priority > 0: same layout as `HI`                              |
+ * | 4    | `SEQ`| string | counter ordering `HI`/`LO` members and dead letters                              |
+ * | 5    | `T`  | zset   | timers: delayed elements (score = eta) and leases (`!<token>`, score = expiry)   |
+ * | 6    | `F`  | hash   | in-flight: lease token → element                                                 |
+ * | 7    | `D`  | zset   | dead letters: id, score = deadAt · 1000 + seq mod 1000                           |
+ * | 8    | `DH` | hash   | dead letters: id → element (its `lastError` is the dead-letter reason)           |
+ * | 9    | `W`  | zset   | wake-up marker (at most one member, `1`): blocking takes `BZPOPMIN` it          |
+ *
+ * **Elements.** A message is stored as one string, in one of two forms:
+ *
+ * - compact: the body JSON itself, when the body is an object whose first key is `"id"` holding the message id
+ *   (plain characters only), priority is 0 and the message has no attempts, deliveries or last error;
+ * - headed: `#` + JSON `[priority, attempts, deliveries, id, lastError?]` + `\n` + body JSON.
+ *
+ * Time is never read inside Lua: `now` (epoch ms from Effect's `Clock`) is always an argument. Scripts never build key
+ * names, so they are Redis Cluster safe. ioredis loads each script once per connection and sends `EVALSHA`, falling
+ * back to `EVAL` on `NOSCRIPT` (after a server restart).
+ *
+ * @internal
+ */
+import type { Redis } from "ioredis"
+import { keyCount } from "./keys.ts"
+
+/** The most messages one script call handles (take size, sweep batch, enqueue chunk). */
+export const maxBatch = 1000
+
+const prelude = String.raw`
+local R, HI, LO, SEQ, T, F, D, DH, W = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local call, byte, sub, find, match = redis.call, string.byte, string.sub, string.find, string.match
+local wake = false
+
+-- Splits an element into priority, attempts, deliveries, id, lastError (table or nil) and body JSON.
+local function decode(e)
+  if byte(e, 1) == 35 then
+    local nl = find(e, "\n", 2, true)
+    if nl then
+      local ok, h = pcall(cjson.decode, sub(e, 2, nl - 1))
+      if ok and type(h) == "table" then
+        local err = h[5]
+        if type(err) ~= "table" then err = nil end
+        return tonumber(h[1]) or 0, tonumber(h[2]) or 0, tonumber(h[3]) or 0, h[4], err, sub(e, nl + 1)
+      end
+    end
+    return 0, 0, 0, nil, nil, e
+  end
+  return 0, 0, 0, match(e, '^{"id":"([^"\\]*)"'), nil, e
+end
+
+-- Joins the parts of an element, choosing the compact form when it loses nothing.
+local function encode(p, a, d, id, err, body)
+  if p == 0 and a == 0 and d == 0 and err == nil and sub(body, 1, 8 + #id) == '{"id":"' .. id .. '"' then
+    return body
+  end
+  local h
+  if err then h = { p, a, d, id, err } else h = { p, a, d, id } end
+  return "#" .. cjson.encode(h) .. "\n" .. body
+end
+
+-- Calls f(from, to) over 1..n in slices that unpack() can take.
+local function slices(n, f)
+  for i = 1, n, 1000 do f(i, math.min(i + 999, n)) end
+end
+
+-- Makes an element ready: priority 0 is collected in list (RPUSHed by flush), others go to HI/LO in seq order.
+local function pushReady(e, p, list)
+  if p == 0 then
+    list[#list + 1] = e
+  else
+    local n = call("INCR", SEQ)
+    local key = LO
+    if p < 0 then key = HI end
+    call("ZADD", key, p, string.format("%012x", n) .. e)
+    wake = true
+  end
+end
+
+-- RPUSHes the collected ready elements; true when R was empty before (a waiter may be blocked).
+local function flush(list)
+  local n = #list
+  if n == 0 then return false end
+  local first
+  slices(n, function(i, j)
+    local len = call("RPUSH", R, unpack(list, i, j))
+    if i == 1 then first = len end
+  end)
+  return first == math.min(1000, n)
+end
+
+-- Moves up to limit due timers (score <= now) back to ready: delayed elements, and in-flight elements whose lease
+-- lapsed (their deliveries count already includes the lost lease).
+local function maintain(now, limit, list)
+  local due = call("ZRANGEBYSCORE", T, "-inf", now, "LIMIT", 0, limit)
+  local n = #due
+  if n == 0 then return end
+  call("ZREM", T, unpack(due))
+  local toks = {}
+  for i = 1, n do
+    local m = due[i]
+    if byte(m, 1) == 33 then toks[#toks + 1] = sub(m, 2) end
+  end
+  local recs, k = nil, 0
+  if #toks > 0 then
+    recs = call("HMGET", F, unpack(toks))
+    call("HDEL", F, unpack(toks))
+  end
+  for i = 1, n do
+    local e = due[i]
+    if byte(e, 1) == 33 then
+      k = k + 1
+      e = recs[k]
+    end
+    if e then pushReady(e, (decode(e)), list) end
+  end
+end
+
+-- Drops dead letters older than ttl, then the oldest beyond max (bounded work per call).
+local function trimDead(now, ttl, max)
+  local old = call("ZRANGEBYSCORE", D, "-inf", string.format("(%.0f", (now - ttl + 1) * 1000), "LIMIT", 0, 1000)
+  if #old > 0 then
+    call("HDEL", DH, unpack(old))
+    call("ZREM", D, unpack(old))
+  end
+  local over = call("ZCARD", D) - max
+  if over > 0 then
+    if over > 1000 then over = 1000 end
+    local ids = call("ZRANGE", D, 0, over - 1)
+    call("HDEL", DH, unpack(ids))
+    call("ZREMRANGEBYRANK", D, 0, over - 1)
+  end
+end
+
+-- Applies n settlements read from ARGV[o]: n, then per settlement (kind, token, eta, json), kind one of
+-- a (ack), r (retry: eta, json = lastError), d (dead-letter: json = reason), l (release). A settlement whose lease is
+-- not current (its timer is gone: swept after lapsing, settled, or flushed) changes nothing; its 0-based index is
+-- returned. A lapsed lease stays current until a sweep returns its message to the queue.
+local function settle(now, o, list, ttl, max)
+  local n = tonumber(ARGV[o])
+  local rejected = {}
+  if n == 0 then return rejected end
+  local marks = {}
+  for i = 1, n do marks[i] = "!" .. ARGV[o + 4 * i - 2] end
+  local scores = call("ZMSCORE", T, unpack(marks))
+  local live, liveMarks, recToks, recIdx, seen = {}, {}, {}, {}, {}
+  for i = 1, n do
+    local s = scores[i]
+    local tok = sub(marks[i], 2)
+    if s and not seen[tok] then
+      seen[tok] = true
+      live[#live + 1] = tok
+      liveMarks[#liveMarks + 1] = marks[i]
+      if ARGV[o + 4 * i - 3] ~= "a" then
+        recToks[#recToks + 1] = tok
+        recIdx[#recIdx + 1] = i
+      end
+    else
+      rejected[#rejected + 1] = i - 1
+    end
+  end
+  if #live == 0 then return rejected end
+  local recs
+  if #recToks > 0 then recs = call("HMGET", F, unpack(recToks)) end
+  call("HDEL", F, unpack(live))
+  call("ZREM", T, unpack(liveMarks))
+  local dead = 0
+  for j = 1, #recToks do
+    local rec = recs[j]
+    if rec then
+      local i = recIdx[j]
+      local kind = ARGV[o + 4 * i - 3]
+      local p, a, d, id, err, body = decode(rec)
+      if kind == "l" then
+        pushReady(rec, p, list)
+      elseif kind == "r" then
+        local e = encode(p, a + 1, d, id, cjson.decode(ARGV[o + 4 * i]), body)
+        local eta = tonumber(ARGV[o + 4 * i - 1])
+        if eta <= now then
+          pushReady(e, p, list)
+        else
+          call("ZADD", T, eta, e)
+          wake = true
+        end
+      else
+        local e = encode(p, a, d, id, cjson.decode(ARGV[o + 4 * i]), body)
+        local seq = call("INCR", SEQ)
+        call("ZADD", D, now * 1000 + seq % 1000, id)
+        call("HSET", DH, id, e)
+        dead = dead + 1
+      end
+    end
+  end
+  if dead > 0 then
+    trimDead(now, ttl, max)
+    -- a backstop for abandoned queues (scores enforce the TTL by Clock time; PEXPIRE runs on Redis time)
+    call("PEXPIRE", D, ttl + 86400000)
+    call("PEXPIRE", DH, ttl + 86400000)
+  end
+  return rejected
+end
+`
+
+/**
+ * The Lua source of each script, with its contract. `KEYS` is always the nine keys above.
+ */
+export const sources = {
+  /**
+   * enqueue: adds messages, after sweeping due timers (so a message that came due earlier is taken first).
+   *
+   * ARGV: now, sweepLimit, n, then n × (eta, priority, element).
+   * Effects: eta > now → ZADD T; else priority 0 → RPUSH R, other → ZADD HI/LO. Sets the wake marker when R was
+   * empty, or a delayed/prioritised message was added.
+   * Returns: n.
+   */
+  enqueue: prelude + String.raw`
+local now, limit, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local list = {}
+maintain(now, limit, list)
+local delayed = {}
+for i = 1, n do
+  local b = 3 * i + 1
+  local eta, e = tonumber(ARGV[b]), ARGV[b + 2]
+  if eta > now then
+    delayed[#delayed + 1] = eta
+    delayed[#delayed + 1] = e
+  else
+    pushReady(e, tonumber(ARGV[b + 1]), list)
+  end
+end
+if #delayed > 0 then
+  slices(#delayed, function(i, j) call("ZADD", T, unpack(delayed, i, j)) end)
+  wake = true
+end
+if flush(list) or wake then call("ZADD", W, 0, "1") end
+return n
+`,
+  /**
+   * take: applies settlements, sweeps due timers, then leases up to max ready messages (HI, then R, then LO).
+   *
+   * ARGV: now, max, leaseExpiry, tokenBase, wantNext (1/0), sweepLimit, deadTtl, deadMax, then settlements
+   * (n, then n × (kind, token, eta, json)).
+   * Effects: each leased element gets deliveries + 1 and is stored as F[tokenBase..i] with a timer `!token` at
+   * leaseExpiry in T. Sets the wake marker when ready messages remain after a full take (so another waiter wakes).
+   * Returns: { rejected settlement indices (0-based), leased elements (token i = tokenBase..i, 1-based),
+   * next timer score or nil (only when nothing was leased and wantNext = 1) }.
+   */
+  take: prelude + String.raw`
+local now, max, expiry, base = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local list = {}
+local rejected = settle(now, 9, list, tonumber(ARGV[7]), tonumber(ARGV[8]))
+maintain(now, tonumber(ARGV[6]), list)
+flush(list)
+local out = {}
+local hi = call("ZPOPMIN", HI, max)
+for i = 1, #hi, 2 do out[#out + 1] = sub(hi[i], 13) end
+if #out < max then
+  local l = call("LPOP", R, max - #out)
+  if l then for i = 1, #l do out[#out + 1] = l[i] end end
+end
+if #out < max then
+  local lo = call("ZPOPMIN", LO, max - #out)
+  for i = 1, #lo, 2 do out[#out + 1] = sub(lo[i], 13) end
+end
+local n = #out
+if n > 0 then
+  local hs, zs = {}, {}
+  for i = 1, n do
+    local p, a, d, id, err, body = decode(out[i])
+    local tok = base .. i
+    if type(id) ~= "string" then id = tok end
+    local rec = encode(p, a, d + 1, id, err, body)
+    out[i] = rec
+    hs[2 * i - 1] = tok
+    hs[2 * i] = rec
+    zs[2 * i - 1] = expiry
+    zs[2 * i] = "!" .. tok
+  end
+  call("HSET", F, unpack(hs))
+  call("ZADD", T, unpack(zs))
+end
+if n == max and (call("LLEN", R) > 0 or call("ZCARD", HI) > 0 or call("ZCARD", LO) > 0) then wake = true end
+if wake then call("ZADD", W, 0, "1") end
+local nextAt = false
+if n == 0 and ARGV[5] == "1" then
+  local t = call("ZRANGE", T, 0, 0, "WITHSCORES")
+  if t[2] then nextAt = t[2] end
+end
+return { rejected, out, nextAt }
+`,
+  /**
+   * settle: applies settlements (see take).
+   *
+   * ARGV: now, deadTtl, deadMax, then n, then n × (kind, token, eta, json).
+   * Returns: rejected settlement indices (0-based).
+   */
+  settle: prelude + String.raw`
+local now = tonumber(ARGV[1])
+local list = {}
+local rejected = settle(now, 4, list, tonumber(ARGV[2]), tonumber(ARGV[3]))
+if flush(list) or wake then call("ZADD", W, 0, "1") end
+return rejected
+`,
+  /**
+   * extend: moves the timers of current leases (timer still present, see settle) to a new expiry.
+   *
+   * ARGV: now, expiry, then tokens.
+   * Returns: indices (0-based) of the tokens whose lease was lost.
+   */
+  extend: String.raw`
+local T = KEYS[5]
+local now, expiry = tonumber(ARGV[1]), ARGV[2]
+local n = #ARGV - 2
+local rejected = {}
+if n == 0 then return rejected end
+local marks = {}
+for i = 1, n do marks[i] = "!" .. ARGV[i + 2] end
+local scores = redis.call("ZMSCORE", T, unpack(marks))
+local live = {}
+for i = 1, n do
+  if scores[i] then
+    live[#live + 1] = expiry
+    live[#live + 1] = marks[i]
+  else
+    rejected[#rejected + 1] = i - 1
+  end
+end
+if #live > 0 then redis.call("ZADD", T, "XX", unpack(live)) end
+return rejected
+`,
+  /**
+   * stats: sweeps due timers, then counts.
+   *
+   * ARGV: now, sweepLimit, deadTtl.
+   * Returns: { ready, delayed, inFlight, dead }.
+   */
+  stats: prelude + String.raw`
+local now = tonumber(ARGV[1])
+local list = {}
+maintain(now, tonumber(ARGV[2]), list)
+if flush(list) or wake then call("ZADD", W, 0, "1") end
+local inFlight = call("HLEN", F)
+local ready = call("LLEN", R) + call("ZCARD", HI) + call("ZCARD", LO)
+local dead = call("ZCOUNT", D, string.format("(%.0f", (now - tonumber(ARGV[3]) + 1) * 1000), "+inf")
+return { ready, call("ZCARD", T) - inFlight, inFlight, dead }
+`,
+  /**
+   * deadList: trims the dead letters (ttl, max), then lists the oldest.
+   *
+   * ARGV: now, deadTtl, deadMax, limit (-1 = all).
+   * Returns: { id, score, element } × n, flattened.
+   */
+  deadList: prelude + String.raw`
+local now, limit = tonumber(ARGV[1]), tonumber(ARGV[4])
+trimDead(now, tonumber(ARGV[2]), tonumber(ARGV[3]))
+local ids = call("ZRANGE", D, 0, limit - (limit >= 0 and 1 or 0), "WITHSCORES")
+local out = {}
+local n = #ids / 2
+if n == 0 then return out end
+local only = {}
+for i = 1, n do only[i] = ids[2 * i - 1] end
+local recs = {}
+slices(n, function(i, j)
+  local r = call("HMGET", DH, unpack(only, i, j))
+  for k = 1, #r do recs[i + k - 1] = r[k] end
+end)
+for i = 1, n do
+  out[#out + 1] = only[i]
+  out[#out + 1] = ids[2 * i]
+  out[#out + 1] = recs[i] or ""
+end
+return out
+`,
+  /**
+   * deadRequeue: trims the dead letters, then moves the selected ones back to ready with attempts and deliveries
+   * reset to 0 and no last error.
+   *
+   * ARGV: now, deadTtl, deadMax, all (1/0), then ids (when all = 0).
+   * Returns: how many moved.
+   */
+  deadRequeue: prelude + String.raw`
+local now = tonumber(ARGV[1])
+trimDead(now, tonumber(ARGV[2]), tonumber(ARGV[3]))
+local ids
+if ARGV[4] == "1" then
+  ids = call("ZRANGE", D, 0, -1)
+else
+  ids = {}
+  for i = 5, #ARGV do ids[#ids + 1] = ARGV[i] end
+end
+local n = #ids
+if n == 0 then return 0 end
+local list, moved = {}, 0
+slices(n, function(i, j)
+  local recs = call("HMGET", DH, unpack(ids, i, j))
+  for k = 1, #recs do
+    local rec = recs[k]
+    if rec then
+      local p, a, d, id, err, body = decode(rec)
+      if type(id) ~= "string" then id = ids[i + k - 1] end
+      pushReady(encode(p, 0, 0, id, nil, body), p, list)
+      moved = moved + 1
+    end
+  end
+  call("ZREM", D, unpack(ids, i, j))
+  call("HDEL", DH, unpack(ids, i, j))
+end)
+if flush(list) or wake then call("ZADD", W, 0, "1") end
+return moved
+`,
+  /**
+   * deadPurge: deletes the selected dead letters.
+   *
+   * ARGV: all (1/0), then ids (when all = 0).
+   * Returns: how many were deleted.
+   */
+  deadPurge: String.raw`
+local D, DH = KEYS[7], KEYS[8]
+if ARGV[1] == "1" then
+  local n = redis.call("ZCARD", D)
+  redis.call("DEL", D, DH)
+  return n
+end
+local n = 0
+local ids = {}
+for i = 2, #ARGV do ids[#ids + 1] = ARGV[i] end
+for i = 1, #ids, 1000 do
+  local j = math.min(i + 999, #ids)
+  n = n + redis.call("ZREM", D, unpack(ids, i, j))
+  redis.call("HDEL", DH, unpack(ids, i, j))
+end
+return n
+`
+} as const
+
+/** The name of each script as an ioredis command. */
+export type ScriptName = keyof typeof sources
+
+type Arg = string | number
+
+/** The ioredis client with the scripts defined as commands (`redis.errand_take(...keys, ...argv)`). */
+export interface ScriptClient {
+  readonly errand_enqueue: (...args: ReadonlyArray<Arg>) => Promise<number>
+  readonly errand_take: (...args: ReadonlyArray<Arg>) => Promise<[Array<number>, Array<string>, string | null]>
+  readonly errand_settle: (...args: ReadonlyArray<Arg>) => Promise<Array<number>>
+  readonly errand_extend: (...args: ReadonlyArray<Arg>) => Promise<Array<number>>
+  readonly errand_stats: (...args: ReadonlyArray<Arg>) => Promise<[number, number, number, number]>
+  readonly errand_deadList: (...args: ReadonlyArray<Arg>) => Promise<Array<string>>
+  readonly errand_deadRequeue: (...args: ReadonlyArray<Arg>) => Promise<number>
+  readonly errand_deadPurge: (...args: ReadonlyArray<Arg>) => Promise<number>
+}
+
+/** Defines every script on a client (ioredis then uses EVALSHA and reloads on NOSCRIPT). */
+export const define = (redis: Redis): Redis & ScriptClient => {
+  for (const name of Object.keys(sources) as Array<ScriptName>) {
+    redis.defineCommand(`errand_${name}`, { lua: sources[name], numberOfKeys: keyCount })
+  }
+  return redis as Redis & ScriptClient
+}

@@ -1,0 +1,4 @@
+import { BrokerConformance } from "@errand/core/testing"
+import { brokerLayer } from "./utils/testing.ts"
+
+BrokerConformance.suite("redis", brokerLayer())

@@ -9,8 +9,9 @@
  *
  * - Everything the `Broker` contract promises. Nothing runs in the background: what came due (delayed messages,
  *   lapsed leases) moves to the ready lanes, in the order it came due, when the queue is next used.
- * - A lapsed lease stays honoured until the message is taken again: a late ack of a message nobody else has taken
- *   yet still settles it. Once the message is taken again, the old token is rejected.
+ * - A lease is checked by its token only. A lease that lapsed is noticed at the next take, enqueue or `stats` of its
+ *   queue, which moves the message back to the ready lanes; until then a late settlement or `extend` with that token
+ *   still succeeds. Once the message is back, the old token is rejected.
  * - Nothing is kept for a settled message, and every operation costs O(1) amortized per message, plus O(log n) in
  *   the number of delayed or in-flight messages. A take of N messages is one synchronous step.
  * - A waiting take wakes only when there is a message for it: ready messages are handed to waiting takes one at a
@@ -92,7 +93,18 @@ export class MemoryBroker extends Context.Service<MemoryBroker, {
 
 const noIds: ReadonlyArray<string> = []
 
-const toMillis = (input: Duration.Input): number => typeof input === "number" ? input : Duration.toMillis(input)
+let lastInput: Duration.Input | undefined = undefined
+let lastMillis = 0
+
+/** `Duration.toMillis`, remembering the last input: callers pass the same lease and wait on every take. */
+const toMillis = (input: Duration.Input): number => {
+  if (typeof input === "number") return input
+  if (input !== lastInput) {
+    lastMillis = Duration.toMillis(input)
+    lastInput = input
+  }
+  return lastMillis
+}
 
 /** Waits for deliveries after a first take found none. */
 const awaitDeliveries = Effect.fnUntraced(function*(

@@ -272,7 +272,8 @@ export class Store {
   }
 
   stats(name: string, now: number): Broker.QueueStats {
-    const q = this.queue(name)
+    const q = this.queues.get(name)
+    if (q === undefined) return { ready: 0, delayed: 0, inFlight: 0, dead: 0 }
     this.advance(q, now)
     this.finish(q, now)
     return { ready: q.readyCount, delayed: q.delayed.size, inFlight: q.inFlight.size, dead: q.dead.size }
@@ -338,6 +339,8 @@ export class Store {
     q.dead.forEach(gone)
     q.dead.clear()
     this.finish(q, now)
+    // Forget the queue unless a take or a join still refers to it.
+    if (q.waitHead === undefined && q.alarmOwner === undefined && q.joiners.size === 0) this.queues.delete(name)
   }
 
   // ---------------------------------------------------------------------------------------------------------------

@@ -61,11 +61,15 @@ const usedMemory = async (admin: Redis): Promise<number> => Number((await info(a
 /** Commands run since `CONFIG RESETSTAT`, Lua's `redis.call`s included, the harness's own `INFO`/`CONFIG` excluded. */
 const commandCount = async (admin: Redis): Promise<number> => {
   let total = 0
+  const breakdown: Array<string> = []
   for (const [key, value] of await info(admin, "commandstats")) {
     const name = key.replace(/^cmdstat_/, "")
     if (name === "info" || name.startsWith("config")) continue
-    total += Number(/calls=(\d+)/.exec(value)?.[1] ?? fail(`unreadable commandstats line ${key}:${value}`))
+    const calls = Number(/calls=(\d+)/.exec(value)?.[1] ?? fail(`unreadable commandstats line ${key}:${value}`))
+    total += calls
+    breakdown.push(`${name}=${calls}`)
   }
+  if (process.env["BENCH_DEBUG"] !== undefined) process.stderr.write(`commandstats: ${breakdown.join(" ")}\n`)
   return total
 }
 

@@ -175,6 +175,10 @@ const runRedisScenario = async (
         await worker.outcome
         return { ok: false, error: `producer: ${produced.error}` }
       }
+      const achieved = produced.metrics["rate"] ?? 0
+      if (achieved < LATENCY_RATE * 0.9) {
+        process.stderr.write(`  warning: ${contender} producer reached only ${achieved.toFixed(0)} adds/s\n`)
+      }
       return worker.outcome
     }
   }

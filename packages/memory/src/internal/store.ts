@@ -49,13 +49,17 @@ export class Entry implements HeapItem {
   attempts = 0
   deliveries = 0
   lastError: LastError | undefined = undefined
-  /** The eta while delayed; the lease expiry while in flight. */
-  due = 0
+  /**
+   * The eta while delayed; the lease expiry while in flight. Epoch milliseconds are not small integers, so this field
+   * (and `deadAt`) starts as a non-integer number: V8 then stores it as a double from the start, instead of migrating
+   * every live entry's hidden class on the first assignment.
+   */
+  due = Number.NaN
   /** Tie-breaker among equal `due`: the order of arrival. */
   seq = 0
   lease = ""
   heapIndex = -1
-  deadAt = 0
+  deadAt = Number.NaN
   deadSeq = 0
   reason: LastError | undefined = undefined
 

@@ -247,7 +247,8 @@ return n
    * ARGV: now, max, leaseExpiry, tokenBase, wantNext (1/0), sweepLimit, deadTtl, deadMax, then settlements
    * (n, then n × (kind, token, eta, json)).
    * Effects: each leased element gets deliveries + 1 and is stored as F[tokenBase..i] with a timer `!token` at
-   * leaseExpiry in T. Sets the wake marker when ready messages remain after a full take (so another waiter wakes).
+   * leaseExpiry in T. Sets the wake marker after a full take (ready messages may remain: another waiter should
+   * look), or when settlements made messages delayed or prioritised.
    * Returns: { rejected settlement indices (0-based), leased elements (token i = tokenBase..i, 1-based),
    * next timer score or nil (only when nothing was leased and wantNext = 1) }.
    */
@@ -285,8 +286,8 @@ if n > 0 then
   call("HSET", F, unpack(hs))
   call("ZADD", T, unpack(zs))
 end
-if n == max and (call("LLEN", R) > 0 or call("ZCARD", HI) > 0 or call("ZCARD", LO) > 0) then wake = true end
-if wake then call("ZADD", W, 0, "1") end
+-- A full take may leave ready messages behind: wake another waiter (a spurious wake-up costs it one take).
+if wake or n == max then call("ZADD", W, 0, "1") end
 local nextAt = false
 if n == 0 and ARGV[5] == "1" then
   local t = call("ZRANGE", T, 0, 0, "WITHSCORES")

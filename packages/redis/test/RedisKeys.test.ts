@@ -1,0 +1,190 @@
+/**
+ * Redis-only checks that read raw keys: where messages live, what is left after an ack, dead-letter trimming, and how
+ * elements are stored (see the key schema in the README).
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Broker } from "@errand/core"
+import { RedisBroker } from "@errand/redis"
+import { Clock, Context, Effect, Layer } from "effect"
+import { TestClock } from "effect/testing"
+import type { Redis } from "ioredis"
+import { ack, message, rawClient, redisUrl, uniquePrefix } from "./utils/testing.ts"
+
+const boom = { tag: "Boom", message: "boom" }
+
+/** A broker on a fresh prefix, plus a raw client and the queue's key names. */
+const setup = (options: Partial<RedisBroker.RedisBrokerOptions> = {}) =>
+  Effect.gen(function*() {
+    const prefix = uniquePrefix()
+    const queue = "jobs"
+    const context = yield* Layer.build(RedisBroker.layer({ url: redisUrl, prefix, ...options }))
+    const broker = Context.get(context, Broker.Broker)
+    const raw = yield* rawClient()
+    const key = (suffix: string) => `{${prefix}:${queue}}:${suffix}`
+    return { broker, raw, prefix, queue, key }
+  })
+
+/** Every key under a prefix, with a dump of its contents. */
+const dumpPrefix = (raw: Redis, prefix: string) =>
+  Effect.promise(async () => {
+    const keys = await raw.keys(`{${prefix}:*`)
+    const dump: Record<string, unknown> = {}
+    for (const key of keys.sort()) {
+      const type = await raw.type(key)
+      dump[key] = type === "list"
+        ? await raw.lrange(key, 0, -1)
+        : type === "zset"
+        ? await raw.zrange(key, "0", "-1")
+        : type === "hash"
+        ? await raw.hgetall(key)
+        : await raw.get(key)
+    }
+    return dump
+  })
+
+describe("RedisBroker keys", () => {
+  it.effect("keeps a ready no-op message as one compact list element (the body JSON itself)", () =>
+    Effect.gen(function*() {
+      const { broker, key, queue, raw } = yield* setup()
+      const m = message(queue)
+      yield* broker.enqueue([m])
+      const stored = yield* Effect.promise(() => raw.lrange(key("r"), 0, -1))
+      assert.deepStrictEqual(stored, [JSON.stringify(m.body)])
+      // A message whose body does not start with its id is stored with a small header
+      const other: Broker.Outgoing = { id: "x/1", queue, priority: 0, eta: 0, body: { n: 1 } }
+      yield* broker.enqueue([other])
+      const second = yield* Effect.promise(() => raw.lindex(key("r"), 1))
+      assert.strictEqual(second, `#[0,0,0,"x/1"]\n{"n":1}`)
+    }).pipe(Effect.scoped))
+
+  it.effect("keeps every key of a queue under one hash tag", () =>
+    Effect.gen(function*() {
+      const { broker, prefix, queue, raw } = yield* setup()
+      yield* broker.enqueue([message(queue), message(queue, { priority: 2 }), message(queue, { eta: 5_000 })])
+      const taken = yield* broker.take({ queue, max: 1, lease: "1 minute" })
+      yield* broker.settle([{ _tag: "DeadLetter", delivery: taken.deliveries[0]!, reason: boom }])
+      const keys = Object.keys(yield* dumpPrefix(raw, prefix))
+      assert.isAbove(keys.length, 4)
+      // Redis Cluster hashes only the part between the first { and }: the same for every key
+      for (const k of keys) assert.isTrue(k.startsWith(`{${prefix}:${queue}}:`), k)
+    }).pipe(Effect.scoped))
+
+  it.effect("leaves nothing of a message behind once it is acked", () =>
+    Effect.gen(function*() {
+      const { broker, key, prefix, queue, raw } = yield* setup()
+      const messages = [
+        message(queue),
+        message(queue, { priority: -1 }),
+        message(queue, { priority: 3 }),
+        message(queue, { eta: 1_000 })
+      ]
+      yield* broker.enqueue(messages)
+      // Some are retried and released on the way
+      const first = yield* broker.take({ queue, max: 2, lease: "1 minute" })
+      const now = yield* Clock.currentTimeMillis
+      yield* broker.settle([
+        { _tag: "Retry", delivery: first.deliveries[0]!, eta: now + 500, error: boom },
+        { _tag: "Release", delivery: first.deliveries[1]! }
+      ])
+      yield* TestClock.adjust(1_000)
+      let settle: ReadonlyArray<Broker.Settlement> = []
+      const seen = new Set<string>()
+      for (let i = 0; i < 10; i++) {
+        const taken = yield* broker.take({ queue, max: 2, lease: "1 minute", settle })
+        for (const d of taken.deliveries) seen.add(d.id)
+        settle = taken.deliveries.map(ack)
+      }
+      assert.strictEqual(seen.size, 4)
+      const dump = yield* dumpPrefix(raw, prefix)
+      // Only the per-queue sequence counter and wake-up marker may remain; no member mentions a message
+      assert.includeMembers([key("s"), key("w")], Object.keys(dump))
+      const text = JSON.stringify(dump)
+      for (const m of messages) assert.notInclude(text, m.id)
+    }).pipe(Effect.scoped))
+
+  it.effect("stores a dead letter under the dead-letter keys, with its reason, and a backstop expiry", () =>
+    Effect.gen(function*() {
+      const { broker, key, queue, raw } = yield* setup()
+      const m = message(queue)
+      yield* broker.enqueue([m])
+      const taken = yield* broker.take({ queue, max: 1, lease: "1 minute" })
+      yield* broker.settle([{ _tag: "DeadLetter", delivery: taken.deliveries[0]!, reason: boom }])
+      const score = yield* Effect.promise(() => raw.zscore(key("d"), m.id))
+      assert.isNotNull(score)
+      const element = (yield* Effect.promise(() => raw.hget(key("dh"), m.id)))!
+      const newline = element.indexOf("\n")
+      assert.deepStrictEqual(JSON.parse(element.slice(1, newline)), [0, 0, 1, m.id, boom])
+      assert.strictEqual(element.slice(newline + 1), JSON.stringify(m.body))
+      assert.isAbove(yield* Effect.promise(() => raw.pttl(key("d"))), 7 * 24 * 3_600_000)
+      // Nothing else holds it
+      assert.strictEqual(yield* Effect.promise(() => raw.hlen(key("f"))), 0)
+      assert.strictEqual(yield* Effect.promise(() => raw.llen(key("r"))), 0)
+    }).pipe(Effect.scoped))
+
+  it.effect("drops dead letters older than the TTL, inside the dead-letter script", () =>
+    Effect.gen(function*() {
+      const { broker, key, queue, raw } = yield* setup({ deadLetterTtl: "1 hour" })
+      const deadLetter = (m: Broker.Outgoing) =>
+        Effect.gen(function*() {
+          yield* broker.enqueue([m])
+          const taken = yield* broker.take({ queue, max: 1, lease: "1 minute" })
+          yield* broker.settle([{ _tag: "DeadLetter", delivery: taken.deliveries[0]!, reason: boom }])
+        })
+      const old = message(queue)
+      const young = message(queue)
+      yield* deadLetter(old)
+      yield* TestClock.adjust("40 minutes")
+      yield* deadLetter(young)
+      assert.strictEqual(yield* Effect.promise(() => raw.zcard(key("d"))), 2)
+      yield* TestClock.adjust("20 minutes")
+      // The listing hides and trims the expired one
+      assert.deepStrictEqual((yield* broker.deadLetters(queue)).map((d) => d.id), [young.id])
+      assert.strictEqual((yield* broker.stats(queue)).dead, 1)
+      assert.strictEqual(yield* Effect.promise(() => raw.zcard(key("d"))), 1)
+      assert.strictEqual(yield* Effect.promise(() => raw.hlen(key("dh"))), 1)
+      // And so does the next dead-letter
+      yield* TestClock.adjust("1 hour")
+      yield* deadLetter(message(queue))
+      assert.strictEqual(yield* Effect.promise(() => raw.zcard(key("d"))), 1)
+      assert.isNull(yield* Effect.promise(() => raw.hget(key("dh"), young.id)))
+    }).pipe(Effect.scoped))
+
+  it.effect("keeps at most deadLetterMax dead letters, dropping the oldest", () =>
+    Effect.gen(function*() {
+      const { broker, key, queue, raw } = yield* setup({ deadLetterMax: 3 })
+      const messages = Array.from({ length: 5 }, () => message(queue))
+      yield* broker.enqueue(messages)
+      const taken = yield* broker.take({ queue, max: 5, lease: "1 minute" })
+      for (const delivery of taken.deliveries) {
+        yield* broker.settle([{ _tag: "DeadLetter", delivery, reason: boom }])
+        yield* TestClock.adjust(1)
+      }
+      assert.deepStrictEqual((yield* broker.deadLetters(queue)).map((d) => d.id), messages.slice(2).map((m) => m.id))
+      assert.strictEqual(yield* Effect.promise(() => raw.zcard(key("d"))), 3)
+      assert.strictEqual(yield* Effect.promise(() => raw.hlen(key("dh"))), 3)
+    }).pipe(Effect.scoped))
+
+  it.effect("hands over a body that is not JSON as the raw string", () =>
+    Effect.gen(function*() {
+      const { broker, key, queue, raw } = yield* setup()
+      // A foreign producer pushes an element by hand: a headed one with a broken body, and a compact one
+      yield* Effect.promise(() => raw.rpush(key("r"), `#[0,0,0,"bad"]\nnot json`, `{"id":"ok","n":1}`))
+      const taken = yield* broker.take({ queue, max: 2, lease: "1 minute" })
+      assert.deepStrictEqual(taken.deliveries.map((d) => [d.id, d.body]), [["bad", "not json"], ["ok", {
+        id: "ok",
+        n: 1
+      }]])
+    }).pipe(Effect.scoped))
+
+  it.effect("fails enqueue with a BrokerError for a body that is not JSON-serialisable", () =>
+    Effect.gen(function*() {
+      const { broker, queue } = yield* setup()
+      const error = yield* Effect.flip(broker.enqueue([{ id: "b", queue, priority: 0, eta: 0, body: 1n }]))
+      assert.strictEqual(error._tag, "BrokerError")
+      assert.strictEqual(error.operation, "enqueue")
+      const undef = yield* Effect.flip(broker.enqueue([{ id: "u", queue, priority: 0, eta: 0, body: undefined }]))
+      assert.include(undef.message, "not JSON-serialisable")
+      const nan = yield* Effect.flip(broker.enqueue([{ id: "n", queue, priority: Number.NaN, eta: 0, body: 1 }]))
+      assert.include(nan.message, "finite")
+    }).pipe(Effect.scoped))
+})

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { createServer, Socket } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { connect as tlsConnect } from "node:tls"
 
 /** A private redis-server process. */
 export interface RedisServer {
@@ -46,17 +47,18 @@ export const freePort = (): Promise<number> =>
     })
   })
 
-const ping = (port: number): Promise<boolean> =>
+const ping = (port: number, tls: boolean): Promise<boolean> =>
   new Promise((resolve) => {
-    const socket = new Socket()
+    const socket = tls
+      ? tlsConnect({ port, host: "127.0.0.1", rejectUnauthorized: false }, () => socket.write("PING\r\n"))
+      : new Socket().connect(port, "127.0.0.1", () => socket.write("PING\r\n"))
     const done = (ok: boolean) => {
       socket.destroy()
       resolve(ok)
     }
     socket.setTimeout(500, () => done(false))
     socket.once("error", () => done(false))
-    socket.connect(port, "127.0.0.1", () => socket.write("PING\r\n"))
-    socket.once("data", (data) => done(data.toString().startsWith("+PONG")))
+    socket.once("data", (data) => done(data.toString().startsWith("+PONG") || data.toString().startsWith("-NOAUTH")))
   })
 
 const waitFor = async (check: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> => {
@@ -68,13 +70,36 @@ const waitFor = async (check: () => Promise<boolean>, what: string, timeoutMs = 
   throw new Error(`Timed out waiting for ${what}`)
 }
 
-/** Starts a private redis-server. With `persistence`, it uses an append-only file fsynced on every write. */
-export const startRedisServer = async (options: { readonly persistence?: boolean } = {}): Promise<RedisServer> => {
+/** Options of a private redis-server. */
+export interface RedisServerOptions {
+  /** Use an append-only file fsynced on every write (for restart tests). */
+  readonly persistence?: boolean
+  /** Serve TLS only, with this certificate (PEM files); clients are not asked for certificates. */
+  readonly tls?: { readonly cert: string; readonly key: string; readonly ca: string }
+  /** More `redis-server` arguments, e.g. `["--requirepass", "secret"]`. */
+  readonly args?: ReadonlyArray<string>
+}
+
+/** Starts a private redis-server. */
+export const startRedisServer = async (options: RedisServerOptions = {}): Promise<RedisServer> => {
   const port = await freePort()
   const dir = mkdtempSync(join(tmpdir(), "errand-redis-"))
+  const tls = options.tls
   const args = [
-    "--port",
-    String(port),
+    ...(tls === undefined ? ["--port", String(port)] : [
+      "--port",
+      "0",
+      "--tls-port",
+      String(port),
+      "--tls-cert-file",
+      tls.cert,
+      "--tls-key-file",
+      tls.key,
+      "--tls-ca-cert-file",
+      tls.ca,
+      "--tls-auth-clients",
+      "no"
+    ]),
     "--bind",
     "127.0.0.1",
     "--save",
@@ -83,14 +108,15 @@ export const startRedisServer = async (options: { readonly persistence?: boolean
     dir,
     ...(options.persistence === true
       ? ["--appendonly", "yes", "--appendfsync", "always"]
-      : ["--appendonly", "no"])
+      : ["--appendonly", "no"]),
+    ...(options.args ?? [])
   ]
   let child: ChildProcess | undefined
   const start = async () => {
     const proc = spawn("redis-server", args, { stdio: "ignore" })
     child = proc
     proc.unref()
-    await waitFor(() => ping(port), `redis-server on port ${port}`)
+    await waitFor(() => ping(port, tls !== undefined), `redis-server on port ${port}`)
   }
   const stop = async () => {
     const proc = child
@@ -103,14 +129,56 @@ export const startRedisServer = async (options: { readonly persistence?: boolean
   await start()
   return {
     port,
-    url: `redis://127.0.0.1:${port}`,
+    url: tls === undefined ? `redis://127.0.0.1:${port}` : `rediss://localhost:${port}`,
     dir,
-    cli: (...cliArgs) => execFileSync("redis-cli", ["-p", String(port), ...cliArgs], { encoding: "utf8" }),
+    cli: (...cliArgs) =>
+      execFileSync(
+        "redis-cli",
+        [...(tls === undefined ? [] : ["--tls", "--insecure"]), "-p", String(port), ...cliArgs],
+        {
+          encoding: "utf8"
+        }
+      ),
     stop,
     start,
     dispose: async () => {
       await stop()
       rmSync(dir, { recursive: true, force: true })
     }
+  }
+}
+
+/** Writes a self-signed certificate for `localhost` (with openssl) into a new temporary directory. */
+export const selfSignedCertificate = (): { readonly cert: string; readonly key: string; readonly ca: string } => {
+  const dir = mkdtempSync(join(tmpdir(), "errand-tls-"))
+  const cert = join(dir, "cert.pem")
+  const key = join(dir, "key.pem")
+  execFileSync("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    key,
+    "-out",
+    cert,
+    "-days",
+    "1",
+    "-subj",
+    "/CN=localhost",
+    "-addext",
+    "subjectAltName=DNS:localhost,IP:127.0.0.1"
+  ], { stdio: "ignore" })
+  return { cert, key, ca: cert }
+}
+
+/** Whether openssl is on PATH. */
+export const hasOpenssl = (): boolean => {
+  try {
+    execFileSync("openssl", ["version"], { stdio: "ignore" })
+    return true
+  } catch {
+    return false
   }
 }

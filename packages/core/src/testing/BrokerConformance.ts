@@ -590,6 +590,43 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
         assert.isBelow(elapsed, 1_500)
       }))
 
+    it.effect("a waiting take wakes up when a message delayed after it started waiting comes due", () =>
+      Effect.gen(function*() {
+        const q = yield* fixture
+        const start = yield* Clock.currentTimeMillis
+        const waiting = yield* Effect.forkChild(q.take({ wait: "2 seconds" }))
+        yield* Effect.sleep(30)
+        yield* q.enqueue([q.message("later", { delay: 150 })])
+        const taken = yield* Fiber.join(waiting)
+        const elapsed = (yield* Clock.currentTimeMillis) - start
+        assert.deepStrictEqual(q.labels(taken), ["later"])
+        assert.isAtLeast(elapsed, 170)
+        assert.isBelow(elapsed, 1_500)
+      }))
+
+    it.effect("a waiting take wakes up when another consumer releases or retries a message", () =>
+      Effect.gen(function*() {
+        const q = yield* fixture
+        yield* q.enqueue([q.message("a")])
+        const first = yield* q.takeOne()
+        const start = yield* Clock.currentTimeMillis
+        // Released
+        const waitingForRelease = yield* Effect.forkChild(q.take({ wait: "2 seconds" }))
+        yield* Effect.sleep(30)
+        assert.deepStrictEqual(yield* q.broker.settle([release(first)]), [])
+        const second = (yield* Fiber.join(waitingForRelease)).deliveries[0]
+        assert.strictEqual(second?.id, first.id)
+        // Retried, due at once
+        const waitingForRetry = yield* Effect.forkChild(q.take({ wait: "2 seconds" }))
+        yield* Effect.sleep(30)
+        const now = yield* Clock.currentTimeMillis
+        assert.deepStrictEqual(yield* q.broker.settle([retry(second!, now, boom)]), [])
+        const third = (yield* Fiber.join(waitingForRetry)).deliveries[0]
+        assert.strictEqual(third?.id, first.id)
+        assert.strictEqual(third?.attempts, 1)
+        assert.isBelow((yield* Clock.currentTimeMillis) - start, 1_500)
+      }))
+
     it.effect("one message wakes one of several waiting takes, and is delivered once", () =>
       Effect.gen(function*() {
         const q = yield* fixture

@@ -1,0 +1,128 @@
+/**
+ * Crashes: a consumer process SIGKILLed mid-job (its messages come back after the lease), and a Redis restart (with
+ * persistence) under a running producer and blocking consumer (processing resumes, nothing is lost).
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Broker } from "@errand/core"
+import { RedisBroker } from "@errand/redis"
+import { Clock, Context, Effect, Fiber, Layer, Schedule } from "effect"
+import { spawn } from "node:child_process"
+import { fileURLToPath } from "node:url"
+import { hasRedisServer, startRedisServer } from "./utils/redisServer.ts"
+import { ack, message, redisUrl, uniquePrefix } from "./utils/testing.ts"
+
+const build = (options: RedisBroker.RedisBrokerOptions) =>
+  Effect.map(Layer.build(RedisBroker.layer(options)), (context) => Context.get(context, Broker.Broker))
+
+const fixture = fileURLToPath(new URL("./fixtures/consumer.ts", import.meta.url))
+
+describe("RedisBroker crashes", () => {
+  it.live("redelivers the messages of a consumer SIGKILLed mid-job once their lease lapses, none lost", () =>
+    Effect.gen(function*() {
+      const prefix = uniquePrefix()
+      const queue = "crash"
+      const leaseMs = 1_000
+      const broker = yield* build({ url: redisUrl, prefix })
+      const messages = Array.from({ length: 5 }, () => message(queue))
+      yield* broker.enqueue(messages)
+      // A child process takes them and hangs mid-job
+      const child = spawn(process.execPath, [fixture], {
+        env: {
+          ...process.env,
+          REDIS_URL: redisUrl,
+          ERRAND_PREFIX: prefix,
+          ERRAND_QUEUE: queue,
+          ERRAND_LEASE_MS: String(leaseMs)
+        },
+        stdio: ["ignore", "pipe", "inherit"]
+      })
+      yield* Effect.addFinalizer(() => Effect.sync(() => child.kill("SIGKILL")))
+      const line = yield* Effect.callback<string>((resume) => {
+        let output = ""
+        child.stdout.on("data", (chunk: Buffer) => {
+          output += chunk.toString()
+          if (output.includes("\n")) resume(Effect.succeed(output.split("\n")[0]!))
+        })
+      }).pipe(Effect.timeout("10 seconds"))
+      const takenAt = yield* Clock.currentTimeMillis
+      assert.deepStrictEqual((JSON.parse(line) as Array<string>).sort(), messages.map((m) => m.id).sort())
+      assert.deepStrictEqual(yield* broker.stats(queue), { ready: 0, delayed: 0, inFlight: 5, dead: 0 })
+      // When the consumer is killed
+      const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
+      child.kill("SIGKILL")
+      yield* Effect.promise(() => exited)
+      // Then a second consumer gets every message back after the lease, as a second delivery
+      const taken = yield* broker.take({ queue, max: 10, lease: "30 seconds", wait: "5 seconds" })
+      const elapsed = (yield* Clock.currentTimeMillis) - takenAt
+      assert.deepStrictEqual(taken.deliveries.map((d) => d.id).sort(), messages.map((m) => m.id).sort())
+      assert.deepStrictEqual(taken.deliveries.map((d) => d.deliveries), [2, 2, 2, 2, 2])
+      assert.isAtLeast(elapsed, leaseMs - 100)
+      assert.isBelow(elapsed, leaseMs + 1_500)
+      assert.deepStrictEqual(yield* broker.settle(taken.deliveries.map(ack)), [])
+      assert.deepStrictEqual(yield* broker.stats(queue), { ready: 0, delayed: 0, inFlight: 0, dead: 0 })
+    }))
+
+  it.live.skipIf(!hasRedisServer())(
+    "resumes processing after a Redis restart under a running producer and blocking consumer, nothing lost",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* Effect.acquireRelease(
+          Effect.promise(() => startRedisServer({ persistence: true })),
+          (server) => Effect.promise(() => server.dispose())
+        )
+        const broker = yield* build({ url: server.url, prefix: "restart", commandTimeout: 1_000 })
+        const queue = "jobs"
+        const total = 300
+        const messages = Array.from({ length: total }, () => message(queue))
+        const retrying = Schedule.spaced(50)
+        let failures = 0
+        const counted = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+          effect.pipe(Effect.tapError(() => Effect.sync(() => failures++)), Effect.retry(retrying))
+
+        // A producer: one message every 5 ms, retrying a failed enqueue
+        const producer = yield* Effect.forkChild(
+          Effect.forEach(messages, (m) => Effect.andThen(counted(broker.enqueue([m])), Effect.sleep(5)), {
+            discard: true
+          })
+        )
+
+        // A blocking consumer: takes, acks in the next take, retrying a failed take (keeping its settlements)
+        const seen = new Map<string, number>()
+        const consumer = yield* Effect.forkChild(Effect.gen(function*() {
+          let settle: ReadonlyArray<Broker.Settlement> = []
+          for (;;) {
+            const taken = yield* counted(
+              broker.take({ queue, max: 10, lease: "1 second", wait: "500 millis", settle })
+            )
+            for (const d of taken.deliveries) seen.set(d.id, (seen.get(d.id) ?? 0) + 1)
+            settle = taken.deliveries.map(ack)
+            if (taken.deliveries.length === 0 && seen.size === total) {
+              const stats = yield* counted(broker.stats(queue))
+              if (stats.ready + stats.delayed + stats.inFlight === 0) return
+            }
+          }
+        }))
+
+        // When Redis restarts while both run
+        yield* Effect.sleep(400)
+        const before = seen.size
+        yield* Effect.promise(() => server.stop())
+        yield* Effect.sleep(300)
+        yield* Effect.promise(() => server.start())
+
+        // Then both carry on, and every message is processed
+        yield* Fiber.join(producer)
+        yield* Fiber.join(consumer).pipe(Effect.timeout("20 seconds"))
+        const duplicates = [...seen.values()].filter((n) => n > 1).length
+        process.stdout.write(
+          `[redis restart] ${before} processed before the restart, ${failures} failed calls retried, ` +
+            `${duplicates} delivered twice, all ${seen.size} processed\n`
+        )
+        assert.isAbove(before, 0)
+        assert.isBelow(before, total)
+        assert.isAbove(failures, 0)
+        assert.deepStrictEqual(messages.filter((m) => !seen.has(m.id)).map((m) => m.id), [])
+        assert.deepStrictEqual(yield* broker.stats(queue), { ready: 0, delayed: 0, inFlight: 0, dead: 0 })
+      })
+  )
+})

@@ -1,0 +1,60 @@
+/**
+ * A FIFO double-ended queue on a power-of-two ring buffer: amortized O(1) `push`, `unshift` and `shift`, no
+ * `Array.shift` copying. Slots are cleared as items leave, so the buffer holds no references to removed items.
+ *
+ * @internal
+ */
+export class Deque<A> {
+  private items: Array<A | undefined>
+  private head = 0
+  private mask: number
+  length = 0
+
+  constructor(capacity = 8) {
+    this.items = new Array(capacity)
+    this.mask = capacity - 1
+  }
+
+  push(item: A): void {
+    if (this.length === this.items.length) this.grow()
+    this.items[(this.head + this.length) & this.mask] = item
+    this.length++
+  }
+
+  unshift(item: A): void {
+    if (this.length === this.items.length) this.grow()
+    this.head = (this.head - 1) & this.mask
+    this.items[this.head] = item
+    this.length++
+  }
+
+  shift(): A | undefined {
+    if (this.length === 0) return undefined
+    const item = this.items[this.head]
+    this.items[this.head] = undefined
+    this.head = (this.head + 1) & this.mask
+    this.length--
+    return item
+  }
+
+  clear(): void {
+    this.items = new Array(8)
+    this.head = 0
+    this.mask = 7
+    this.length = 0
+  }
+
+  forEach(f: (item: A) => void): void {
+    for (let i = 0; i < this.length; i++) f(this.items[(this.head + i) & this.mask] as A)
+  }
+
+  private grow(): void {
+    const items = this.items
+    const capacity = items.length * 2
+    const next = new Array<A | undefined>(capacity)
+    for (let i = 0; i < this.length; i++) next[i] = items[(this.head + i) & this.mask]
+    this.items = next
+    this.head = 0
+    this.mask = capacity - 1
+  }
+}

@@ -1,0 +1,664 @@
+/**
+ * The memory broker's engine: plain mutable structures driven by synchronous operations. Every public operation of
+ * `MemoryBroker` is one call into a `Store` inside a single `Effect.sync`-like step, so a take of N messages is one
+ * critical section (JavaScript is single-threaded; no locks are needed).
+ *
+ * **Structures, per queue**
+ *
+ * - ready: one FIFO ring buffer per priority level, and a small sorted array of the levels in use;
+ * - delayed: a min-heap by eta;
+ * - in flight: a map by id, plus a min-heap by lease expiry (indexed, so acks remove in O(log n), nothing stale);
+ * - dead: a map by id in dead-lettering order;
+ * - waiters: a doubly linked list of waiting takes, served first come, first served.
+ *
+ * **Time**
+ *
+ * Nothing runs in the background. Each operation first moves what has come due (delayed messages whose eta passed,
+ * leases that lapsed) to the ready lanes, in the order they came due. Waiting takes sleep on the caller's `Clock`:
+ * one waiter per queue (the "alarm owner") sleeps until the next due time, the others until their own deadline.
+ *
+ * **Waking**
+ *
+ * Messages that become ready are handed directly to waiting takes, one waiter per batch of up to its `max`
+ * messages, so exactly as many waiters wake as there is work for. Resumptions run after the state is consistent
+ * (`drain`), because a resumed fiber runs synchronously and may call back into the store.
+ *
+ * @internal
+ */
+import type { Broker, Message } from "@errand/core"
+import { Effect } from "effect"
+import { Deque } from "./Deque.ts"
+import { Heap, type HeapItem } from "./Heap.ts"
+
+type Delivery = Broker.Delivery
+type LastError = Message.LastError
+
+const READY = 0
+const DELAYED = 1
+const IN_FLIGHT = 2
+const DEAD = 3
+const GONE = 4
+
+/** A message while it lives in the broker. One mutable record, moved between structures. @internal */
+export class Entry implements HeapItem {
+  readonly id: string
+  readonly queue: string
+  readonly priority: number
+  readonly body: unknown
+  state = READY
+  attempts = 0
+  deliveries = 0
+  lastError: LastError | undefined = undefined
+  /**
+   * The eta while delayed; the lease expiry while in flight. Epoch milliseconds are not small integers, so this field
+   * (and `deadAt`) starts as a non-integer number: V8 then stores it as a double from the start, instead of migrating
+   * every live entry's hidden class on the first assignment.
+   */
+  due = Number.NaN
+  /** Tie-breaker among equal `due`: the order of arrival. */
+  seq = 0
+  lease = ""
+  heapIndex = -1
+  deadAt = Number.NaN
+  deadSeq = 0
+  reason: LastError | undefined = undefined
+
+  constructor(id: string, queue: string, priority: number, body: unknown) {
+    this.id = id
+    this.queue = queue
+    this.priority = priority
+    this.body = body
+  }
+}
+
+const byDue = (a: Entry, b: Entry): boolean => a.due < b.due || (a.due === b.due && a.seq < b.seq)
+
+/** A suspended `take`. @internal */
+export class Waiter {
+  readonly max: number
+  readonly leaseMs: number
+  readonly deadline: number
+  prev: Waiter | undefined = undefined
+  next: Waiter | undefined = undefined
+  linked = false
+  /** When this waiter's timer fires: its deadline, or the next due time when it owns the queue's alarm. */
+  until = Infinity
+  /** Deliveries handed over while it waited, not yet returned to its caller. */
+  result: Array<Delivery> | undefined = undefined
+  resume: ((effect: Effect.Effect<void>) => void) | undefined = undefined
+
+  constructor(max: number, leaseMs: number, deadline: number) {
+    this.max = max
+    this.leaseMs = leaseMs
+    this.deadline = deadline
+  }
+}
+
+/** A suspended `join`. @internal */
+export interface Joiner {
+  readonly deadSeq: number
+  readonly failFast: boolean
+  readonly onIdle: (deadLetters: ReadonlyArray<Broker.DeadLetter>) => void
+  readonly onDeadLetter: (deadLetters: ReadonlyArray<Broker.DeadLetter>) => void
+}
+
+/** One queue's state. @internal */
+export class QueueState {
+  readonly name: string
+  /** Priority levels in use, ascending; `lanes[i]` holds the ready messages of `levels[i]`. */
+  readonly levels: Array<number> = []
+  readonly lanes: Array<Deque<Entry>> = []
+  readyCount = 0
+  readonly delayed = new Heap<Entry>(byDue)
+  readonly inFlight = new Map<string, Entry>()
+  readonly leases = new Heap<Entry>(byDue)
+  readonly dead = new Map<string, Entry>()
+  deadSeq = 0
+  waitHead: Waiter | undefined = undefined
+  waitTail: Waiter | undefined = undefined
+  /** The waiter whose timer tracks the next due time, if any (it may be running, between two waits). */
+  alarmOwner: Waiter | undefined = undefined
+  readonly joiners = new Set<Joiner>()
+
+  constructor(name: string) {
+    this.name = name
+  }
+
+  get idle(): boolean {
+    return this.readyCount === 0 && this.delayed.size === 0 && this.inFlight.size === 0
+  }
+
+  nextDue(): number {
+    const delayed = this.delayed.peek()
+    const lease = this.leases.peek()
+    const a = delayed === undefined ? Infinity : delayed.due
+    const b = lease === undefined ? Infinity : lease.due
+    return a < b ? a : b
+  }
+}
+
+const emptyDeliveries: ReadonlyArray<Delivery> = []
+
+const toDeadLetter = (entry: Entry): Broker.DeadLetter => ({
+  id: entry.id,
+  queue: entry.queue,
+  body: entry.body,
+  attempts: entry.attempts,
+  reason: entry.reason!,
+  deadAt: entry.deadAt
+})
+
+/** The whole broker. @internal */
+export class Store {
+  private readonly queues = new Map<string, QueueState>()
+  private readonly pending = new Deque<() => void>()
+  private seq = 0
+  private tokens = 0
+
+  queue(name: string): QueueState {
+    let state = this.queues.get(name)
+    if (state === undefined) {
+      state = new QueueState(name)
+      this.queues.set(name, state)
+    }
+    return state
+  }
+
+  queueNames(): ReadonlyArray<string> {
+    return Array.from(this.queues.keys())
+  }
+
+  /** Runs the resumptions collected by the last operation. Call after every operation, outside any iteration. */
+  drain(): void {
+    const pending = this.pending
+    let resume = pending.shift()
+    while (resume !== undefined) {
+      resume()
+      resume = pending.shift()
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // operations
+
+  enqueue(messages: ReadonlyArray<Broker.Outgoing>, now: number): void {
+    let q: QueueState | undefined = undefined
+    for (let i = 0; i < messages.length; i++) {
+      const message = messages[i]!
+      if (q === undefined || q.name !== message.queue) {
+        if (q !== undefined) this.finish(q, now)
+        q = this.queue(message.queue)
+        this.advance(q, now)
+      }
+      const entry = new Entry(message.id, message.queue, message.priority, message.body)
+      this.schedule(q, entry, message.eta, now)
+    }
+    if (q !== undefined) this.finish(q, now)
+  }
+
+  /** Leases up to `max` ready messages of a queue. */
+  take(name: string, max: number, leaseMs: number, now: number): ReadonlyArray<Delivery> {
+    const q = this.queue(name)
+    this.advance(q, now)
+    if (q.readyCount === 0 || max <= 0) {
+      this.finish(q, now)
+      return emptyDeliveries
+    }
+    const out: Array<Delivery> = []
+    this.takeReady(q, max, leaseMs, now, out)
+    this.finish(q, now)
+    return out
+  }
+
+  /** Applies settlements; returns the ids whose lease was not current. */
+  settle(settlements: ReadonlyArray<Broker.Settlement>, now: number): ReadonlyArray<string> {
+    let rejected: Array<string> | undefined = undefined
+    let q: QueueState | undefined = undefined
+    for (let i = 0; i < settlements.length; i++) {
+      const settlement = settlements[i]!
+      const delivery = settlement.delivery
+      if (q === undefined || q.name !== delivery.queue) {
+        if (q !== undefined) this.finish(q, now)
+        q = this.queues.get(delivery.queue)
+      }
+      const entry = q === undefined ? undefined : q.inFlight.get(delivery.id)
+      if (q === undefined || entry === undefined || entry.lease !== delivery.lease) {
+        ;(rejected ??= []).push(delivery.id)
+        continue
+      }
+      q.inFlight.delete(entry.id)
+      q.leases.remove(entry)
+      switch (settlement._tag) {
+        case "Ack": {
+          entry.state = GONE
+          break
+        }
+        case "Retry": {
+          entry.attempts++
+          entry.lastError = settlement.error
+          this.schedule(q, entry, settlement.eta, now)
+          break
+        }
+        case "DeadLetter": {
+          entry.state = DEAD
+          entry.reason = settlement.reason
+          entry.deadAt = now
+          entry.deadSeq = ++q.deadSeq
+          q.dead.set(entry.id, entry)
+          break
+        }
+        case "Release": {
+          this.pushReady(q, entry)
+          break
+        }
+      }
+    }
+    if (q !== undefined) this.finish(q, now)
+    return rejected ?? []
+  }
+
+  /** Extends current leases to `now + leaseMs`; returns the ids whose lease was lost. */
+  extend(deliveries: ReadonlyArray<Delivery>, leaseMs: number, now: number): ReadonlyArray<string> {
+    let lost: Array<string> | undefined = undefined
+    for (let i = 0; i < deliveries.length; i++) {
+      const delivery = deliveries[i]!
+      const q = this.queues.get(delivery.queue)
+      const entry = q === undefined ? undefined : q.inFlight.get(delivery.id)
+      if (q === undefined || entry === undefined || entry.lease !== delivery.lease) {
+        ;(lost ??= []).push(delivery.id)
+        continue
+      }
+      entry.due = now + leaseMs
+      q.leases.update(entry)
+      this.checkAlarm(q)
+    }
+    return lost ?? []
+  }
+
+  stats(name: string, now: number): Broker.QueueStats {
+    const q = this.queues.get(name)
+    if (q === undefined) return { ready: 0, delayed: 0, inFlight: 0, dead: 0 }
+    this.advance(q, now)
+    this.finish(q, now)
+    return { ready: q.readyCount, delayed: q.delayed.size, inFlight: q.inFlight.size, dead: q.dead.size }
+  }
+
+  deadLetters(name: string, limit: number): ReadonlyArray<Broker.DeadLetter> {
+    const q = this.queues.get(name)
+    const out: Array<Broker.DeadLetter> = []
+    if (q === undefined || limit <= 0) return out
+    for (const entry of q.dead.values()) {
+      out.push(toDeadLetter(entry))
+      if (out.length >= limit) break
+    }
+    return out
+  }
+
+  requeueDeadLetters(name: string, ids: ReadonlyArray<string> | undefined, now: number): number {
+    const q = this.queues.get(name)
+    if (q === undefined) return 0
+    this.advance(q, now)
+    const entries = this.selectDead(q, ids)
+    for (const entry of entries) {
+      q.dead.delete(entry.id)
+      entry.attempts = 0
+      entry.deliveries = 0
+      entry.lastError = undefined
+      entry.reason = undefined
+      this.pushReady(q, entry)
+    }
+    this.finish(q, now)
+    return entries.length
+  }
+
+  purgeDeadLetters(name: string, ids: ReadonlyArray<string> | undefined): number {
+    const q = this.queues.get(name)
+    if (q === undefined) return 0
+    const entries = this.selectDead(q, ids)
+    for (const entry of entries) {
+      q.dead.delete(entry.id)
+      entry.state = GONE
+    }
+    return entries.length
+  }
+
+  flush(name: string, now: number): void {
+    const q = this.queues.get(name)
+    if (q === undefined) return
+    const gone = (entry: Entry) => {
+      entry.state = GONE
+    }
+    for (const lane of q.lanes) {
+      lane.forEach(gone)
+      lane.clear()
+    }
+    q.levels.length = 0
+    q.lanes.length = 0
+    q.readyCount = 0
+    q.delayed.forEach(gone)
+    q.delayed.clear()
+    q.leases.forEach(gone)
+    q.leases.clear()
+    q.inFlight.clear()
+    q.dead.forEach(gone)
+    q.dead.clear()
+    this.finish(q, now)
+    // Forget the queue unless a take or a join still refers to it.
+    if (q.waitHead === undefined && q.alarmOwner === undefined && q.joiners.size === 0) this.queues.delete(name)
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // waiting takes
+
+  /** Takes for a waiter, if anything is ready; `undefined` when it must wait. */
+  tryTake(q: QueueState, waiter: Waiter, now: number): ReadonlyArray<Delivery> | undefined {
+    this.advance(q, now)
+    if (q.readyCount === 0) return undefined
+    const out: Array<Delivery> = []
+    this.takeReady(q, waiter.max, waiter.leaseMs, now, out)
+    this.finish(q, now)
+    return out
+  }
+
+  /** Decides when a waiter's timer fires: the alarm owner also wakes for the next due time. */
+  plan(q: QueueState, waiter: Waiter): number {
+    if (q.alarmOwner === undefined || q.alarmOwner === waiter) {
+      q.alarmOwner = waiter
+      const due = q.nextDue()
+      waiter.until = due < waiter.deadline ? due : waiter.deadline
+    } else {
+      waiter.until = waiter.deadline
+    }
+    return waiter.until
+  }
+
+  /**
+   * Suspends a waiter, or resumes it at once when something is ready, its deadline passed, or the next due time
+   * moved before its alarm while it was not listening.
+   */
+  register(q: QueueState, waiter: Waiter, resume: (effect: Effect.Effect<void>) => void, now: number, front: boolean) {
+    waiter.resume = resume
+    const taken = this.tryTake(q, waiter, now)
+    if (taken !== undefined) {
+      waiter.result = taken as Array<Delivery>
+      this.pending.push(() => resume(Effect.void))
+    } else if (now >= waiter.deadline || (q.alarmOwner === waiter && q.nextDue() < waiter.until)) {
+      this.pending.push(() => resume(Effect.void))
+    } else {
+      this.link(q, waiter, front)
+    }
+    this.drain()
+  }
+
+  /** The waiter's timer fired. */
+  wake(q: QueueState, waiter: Waiter): void {
+    if (!waiter.linked) return
+    this.unlink(q, waiter)
+    this.resumeWaiter(waiter)
+    this.drain()
+  }
+
+  /** The waiter returns to its caller: give up the alarm. */
+  leave(q: QueueState, waiter: Waiter): void {
+    if (waiter.linked) this.unlink(q, waiter)
+    if (q.alarmOwner === waiter) {
+      q.alarmOwner = undefined
+      this.checkAlarm(q)
+    }
+    this.drain()
+  }
+
+  /** The waiting fiber was interrupted: put back anything handed to it, and leave. */
+  cancel(q: QueueState, waiter: Waiter, now: number): void {
+    const result = waiter.result
+    if (result !== undefined) {
+      waiter.result = undefined
+      for (let i = result.length - 1; i >= 0; i--) {
+        const delivery = result[i]!
+        const entry = q.inFlight.get(delivery.id)
+        if (entry === undefined || entry.lease !== delivery.lease) continue
+        q.inFlight.delete(entry.id)
+        q.leases.remove(entry)
+        entry.deliveries--
+        this.pushReady(q, entry, true)
+      }
+    }
+    if (waiter.linked) this.unlink(q, waiter)
+    if (q.alarmOwner === waiter) q.alarmOwner = undefined
+    this.finish(q, now)
+    this.drain()
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // join
+
+  join(name: string, joiner: Joiner, now: number): () => void {
+    const q = this.queue(name)
+    this.advance(q, now)
+    q.joiners.add(joiner)
+    this.finish(q, now)
+    this.drain()
+    return () => {
+      q.joiners.delete(joiner)
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // internals
+
+  private nextToken(): string {
+    return `lease-${++this.tokens}`
+  }
+
+  /** Puts a message where its eta says: ready now, or delayed. */
+  private schedule(q: QueueState, entry: Entry, eta: number, now: number): void {
+    if (eta > now) {
+      entry.state = DELAYED
+      entry.due = eta
+      entry.seq = ++this.seq
+      q.delayed.push(entry)
+      this.checkAlarm(q)
+    } else {
+      this.pushReady(q, entry)
+    }
+  }
+
+  private pushReady(q: QueueState, entry: Entry, front = false): void {
+    entry.state = READY
+    const levels = q.levels
+    const priority = entry.priority
+    let index = 0
+    // Few levels in practice: a linear scan beats a binary search here.
+    while (index < levels.length && levels[index]! < priority) index++
+    let lane: Deque<Entry>
+    if (index < levels.length && levels[index] === priority) {
+      lane = q.lanes[index]!
+    } else {
+      if (levels.length >= 16 && this.pruneLevels(q)) return this.pushReady(q, entry, front)
+      lane = new Deque<Entry>()
+      levels.splice(index, 0, priority)
+      q.lanes.splice(index, 0, lane)
+    }
+    if (front) lane.unshift(entry)
+    else lane.push(entry)
+    q.readyCount++
+  }
+
+  /** Drops empty priority levels; returns whether any was dropped. */
+  private pruneLevels(q: QueueState): boolean {
+    let write = 0
+    for (let read = 0; read < q.levels.length; read++) {
+      if (q.lanes[read]!.length === 0) continue
+      q.levels[write] = q.levels[read]!
+      q.lanes[write] = q.lanes[read]!
+      write++
+    }
+    const pruned = write < q.levels.length
+    q.levels.length = write
+    q.lanes.length = write
+    return pruned
+  }
+
+  /** Moves what came due (delayed etas, lapsed leases) to the ready lanes, in the order it came due. */
+  private advance(q: QueueState, now: number): void {
+    const delayed = q.delayed
+    const leases = q.leases
+    while (true) {
+      const d = delayed.peek()
+      const l = leases.peek()
+      if (d !== undefined && (l === undefined || byDue(d, l))) {
+        if (d.due > now) return
+        delayed.pop()
+        this.pushReady(q, d)
+      } else if (l !== undefined) {
+        if (l.due > now) return
+        leases.pop()
+        q.inFlight.delete(l.id)
+        this.pushReady(q, l)
+      } else {
+        return
+      }
+    }
+  }
+
+  private takeReady(q: QueueState, max: number, leaseMs: number, now: number, out: Array<Delivery>): void {
+    const lanes = q.lanes
+    for (let i = 0; i < lanes.length && out.length < max; i++) {
+      const lane = lanes[i]!
+      while (lane.length > 0 && out.length < max) {
+        const entry = lane.shift()!
+        q.readyCount--
+        entry.state = IN_FLIGHT
+        entry.deliveries++
+        entry.lease = this.nextToken()
+        entry.due = now + leaseMs
+        entry.seq = ++this.seq
+        q.inFlight.set(entry.id, entry)
+        q.leases.push(entry)
+        out.push({
+          id: entry.id,
+          queue: entry.queue,
+          body: entry.body,
+          attempts: entry.attempts,
+          deliveries: entry.deliveries,
+          lastError: entry.lastError,
+          lease: entry.lease,
+          leaseExpiresAt: entry.due
+        })
+      }
+    }
+  }
+
+  /** After every change to a queue: serve waiters, keep the alarm right, tell joiners. */
+  private finish(q: QueueState, now: number): void {
+    if (q.waitHead !== undefined && q.readyCount > 0) this.dispatch(q, now)
+    if (q.waitHead !== undefined) this.checkAlarm(q)
+    if (q.joiners.size > 0) this.notifyJoiners(q)
+  }
+
+  /** Hands ready messages to waiters, first come first served, up to each waiter's `max`. */
+  private dispatch(q: QueueState, now: number): void {
+    let waiter = q.waitHead
+    while (waiter !== undefined && q.readyCount > 0) {
+      const next = waiter.next
+      this.unlink(q, waiter)
+      const out: Array<Delivery> = []
+      this.takeReady(q, waiter.max, waiter.leaseMs, now, out)
+      waiter.result = out
+      if (q.alarmOwner === waiter) q.alarmOwner = undefined
+      this.resumeWaiter(waiter)
+      waiter = next
+    }
+  }
+
+  /**
+   * Keeps one waiter's timer on the next due time. Rearms (wakes) at most one waiter, so changes to the delayed
+   * set never wake a herd.
+   */
+  private checkAlarm(q: QueueState): void {
+    if (q.waitHead === undefined) return
+    const due = q.nextDue()
+    if (due === Infinity) return
+    const owner = q.alarmOwner
+    if (owner !== undefined) {
+      // A running owner plans again before it waits.
+      if (!owner.linked || owner.until <= due) return
+      this.unlink(q, owner)
+      this.resumeWaiter(owner)
+      return
+    }
+    const head = q.waitHead
+    q.alarmOwner = head
+    if (head.until <= due) return
+    this.unlink(q, head)
+    this.resumeWaiter(head)
+  }
+
+  private resumeWaiter(waiter: Waiter): void {
+    const resume = waiter.resume
+    if (resume !== undefined) this.pending.push(() => resume(Effect.void))
+  }
+
+  private notifyJoiners(q: QueueState): void {
+    const idle = q.idle
+    for (const joiner of q.joiners) {
+      if (idle) {
+        q.joiners.delete(joiner)
+        const deadLetters = this.deadSince(q, joiner.deadSeq)
+        this.pending.push(() => joiner.onIdle(deadLetters))
+      } else if (joiner.failFast && q.deadSeq > joiner.deadSeq) {
+        const deadLetters = this.deadSince(q, joiner.deadSeq)
+        if (deadLetters.length === 0) continue
+        q.joiners.delete(joiner)
+        this.pending.push(() => joiner.onDeadLetter(deadLetters))
+      }
+    }
+  }
+
+  private deadSince(q: QueueState, deadSeq: number): ReadonlyArray<Broker.DeadLetter> {
+    const out: Array<Broker.DeadLetter> = []
+    for (const entry of q.dead.values()) {
+      if (entry.deadSeq > deadSeq) out.push(toDeadLetter(entry))
+    }
+    return out
+  }
+
+  private selectDead(q: QueueState, ids: ReadonlyArray<string> | undefined): Array<Entry> {
+    if (ids === undefined) return Array.from(q.dead.values())
+    const entries: Array<Entry> = []
+    for (const id of new Set(ids)) {
+      const entry = q.dead.get(id)
+      if (entry !== undefined) entries.push(entry)
+    }
+    return entries.sort((a, b) => a.deadSeq - b.deadSeq)
+  }
+
+  private link(q: QueueState, waiter: Waiter, front: boolean): void {
+    waiter.linked = true
+    if (q.waitHead === undefined) {
+      waiter.prev = waiter.next = undefined
+      q.waitHead = q.waitTail = waiter
+    } else if (front) {
+      waiter.prev = undefined
+      waiter.next = q.waitHead
+      q.waitHead.prev = waiter
+      q.waitHead = waiter
+    } else {
+      waiter.next = undefined
+      waiter.prev = q.waitTail
+      q.waitTail!.next = waiter
+      q.waitTail = waiter
+    }
+  }
+
+  private unlink(q: QueueState, waiter: Waiter): void {
+    if (!waiter.linked) return
+    waiter.linked = false
+    const { next, prev } = waiter
+    if (prev === undefined) q.waitHead = next
+    else prev.next = next
+    if (next === undefined) q.waitTail = prev
+    else next.prev = prev
+    waiter.prev = waiter.next = undefined
+  }
+}

@@ -150,13 +150,8 @@ const awaitDeliveries = Effect.fnUntraced(function*(
  */
 export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
   const store = new Store()
-  const now = (f: (now: number) => void): Effect.Effect<void> =>
-    Effect.clockWith((clock) => {
-      f(clock.currentTimeMillisUnsafe())
-      store.drain()
-      return Effect.void
-    })
-  const nowWith = <A>(f: (now: number) => A): Effect.Effect<A> =>
+  /** One synchronous step of the store at the current time, then the resumptions it caused. */
+  const step = <A>(f: (now: number) => A): Effect.Effect<A> =>
     Effect.clockWith((clock) => {
       const a = f(clock.currentTimeMillisUnsafe())
       store.drain()
@@ -165,7 +160,7 @@ export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
 
   const broker = Broker.Broker.of({
     name: "memory",
-    enqueue: (messages) => now((now) => store.enqueue(messages, now)),
+    enqueue: (messages) => step((now) => store.enqueue(messages, now)),
     take: (request) =>
       Effect.clockWith((clock) => {
         const now = clock.currentTimeMillisUnsafe()
@@ -183,20 +178,20 @@ export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
         const waiter = new Waiter(max, leaseMs, now + waitMs)
         return awaitDeliveries(store, clock, store.queue(request.queue), waiter, rejected)
       }),
-    settle: (settlements) => nowWith((now) => store.settle(settlements, now)),
+    settle: (settlements) => step((now) => store.settle(settlements, now)),
     extend: (deliveries, lease) => {
       const leaseMs = toMillis(lease)
-      return nowWith((now) => store.extend(deliveries, leaseMs, now))
+      return step((now) => store.extend(deliveries, leaseMs, now))
     },
-    stats: (queue) => nowWith((now) => store.stats(queue, now)),
+    stats: (queue) => step((now) => store.stats(queue, now)),
     deadLetters: (queue, options) =>
       Effect.sync(() => store.deadLetters(queue, options?.limit === undefined ? Infinity : options.limit)),
-    requeueDeadLetters: (queue, selection) => nowWith((now) => store.requeueDeadLetters(queue, selection?.ids, now)),
+    requeueDeadLetters: (queue, selection) => step((now) => store.requeueDeadLetters(queue, selection?.ids, now)),
     purgeDeadLetters: (queue, selection) => Effect.sync(() => store.purgeDeadLetters(queue, selection?.ids)),
-    flush: (queue) => now((now) => store.flush(queue, now))
+    flush: (queue) => step((now) => store.flush(queue, now))
   })
 
-  const stats = (queue: string) => nowWith((now) => store.stats(queue, now))
+  const stats = (queue: string) => step((now) => store.stats(queue, now))
   return MemoryBroker.of({
     broker,
     queues: Effect.sync(() => store.queueNames()),

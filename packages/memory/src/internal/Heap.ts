@@ -69,10 +69,6 @@ export class Heap<A extends HeapItem> {
     this.items.length = 0
   }
 
-  forEach(f: (item: A) => void): void {
-    for (const item of this.items) f(item)
-  }
-
   private up(index: number): void {
     const items = this.items
     const item = items[index]!

@@ -33,19 +33,12 @@ import { Heap, type HeapItem } from "./Heap.ts"
 type Delivery = Broker.Delivery
 type LastError = Message.LastError
 
-const READY = 0
-const DELAYED = 1
-const IN_FLIGHT = 2
-const DEAD = 3
-const GONE = 4
-
 /** A message while it lives in the broker. One mutable record, moved between structures. @internal */
 export class Entry implements HeapItem {
   readonly id: string
   readonly queue: string
   readonly priority: number
   readonly body: unknown
-  state = READY
   attempts = 0
   deliveries = 0
   lastError: LastError | undefined = undefined
@@ -230,7 +223,7 @@ export class Store {
       q.leases.remove(entry)
       switch (settlement._tag) {
         case "Ack": {
-          entry.state = GONE
+          // Nothing more: it has left the broker.
           break
         }
         case "Retry": {
@@ -240,7 +233,6 @@ export class Store {
           break
         }
         case "DeadLetter": {
-          entry.state = DEAD
           entry.reason = settlement.reason
           entry.deadAt = now
           entry.deadSeq = ++q.deadSeq
@@ -317,7 +309,6 @@ export class Store {
     const entries = this.selectDead(q, ids)
     for (const entry of entries) {
       q.dead.delete(entry.id)
-      entry.state = GONE
     }
     return entries.length
   }
@@ -325,22 +316,13 @@ export class Store {
   flush(name: string, now: number): void {
     const q = this.queues.get(name)
     if (q === undefined) return
-    const gone = (entry: Entry) => {
-      entry.state = GONE
-    }
-    for (const lane of q.lanes) {
-      lane.forEach(gone)
-      lane.clear()
-    }
+    for (const lane of q.lanes) lane.clear()
     q.levels.length = 0
     q.lanes.length = 0
     q.readyCount = 0
-    q.delayed.forEach(gone)
     q.delayed.clear()
-    q.leases.forEach(gone)
     q.leases.clear()
     q.inFlight.clear()
-    q.dead.forEach(gone)
     q.dead.clear()
     this.finish(q, now)
     // Forget the queue unless a take or a join still refers to it.
@@ -453,7 +435,6 @@ export class Store {
   /** Puts a message where its eta says: ready now, or delayed. */
   private schedule(q: QueueState, entry: Entry, eta: number, now: number): void {
     if (eta > now) {
-      entry.state = DELAYED
       entry.due = eta
       entry.seq = ++this.seq
       q.delayed.push(entry)
@@ -464,7 +445,6 @@ export class Store {
   }
 
   private pushReady(q: QueueState, entry: Entry, front = false): void {
-    entry.state = READY
     const levels = q.levels
     const priority = entry.priority
     let index = 0
@@ -528,7 +508,6 @@ export class Store {
       while (lane.length > 0 && out.length < max) {
         const entry = lane.shift()!
         q.readyCount--
-        entry.state = IN_FLIGHT
         entry.deliveries++
         entry.lease = this.nextToken()
         entry.due = now + leaseMs

@@ -1,8 +1,0 @@
-/**
- * Errand's in-memory broker: a real broker for tests and single-process apps.
- *
- * @since 0.1.0
- */
-
-/** @since 0.1.0 */
-export * as MemoryBroker from "./MemoryBroker.ts"

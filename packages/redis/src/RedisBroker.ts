@@ -233,7 +233,11 @@ export const make = Effect.fnUntraced(function*(
       )
   }
 
-  const take = Effect.fnUntraced(function*(request: Broker.TakeRequest) {
+  type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+
+  // Script calls run uninterruptibly (bounded by commandTimeout), so an interrupted take never leases messages it then
+  // drops; only the blocking wait is interruptible.
+  const takeLoop = Effect.fnUntraced(function*(request: Broker.TakeRequest, restore: Restore) {
     const queue = request.queue
     const keys = keysOf(queue)
     const max = Math.min(Math.max(1, Math.floor(request.max)), Scripts.maxBatch)
@@ -287,10 +291,12 @@ export const make = Effect.fnUntraced(function*(
       const untilTimer = nextAt === null ? Infinity : Number(nextAt) - now
       const timeout = Math.min(remaining, untilTimer)
       if (timeout > 0) {
-        yield* pool.wait(keys.wake, timeout).pipe(Effect.mapError((cause) => brokerError("take", cause)))
+        yield* restore(pool.wait(keys.wake, timeout)).pipe(Effect.mapError((cause) => brokerError("take", cause)))
       }
     }
   })
+
+  const take = (request: Broker.TakeRequest) => Effect.uninterruptibleMask((restore) => takeLoop(request, restore))
 
   const extendGroup = Effect.fnUntraced(function*(deliveries: ReadonlyArray<Delivery>, leaseMs: number) {
     const keys = keysOf(deliveries[0]!.queue)

@@ -91,9 +91,16 @@ interface Child {
   readonly outcome: Promise<Outcome>
 }
 
+/** Children still running, killed if the bench exits early (Ctrl-C, a crash). */
+const running = new Set<ChildProcess>()
+process.once("exit", () => {
+  for (const child of running) child.kill("SIGKILL")
+})
+
 const startChild = (spec: Spec): Child => {
   const args = spec.kind === "in-process" ? ["--expose-gc", childPath] : [childPath]
   const child = spawn(process.execPath, [...args, JSON.stringify(spec)], { stdio: ["ignore", "pipe", "pipe"] })
+  running.add(child)
   let stdout = ""
   let stderr = ""
   const watchers: Array<{ line: string; resolve: () => void }> = []
@@ -108,6 +115,7 @@ const startChild = (spec: Spec): Child => {
   const timer = setTimeout(() => child.kill("SIGKILL"), CHILD_TIMEOUT_MS)
   const outcome = new Promise<Outcome>((resolve) => {
     child.on("close", (code, signal) => {
+      running.delete(child)
       clearTimeout(timer)
       const line = stdout.split("\n").find((l) => l.startsWith(RESULT))
       if (line !== undefined) {

@@ -40,11 +40,23 @@ export const startRedis = async (): Promise<PrivateRedis> => {
   const server: ChildProcess = spawn("redis-server", args, { stdio: ["ignore", "pipe", "pipe"] })
   server.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()))
   server.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()))
-  const exited = new Promise<void>((resolve) => server.once("exit", () => resolve()))
+  let spawnError: Error | undefined
+  server.once("error", (error) => (spawnError = error)) // ENOENT: no redis-server on PATH
+  const exited = new Promise<void>((resolve) => {
+    server.once("exit", () => resolve())
+    server.once("error", () => resolve())
+  })
   const kill = () => {
     if (server.exitCode === null && server.signalCode === null) server.kill("SIGKILL")
   }
   process.once("exit", kill)
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.once(signal, () => {
+      kill()
+      rmSync(dir, { recursive: true, force: true })
+      process.exit(130)
+    })
+  }
   const cleanup = async () => {
     kill()
     await exited
@@ -53,6 +65,10 @@ export const startRedis = async (): Promise<PrivateRedis> => {
   const admin = new Redis({ host, port, lazyConnect: true, retryStrategy: () => null })
   admin.on("error", () => {})
   for (let attempt = 0;; attempt++) {
+    if (spawnError !== undefined) {
+      await cleanup()
+      throw new Error(`could not start redis-server (is it on PATH?): ${spawnError.message}`)
+    }
     if (server.exitCode !== null) {
       await cleanup()
       throw new Error(`redis-server exited with ${server.exitCode}:\n${output}`)

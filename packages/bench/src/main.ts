@@ -6,6 +6,7 @@
  * its checks (a job lost, duplicated or left behind), after printing the failures. Speed is never asserted.
  */
 import { type ChildProcess, spawn } from "node:child_process"
+import { writeFileSync } from "node:fs"
 import { cpus } from "node:os"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
@@ -35,6 +36,7 @@ const { values: flags } = parseArgs({
     contenders: { type: "string" },
     scenarios: { type: "string" },
     "latency-concurrency": { type: "string" },
+    json: { type: "string" },
     help: { type: "boolean", short: "h", default: false }
   }
 })
@@ -49,6 +51,7 @@ if (flags.help) {
   --reps R                repetitions (default 3; quick 1)
   --contenders a,b        columns: ${columns.map((c) => c.key).join(",")}
   --scenarios a,b         ${allScenarios.join(",")}
+  --json FILE             also write every sample and failure to FILE
 `)
   process.exit(0)
 }
@@ -245,6 +248,16 @@ const main = async (): Promise<number> => {
     `cells: median (min–max) of ${config.reps} rep(s); ↑ higher is better, ↓ lower is better; `
       + `✓ Errand at least as good as the best peer. Took ${((Date.now() - started) / 1000).toFixed(1)} s.\n`
   )
+  if (flags.json !== undefined) {
+    const raw = {
+      config,
+      redis: redis?.version,
+      node: process.version,
+      samples: Object.fromEntries([...samples].map(([row, byColumn]) => [row, Object.fromEntries(byColumn)])),
+      failures
+    }
+    writeFileSync(flags.json, `${JSON.stringify(raw, null, 2)}\n`)
+  }
   if (failures.length > 0) {
     process.stdout.write(`\n${failures.length} run(s) FAILED:\n${failures.map((f) => `- ${f}`).join("\n")}\n`)
     return 1

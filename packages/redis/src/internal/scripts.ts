@@ -33,15 +33,20 @@ import { keyCount } from "./keys.ts"
 /** The most messages one script call handles (take size, sweep batch, enqueue chunk). */
 export const maxBatch = 1000
 
-const prelude = String.raw`
-local R, HI, LO, SEQ, T, F, D, DH, W = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local call, byte, sub, find, match = redis.call, string.byte, string.sub, string.find, string.match
-local wake = false
+// The Lua helpers, each a snippet; a script includes only the ones it uses (a function defined in a script is created
+// anew on every call, so unused ones would cost time).
 
--- Splits an element into priority, attempts, deliveries, id, lastError (table or nil) and body JSON.
+const head = String.raw`
+local R, HI, LO, SEQ, T, F, D, DH, W = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local call, byte, sub = redis.call, string.byte, string.sub
+local wake = false
+`
+
+/** `decode(e)`: splits an element into priority, attempts, deliveries, id, lastError (table or nil) and body JSON. */
+const decode = String.raw`
 local function decode(e)
   if byte(e, 1) == 35 then
-    local nl = find(e, "\n", 2, true)
+    local nl = string.find(e, "\n", 2, true)
     if nl then
       local ok, h = pcall(cjson.decode, sub(e, 2, nl - 1))
       if ok and type(h) == "table" then
@@ -52,10 +57,12 @@ local function decode(e)
     end
     return 0, 0, 0, nil, nil, e
   end
-  return 0, 0, 0, match(e, '^{"id":"([^"\\]*)"'), nil, e
+  return 0, 0, 0, string.match(e, '^{"id":"([^"\\]*)"'), nil, e
 end
+`
 
--- Joins the parts of an element, choosing the compact form when it loses nothing.
+/** `encode(p, a, d, id, err, body)`: joins the parts of an element, compact when that loses nothing. */
+const encode = String.raw`
 local function encode(p, a, d, id, err, body)
   if p == 0 and a == 0 and d == 0 and err == nil and sub(body, 1, 8 + #id) == '{"id":"' .. id .. '"' then
     return body
@@ -64,13 +71,13 @@ local function encode(p, a, d, id, err, body)
   if err then h = { p, a, d, id, err } else h = { p, a, d, id } end
   return "#" .. cjson.encode(h) .. "\n" .. body
 end
+`
 
--- Calls f(from, to) over 1..n in slices that unpack() can take.
-local function slices(n, f)
-  for i = 1, n, 1000 do f(i, math.min(i + 999, n)) end
-end
-
--- Makes an element ready: priority 0 is collected in list (RPUSHed by flush), others go to HI/LO in seq order.
+/**
+ * `pushReady(e, p, list)`: makes an element ready. Priority 0 is collected in `list` (RPUSHed by `flush`); others go
+ * to HI/LO in sequence order, and set `wake`.
+ */
+const pushReady = String.raw`
 local function pushReady(e, p, list)
   if p == 0 then
     list[#list + 1] = e
@@ -82,21 +89,25 @@ local function pushReady(e, p, list)
     wake = true
   end
 end
+`
 
--- RPUSHes the collected ready elements; true when R was empty before (a waiter may be blocked).
+/** `flush(list)`: RPUSHes the collected ready elements; true when R was empty before (a waiter may be blocked). */
+const flush = String.raw`
 local function flush(list)
   local n = #list
   if n == 0 then return false end
-  local first
-  slices(n, function(i, j)
-    local len = call("RPUSH", R, unpack(list, i, j))
-    if i == 1 then first = len end
-  end)
+  local first = call("RPUSH", R, unpack(list, 1, math.min(1000, n)))
+  for i = 1001, n, 1000 do call("RPUSH", R, unpack(list, i, math.min(i + 999, n))) end
   return first == math.min(1000, n)
 end
+`
 
--- Moves up to limit due timers (score <= now) back to ready: delayed elements, and in-flight elements whose lease
--- lapsed (their deliveries count already includes the lost lease).
+/**
+ * `maintain(now, limit, list)`: moves up to limit due timers (score <= now) back to ready: delayed elements, and
+ * in-flight elements whose lease lapsed (their deliveries count already includes the lost lease). Needs decode and
+ * pushReady.
+ */
+const maintain = String.raw`
 local function maintain(now, limit, list)
   local due = call("ZRANGEBYSCORE", T, "-inf", now, "LIMIT", 0, limit)
   local n = #due
@@ -121,8 +132,10 @@ local function maintain(now, limit, list)
     if e then pushReady(e, (decode(e)), list) end
   end
 end
+`
 
--- Drops dead letters older than ttl, then the oldest beyond max (bounded work per call).
+/** `trimDead(now, ttl, max)`: drops dead letters older than ttl, then the oldest beyond max (bounded per call). */
+const trimDead = String.raw`
 local function trimDead(now, ttl, max)
   local old = call("ZRANGEBYSCORE", D, "-inf", string.format("(%.0f", (now - ttl + 1) * 1000), "LIMIT", 0, 1000)
   if #old > 0 then
@@ -137,11 +150,16 @@ local function trimDead(now, ttl, max)
     call("ZREMRANGEBYRANK", D, 0, over - 1)
   end
 end
+`
 
--- Applies n settlements read from ARGV[o]: n, then per settlement (kind, token, eta, json), kind one of
--- a (ack), r (retry: eta, json = lastError), d (dead-letter: json = reason), l (release). A settlement whose lease is
--- not current (its timer is gone: swept after lapsing, settled, or flushed) changes nothing; its 0-based index is
--- returned. A lapsed lease stays current until a sweep returns its message to the queue.
+/**
+ * `settle(now, o, list, ttl, max)`: applies the n settlements read from ARGV[o]: n, then per settlement (kind, token,
+ * eta, json), kind one of a (ack), r (retry: eta, json = lastError), d (dead-letter: json = reason), l (release).
+ * A settlement whose lease is not current (its timer is gone: swept after lapsing, settled, or flushed) changes
+ * nothing; its 0-based index is returned. A lapsed lease stays current until a sweep returns its message to the queue.
+ * Needs decode, encode, pushReady and trimDead.
+ */
+const settle = String.raw`
 local function settle(now, o, list, ttl, max)
   local n = tonumber(ARGV[o])
   local rejected = {}
@@ -151,9 +169,8 @@ local function settle(now, o, list, ttl, max)
   local scores = call("ZMSCORE", T, unpack(marks))
   local live, liveMarks, recToks, recIdx, seen = {}, {}, {}, {}, {}
   for i = 1, n do
-    local s = scores[i]
     local tok = sub(marks[i], 2)
-    if s and not seen[tok] then
+    if scores[i] and not seen[tok] then
       seen[tok] = true
       live[#live + 1] = tok
       liveMarks[#liveMarks + 1] = marks[i]
@@ -219,7 +236,7 @@ export const sources = {
    * empty, or a delayed/prioritised message was added.
    * Returns: n.
    */
-  enqueue: prelude + String.raw`
+  enqueue: head + decode + pushReady + flush + maintain + String.raw`
 local now, limit, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local list = {}
 maintain(now, limit, list)
@@ -235,7 +252,7 @@ for i = 1, n do
   end
 end
 if #delayed > 0 then
-  slices(#delayed, function(i, j) call("ZADD", T, unpack(delayed, i, j)) end)
+  for i = 1, #delayed, 1000 do call("ZADD", T, unpack(delayed, i, math.min(i + 999, #delayed))) end
   wake = true
 end
 if flush(list) or wake then call("ZADD", W, 0, "1") end
@@ -252,7 +269,7 @@ return n
    * Returns: { rejected settlement indices (0-based), leased elements (token i = tokenBase..i, 1-based),
    * next timer score or nil (only when nothing was leased and wantNext = 1) }.
    */
-  take: prelude + String.raw`
+  take: head + decode + encode + pushReady + flush + maintain + trimDead + settle + String.raw`
 local now, max, expiry, base = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local list = {}
 local rejected = settle(now, 9, list, tonumber(ARGV[7]), tonumber(ARGV[8]))
@@ -301,7 +318,7 @@ return { rejected, out, nextAt }
    * ARGV: now, deadTtl, deadMax, then n, then n × (kind, token, eta, json).
    * Returns: rejected settlement indices (0-based).
    */
-  settle: prelude + String.raw`
+  settle: head + decode + encode + pushReady + flush + trimDead + settle + String.raw`
 local now = tonumber(ARGV[1])
 local list = {}
 local rejected = settle(now, 4, list, tonumber(ARGV[2]), tonumber(ARGV[3]))
@@ -341,7 +358,7 @@ return rejected
    * ARGV: now, sweepLimit, deadTtl.
    * Returns: { ready, delayed, inFlight, dead }.
    */
-  stats: prelude + String.raw`
+  stats: head + decode + pushReady + flush + maintain + String.raw`
 local now = tonumber(ARGV[1])
 local list = {}
 maintain(now, tonumber(ARGV[2]), list)
@@ -357,7 +374,7 @@ return { ready, call("ZCARD", T) - inFlight, inFlight, dead }
    * ARGV: now, deadTtl, deadMax, limit (-1 = all).
    * Returns: { id, score, element } × n, flattened.
    */
-  deadList: prelude + String.raw`
+  deadList: head + trimDead + String.raw`
 local now, limit = tonumber(ARGV[1]), tonumber(ARGV[4])
 trimDead(now, tonumber(ARGV[2]), tonumber(ARGV[3]))
 local ids = call("ZRANGE", D, 0, limit - (limit >= 0 and 1 or 0), "WITHSCORES")
@@ -367,10 +384,10 @@ if n == 0 then return out end
 local only = {}
 for i = 1, n do only[i] = ids[2 * i - 1] end
 local recs = {}
-slices(n, function(i, j)
-  local r = call("HMGET", DH, unpack(only, i, j))
+for i = 1, n, 1000 do
+  local r = call("HMGET", DH, unpack(only, i, math.min(i + 999, n)))
   for k = 1, #r do recs[i + k - 1] = r[k] end
-end)
+end
 for i = 1, n do
   out[#out + 1] = only[i]
   out[#out + 1] = ids[2 * i]
@@ -385,7 +402,7 @@ return out
    * ARGV: now, deadTtl, deadMax, all (1/0), then ids (when all = 0).
    * Returns: how many moved.
    */
-  deadRequeue: prelude + String.raw`
+  deadRequeue: head + decode + encode + pushReady + flush + trimDead + String.raw`
 local now = tonumber(ARGV[1])
 trimDead(now, tonumber(ARGV[2]), tonumber(ARGV[3]))
 local ids
@@ -398,7 +415,8 @@ end
 local n = #ids
 if n == 0 then return 0 end
 local list, moved = {}, 0
-slices(n, function(i, j)
+for i = 1, n, 1000 do
+  local j = math.min(i + 999, n)
   local recs = call("HMGET", DH, unpack(ids, i, j))
   for k = 1, #recs do
     local rec = recs[k]
@@ -411,7 +429,7 @@ slices(n, function(i, j)
   end
   call("ZREM", D, unpack(ids, i, j))
   call("HDEL", DH, unpack(ids, i, j))
-end)
+end
 if flush(list) or wake then call("ZADD", W, 0, "1") end
 return moved
 `,

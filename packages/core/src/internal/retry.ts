@@ -64,7 +64,7 @@ export const replayDelay = Effect.fnUntraced(function*<Failure>(
   for (let i = 0; i < attempts; i++) {
     const result = yield* Pull.catchDone(step(now, failure), () => Effect.undefined)
     if (result === undefined) return lastDelayWhenDone ? delay ?? 0 : undefined
-    delay = Duration.toMillis(result[1])
+    delay = Math.round(Duration.toMillis(result[1]))
     now += delay
   }
   return delay

@@ -1,0 +1,94 @@
+/**
+ * `pnpm example`: producer and worker in one process. It sends the example messages, runs them, prints the life of
+ * each one (sent, started, retried, succeeded, dead-lettered) and exits when every message has finished.
+ *
+ * Runs on the in-memory broker, or on Redis when `REDIS_URL` is set.
+ */
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { Broker, type Message, Worker } from "@errand/core"
+import { Clock, Console, Deferred, Effect, Layer, References } from "effect"
+import { generateInvoice, sendOrderConfirmation, sendReminder, sendWelcomeEmail, syncInventory } from "./actors.ts"
+import { brokerFromEnv } from "./broker.ts"
+import { handlers } from "./handlers.ts"
+import { MailerConsole, UsersLive } from "./services.ts"
+
+const broker = brokerFromEnv()
+
+const program = Effect.gen(function*() {
+  const startedAt = yield* Clock.currentTimeMillis
+  const stamp = Effect.map(Clock.currentTimeMillis, (now) => `[+${((now - startedAt) / 1000).toFixed(3)}s]`)
+  const say = (line: string) => Effect.flatMap(stamp, (time) => Console.log(`${time} ${line}`))
+  const label = (message: Message.Message) => `${message.actor} ${message.id.slice(0, 6)}`
+
+  let unfinished = 0
+  const allDone = yield* Deferred.make<void>()
+  const finished = Effect.suspend(() => --unfinished === 0 ? Deferred.succeed(allDone, undefined) : Effect.void)
+
+  yield* Worker.make({
+    handlers,
+    concurrency: 4,
+    onEvent: (event) => {
+      switch (event._tag) {
+        case "Started":
+          return say(`▶ started       ${label(event.message)} (attempt ${event.message.attempts + 1})`)
+        case "Succeeded":
+          return say(`✓ succeeded     ${label(event.message)} in ${event.durationMillis} ms`).pipe(
+            Effect.andThen(finished)
+          )
+        case "Retrying":
+          return say(
+            `↻ retrying      ${label(event.message)}: ${event.error.tag}; attempt ${
+              event.attempts + 1
+            } in ${event.delayMillis} ms`
+          )
+        case "DeadLettered":
+          return say(
+            `✗ dead-lettered ${
+              event.message ? label(event.message) : event.messageId
+            }: [${event.reason.tag}] ${event.reason.message}`
+          ).pipe(Effect.andThen(finished))
+        case "Released":
+          return say(`⏏ released      ${event.messageId}`)
+      }
+    }
+  })
+
+  yield* Console.log(`Errand demo on the ${broker.name} broker\n`)
+  const sent = (message: Message.Message) =>
+    Effect.andThen(
+      Effect.sync(() => unfinished++),
+      say(
+        `→ sent          ${label(message)} to "${message.queue}" ${JSON.stringify(message.payload)}${
+          message.eta > message.enqueuedAt ? ` (due in ${message.eta - message.enqueuedAt} ms)` : ""
+        }`
+      )
+    )
+  yield* Effect.tap(sendWelcomeEmail.send({ userId: 1 }), sent)
+  yield* Effect.tap(sendWelcomeEmail.send({ userId: 42 }), sent) // no such user: never retried
+  yield* Effect.tap(sendOrderConfirmation.send({ orderId: "o-1001", email: "ada@example.com" }), sent)
+  yield* Effect.tap(generateInvoice.send({ orderId: "o-1001", amountCents: 4_250 }), sent)
+  yield* Effect.tap(syncInventory.send({ sku: "SKU-7" }), sent) // always fails: retried twice, then dead-lettered
+  yield* Effect.tap(sendReminder.send({ userId: 2, note: "Your cart misses you" }, { delay: "1 second" }), sent)
+
+  yield* Deferred.await(allDone)
+  const brokerService = yield* Broker.Broker
+  for (const queue of ["email", "processing"]) {
+    const stats = yield* brokerService.stats(queue)
+    yield* Console.log(
+      `\nqueue "${queue}": ${stats.ready} ready, ${stats.delayed} delayed, ${stats.inFlight} in flight, ${stats.dead} dead`
+    )
+    for (const dead of yield* brokerService.deadLetters(queue)) {
+      yield* Console.log(
+        `  dead letter ${dead.id.slice(0, 6)} after ${dead.attempts} attempt(s): ${dead.reason.message}`
+      )
+    }
+    yield* brokerService.purgeDeadLetters(queue)
+  }
+})
+
+program.pipe(
+  Effect.scoped,
+  Effect.provide(Layer.mergeAll(broker.layer, UsersLive, MailerConsole)),
+  Effect.provideService(References.MinimumLogLevel, "None"), // the demo prints events instead of worker logs
+  NodeRuntime.runMain
+)

@@ -3,11 +3,12 @@
  * persistence) under a running producer and blocking consumer (processing resumes, nothing is lost).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Broker } from "@errand/core"
+import { Broker, Worker } from "@errand/core"
 import { RedisBroker } from "@errand/redis"
-import { Clock, Context, Effect, Fiber, Layer, Schedule } from "effect"
+import { Clock, Context, Deferred, Effect, Fiber, Layer, Schedule } from "effect"
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
+import { slowActor } from "./fixtures/actors.ts"
 import { hasRedisServer, startRedisServer } from "./utils/redisServer.ts"
 import { ack, message, redisUrl, uniquePrefix } from "./utils/testing.ts"
 
@@ -15,52 +16,147 @@ const build = (options: RedisBroker.RedisBrokerOptions) =>
   Effect.map(Layer.build(RedisBroker.layer(options)), (context) => Context.get(context, Broker.Broker))
 
 const fixture = fileURLToPath(new URL("./fixtures/consumer.ts", import.meta.url))
+const workerFixture = fileURLToPath(new URL("./fixtures/worker.ts", import.meta.url))
+
+/** Spawns a fixture process and collects its stdout lines; the process is SIGKILLed with the scope. */
+const spawnFixture = (path: string, env: Record<string, string>) =>
+  Effect.gen(function*() {
+    const child = spawn(process.execPath, [path], {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "inherit"]
+    })
+    yield* Effect.addFinalizer(() => Effect.sync(() => child.kill("SIGKILL")))
+    const lines: Array<string> = []
+    let buffered = ""
+    child.stdout.on("data", (chunk: Buffer) => {
+      buffered += chunk.toString()
+      const parts = buffered.split("\n")
+      buffered = parts.pop()!
+      lines.push(...parts)
+    })
+    const kill = Effect.promise(() => {
+      const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
+      child.kill("SIGKILL")
+      return exited
+    })
+    return { lines, kill }
+  })
 
 describe("RedisBroker crashes", () => {
-  it.live("redelivers the messages of a consumer SIGKILLed mid-job once their lease lapses, none lost", () =>
-    Effect.gen(function*() {
-      const prefix = uniquePrefix()
-      const queue = "crash"
-      const leaseMs = 1_000
-      const broker = yield* build({ url: redisUrl, prefix })
-      const messages = Array.from({ length: 5 }, () => message(queue))
-      yield* broker.enqueue(messages)
-      // A child process takes them and hangs mid-job
-      const child = spawn(process.execPath, [fixture], {
-        env: {
-          ...process.env,
+  it.live(
+    "redelivers the messages of a consumer SIGKILLed mid-job once their lease lapses, none lost",
+    () =>
+      Effect.gen(function*() {
+        const prefix = uniquePrefix()
+        const queue = "crash"
+        const leaseMs = 1_000
+        const broker = yield* build({ url: redisUrl, prefix })
+        const messages = Array.from({ length: 5 }, () => message(queue))
+        yield* broker.enqueue(messages)
+        // A child process takes them and hangs mid-job
+        const child = spawn(process.execPath, [fixture], {
+          env: {
+            ...process.env,
+            REDIS_URL: redisUrl,
+            ERRAND_PREFIX: prefix,
+            ERRAND_QUEUE: queue,
+            ERRAND_LEASE_MS: String(leaseMs)
+          },
+          stdio: ["ignore", "pipe", "inherit"]
+        })
+        yield* Effect.addFinalizer(() => Effect.sync(() => child.kill("SIGKILL")))
+        const line = yield* Effect.callback<string>((resume) => {
+          let output = ""
+          child.stdout.on("data", (chunk: Buffer) => {
+            output += chunk.toString()
+            if (output.includes("\n")) resume(Effect.succeed(output.split("\n")[0]!))
+          })
+        }).pipe(Effect.timeout("10 seconds"))
+        const takenAt = yield* Clock.currentTimeMillis
+        assert.deepStrictEqual((JSON.parse(line) as Array<string>).sort(), messages.map((m) => m.id).sort())
+        assert.deepStrictEqual(yield* broker.stats(queue), { ready: 0, delayed: 0, inFlight: 5, dead: 0 })
+        // When the consumer is killed
+        const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
+        child.kill("SIGKILL")
+        yield* Effect.promise(() => exited)
+        // Then a second consumer gets every message back after the lease, as a second delivery
+        const taken = yield* broker.take({ queue, max: 10, lease: "30 seconds", wait: "5 seconds" })
+        const elapsed = (yield* Clock.currentTimeMillis) - takenAt
+        assert.deepStrictEqual(taken.deliveries.map((d) => d.id).sort(), messages.map((m) => m.id).sort())
+        assert.deepStrictEqual(taken.deliveries.map((d) => d.deliveries), [2, 2, 2, 2, 2])
+        assert.isAtLeast(elapsed, leaseMs - 100)
+        assert.isBelow(elapsed, leaseMs + 1_500)
+        assert.deepStrictEqual(yield* broker.settle(taken.deliveries.map(ack)), [])
+        assert.deepStrictEqual(yield* broker.stats(queue), { ready: 0, delayed: 0, inFlight: 0, dead: 0 })
+      }),
+    20_000
+  )
+
+  it.live(
+    "a Worker SIGKILLed mid-job holds its leases while alive; another Worker gets the messages after the lease",
+    () =>
+      Effect.gen(function*() {
+        const prefix = uniquePrefix()
+        const queue = "worker-crash"
+        const leaseMs = 900
+        const BrokerLive = RedisBroker.layer({ url: redisUrl, prefix })
+        const broker = yield* build({ url: redisUrl, prefix })
+        const actor = slowActor(queue)
+        const sent = yield* actor.sendBatch([1, 2, 3, 4, 5].map((n) => ({ n }))).pipe(Effect.provide(BrokerLive))
+        const ids = sent.map((m) => m.id).sort()
+        // A worker process starts all five and hangs in them
+        const child = yield* spawnFixture(workerFixture, {
           REDIS_URL: redisUrl,
           ERRAND_PREFIX: prefix,
           ERRAND_QUEUE: queue,
           ERRAND_LEASE_MS: String(leaseMs)
-        },
-        stdio: ["ignore", "pipe", "inherit"]
-      })
-      yield* Effect.addFinalizer(() => Effect.sync(() => child.kill("SIGKILL")))
-      const line = yield* Effect.callback<string>((resume) => {
-        let output = ""
-        child.stdout.on("data", (chunk: Buffer) => {
-          output += chunk.toString()
-          if (output.includes("\n")) resume(Effect.succeed(output.split("\n")[0]!))
         })
-      }).pipe(Effect.timeout("10 seconds"))
-      const takenAt = yield* Clock.currentTimeMillis
-      assert.deepStrictEqual((JSON.parse(line) as Array<string>).sort(), messages.map((m) => m.id).sort())
-      assert.deepStrictEqual(yield* broker.stats(queue), { ready: 0, delayed: 0, inFlight: 5, dead: 0 })
-      // When the consumer is killed
-      const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
-      child.kill("SIGKILL")
-      yield* Effect.promise(() => exited)
-      // Then a second consumer gets every message back after the lease, as a second delivery
-      const taken = yield* broker.take({ queue, max: 10, lease: "30 seconds", wait: "5 seconds" })
-      const elapsed = (yield* Clock.currentTimeMillis) - takenAt
-      assert.deepStrictEqual(taken.deliveries.map((d) => d.id).sort(), messages.map((m) => m.id).sort())
-      assert.deepStrictEqual(taken.deliveries.map((d) => d.deliveries), [2, 2, 2, 2, 2])
-      assert.isAtLeast(elapsed, leaseMs - 100)
-      assert.isBelow(elapsed, leaseMs + 1_500)
-      assert.deepStrictEqual(yield* broker.settle(taken.deliveries.map(ack)), [])
-      assert.deepStrictEqual(yield* broker.stats(queue), { ready: 0, delayed: 0, inFlight: 0, dead: 0 })
-    }))
+        const started = () => child.lines.filter((line) => line.startsWith("started ")).map((line) => line.slice(8))
+        yield* Effect.sleep(50).pipe(
+          Effect.repeat({ until: () => started().length >= 5 }),
+          Effect.timeout("10 seconds")
+        )
+        assert.deepStrictEqual(started().sort(), ids)
+        // While it lives, its leases are extended past their first expiry: nothing is delivered twice
+        yield* Effect.sleep(leaseMs * 2)
+        assert.deepStrictEqual(yield* broker.stats(queue), { ready: 0, delayed: 0, inFlight: 5, dead: 0 })
+        assert.strictEqual(started().length, 5)
+        // When it is killed, a second worker runs every message once its lease lapses
+        yield* child.kill
+        const killedAt = yield* Clock.currentTimeMillis
+        const done = yield* Deferred.make<void>()
+        const ran = new Map<string, number>()
+        const SecondLive = actor.handle((_, message) =>
+          Effect.gen(function*() {
+            ran.set(message.id, (ran.get(message.id) ?? 0) + 1)
+            if (ran.size === 5) yield* Deferred.succeed(done, undefined)
+          })
+        )
+        yield* Layer.build(
+          Worker.layer({ handlers: [SecondLive], queues: [queue], lease: leaseMs }).pipe(Layer.provide(BrokerLive))
+        )
+        yield* Deferred.await(done).pipe(Effect.timeout("10 seconds"))
+        const elapsed = (yield* Clock.currentTimeMillis) - killedAt
+        assert.deepStrictEqual([...ran.keys()].sort(), ids)
+        assert.deepStrictEqual([...ran.values()], [1, 1, 1, 1, 1])
+        assert.isBelow(elapsed, leaseMs + 2_000)
+        // The worker acks in the background: wait for it
+        const drained = Effect.gen(function*() {
+          for (;;) {
+            const stats = yield* broker.stats(queue)
+            if (stats.inFlight === 0) return stats
+            yield* Effect.sleep(20)
+          }
+        })
+        assert.deepStrictEqual(yield* Effect.timeout(drained, "5 seconds"), {
+          ready: 0,
+          delayed: 0,
+          inFlight: 0,
+          dead: 0
+        })
+      }),
+    20_000
+  )
 
   it.live.skipIf(!hasRedisServer())(
     "resumes processing after a Redis restart under a running producer and blocking consumer, nothing lost",
@@ -123,6 +219,7 @@ describe("RedisBroker crashes", () => {
         assert.isAbove(failures, 0)
         assert.deepStrictEqual(messages.filter((m) => !seen.has(m.id)).map((m) => m.id), [])
         assert.deepStrictEqual(yield* broker.stats(queue), { ready: 0, delayed: 0, inFlight: 0, dead: 0 })
-      })
+      }),
+    30_000
   )
 })

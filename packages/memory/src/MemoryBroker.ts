@@ -24,8 +24,8 @@
  * @since 0.1.0
  */
 import { Broker } from "@errand/core"
-import { type Clock, Context, Data, Duration, Effect, Layer } from "effect"
-import { type QueueState, Store, Waiter } from "./internal/store.ts"
+import { Clock, Context, Data, Duration, Effect, type Fiber, Layer } from "effect"
+import { type Alarm, type QueueState, Store, Waiter } from "./internal/store.ts"
 
 /**
  * Options of `join`.
@@ -93,54 +93,20 @@ export class MemoryBroker extends Context.Service<MemoryBroker, {
 
 const noIds: ReadonlyArray<string> = []
 
-let lastInput: Duration.Input | undefined = undefined
-let lastMillis = 0
+const millisByInput = new Map<string, number>()
 
-/** `Duration.toMillis`, remembering the last input: callers pass the same lease and wait on every take. */
+/** `Duration.toMillis`, remembering parsed strings: callers pass the same lease and wait on every take. */
 const toMillis = (input: Duration.Input): number => {
   if (typeof input === "number") return input
-  if (input !== lastInput) {
-    lastMillis = Duration.toMillis(input)
-    lastInput = input
+  if (typeof input !== "string") return Duration.toMillis(input)
+  let millis = millisByInput.get(input)
+  if (millis === undefined) {
+    millis = Duration.toMillis(input)
+    if (millisByInput.size >= 64) millisByInput.clear()
+    millisByInput.set(input, millis)
   }
-  return lastMillis
+  return millis
 }
-
-/** Waits for deliveries after a first take found none. */
-const awaitDeliveries = Effect.fnUntraced(function*(
-  store: Store,
-  clock: Clock.Clock,
-  q: QueueState,
-  waiter: Waiter,
-  rejected: ReadonlyArray<string>
-) {
-  let front = false
-  while (true) {
-    const until = store.plan(q, waiter)
-    const timer = until === Infinity ? undefined : yield* Effect.forkChild(
-      Effect.andThen(
-        Effect.sleep(Math.max(0, until - clock.currentTimeMillisUnsafe())),
-        Effect.sync(() => store.wake(q, waiter))
-      )
-    )
-    yield* Effect.callback<void>((resume) => {
-      store.register(q, waiter, resume, clock.currentTimeMillisUnsafe(), front)
-      return Effect.sync(() => store.cancel(q, waiter, clock.currentTimeMillisUnsafe()))
-    })
-    timer?.interruptUnsafe()
-    const deliveries = waiter.result
-    if (deliveries !== undefined) {
-      waiter.result = undefined
-      store.leave(q, waiter)
-      return { deliveries, rejected } satisfies Broker.Taken
-    }
-    if (clock.currentTimeMillisUnsafe() >= waiter.deadline) {
-      store.leave(q, waiter)
-      return { deliveries: [], rejected } satisfies Broker.Taken
-    }
-    front = true
-  }
-})
 
 /**
  * Creates an in-memory broker and its inspection service. The broker is `MemoryBroker.broker`.
@@ -150,11 +116,51 @@ const awaitDeliveries = Effect.fnUntraced(function*(
  */
 export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
   const store = new Store()
-  /** One synchronous step of the store at the current time, then the resumptions it caused. */
+
+  let idleCheckScheduled = false
+  const stopIdleAlarms = () => {
+    idleCheckScheduled = false
+    store.stopIdleAlarms()
+  }
+
+  /** Ends a synchronous step: runs the resumptions it caused, and starts or stops the alarms it asked for. */
+  const endStep = (fiber: Fiber.Fiber<unknown, unknown>): void => {
+    store.drain()
+    if (store.idleAlarms.length > 0 && !idleCheckScheduled) {
+      idleCheckScheduled = true
+      fiber.currentDispatcher.scheduleTask(stopIdleAlarms, 0)
+    }
+    const queues = store.alarmsToStart
+    while (queues.length > 0) {
+      const q = queues.pop()!
+      const alarm = q.alarm
+      if (alarm === undefined || alarm.fiber !== undefined) continue
+      // A detached fiber with the caller's services, so that it sleeps on the caller's `Clock`.
+      alarm.fiber = Effect.runForkWith(fiber.context)(runAlarm(q, alarm))
+    }
+  }
+
+  /** A queue's alarm: sleeps until its time, lets the store fire it, and again, until the store says stop. */
+  const runAlarm = (q: QueueState, alarm: Alarm): Effect.Effect<void> =>
+    Effect.withFiber((fiber) => {
+      if (q.alarm !== alarm) return Effect.void
+      const delay = alarm.at - fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+      return delay > 0 ? Effect.andThen(Effect.sleep(delay), fireAlarm(q, alarm)) : fireAlarm(q, alarm)
+    })
+
+  const fireAlarm = (q: QueueState, alarm: Alarm): Effect.Effect<void> =>
+    Effect.withFiber((fiber) => {
+      const next = store.fire(q, alarm, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
+      endStep(fiber)
+      return next === Infinity ? Effect.void : runAlarm(q, alarm)
+    })
+
+  /** One synchronous step of the store at the current time. */
   const step = <A>(f: (now: number) => A): Effect.Effect<A> =>
-    Effect.clockWith((clock) => {
+    Effect.withFiber((fiber) => {
+      const clock = fiber.getRef(Clock.Clock)
       const a = f(clock.currentTimeMillisUnsafe())
-      store.drain()
+      endStep(fiber)
       return Effect.succeed(a)
     })
 
@@ -162,7 +168,8 @@ export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
     name: "memory",
     enqueue: (messages) => step((now) => store.enqueue(messages, now)),
     take: (request) =>
-      Effect.clockWith((clock) => {
+      Effect.withFiber((fiber) => {
+        const clock = fiber.getRef(Clock.Clock)
         const now = clock.currentTimeMillisUnsafe()
         const rejected = request.settle === undefined || request.settle.length === 0
           ? noIds
@@ -170,13 +177,30 @@ export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
         const max = request.max >= 1 ? Math.floor(request.max) : 0
         const leaseMs = toMillis(request.lease)
         const deliveries = store.take(request.queue, max, leaseMs, now)
-        store.drain()
+        endStep(fiber)
         const waitMs = request.wait === undefined ? 0 : toMillis(request.wait)
         if (deliveries.length > 0 || max === 0 || !(waitMs > 0)) {
           return Effect.succeed<Broker.Taken>({ deliveries, rejected })
         }
-        const waiter = new Waiter(max, leaseMs, now + waitMs)
-        return awaitDeliveries(store, clock, store.queue(request.queue), waiter, rejected)
+        const deadline = now + waitMs
+        // Registering inside the callback makes "nothing to take, so wait" one step, with nothing in between.
+        return Effect.callback<Broker.Taken>((resume) => {
+          const now = clock.currentTimeMillisUnsafe()
+          const deliveries = store.take(request.queue, max, leaseMs, now)
+          if (deliveries.length > 0 || now >= deadline) {
+            endStep(fiber)
+            return resume(Effect.succeed({ deliveries, rejected }))
+          }
+          const q = store.queue(request.queue)
+          const waiter = new Waiter(max, leaseMs, deadline, (deliveries) =>
+            resume(Effect.succeed({ deliveries, rejected })))
+          store.wait(q, waiter)
+          endStep(fiber)
+          return Effect.sync(() => {
+            store.cancel(q, waiter, clock.currentTimeMillisUnsafe())
+            endStep(fiber)
+          })
+        })
       }),
     settle: (settlements) => step((now) => store.settle(settlements, now)),
     extend: (deliveries, lease) => {
@@ -199,17 +223,19 @@ export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
     size: (queue) => Effect.map(stats(queue), (stats) => stats.ready + stats.delayed + stats.inFlight),
     deadLetters: (queue) => Effect.sync(() => store.deadLetters(queue, Infinity)),
     join: (queue, options) =>
-      Effect.clockWith((clock) =>
-        Effect.callback<ReadonlyArray<Broker.DeadLetter>, DeadLettered>((resume) => {
+      Effect.withFiber((fiber) => {
+        const clock = fiber.getRef(Clock.Clock)
+        return Effect.callback<ReadonlyArray<Broker.DeadLetter>, DeadLettered>((resume) => {
           const cancel = store.join(queue, {
             deadSeq: store.queue(queue).deadSeq,
             failFast: options?.failFast === true,
             onIdle: (deadLetters) => resume(Effect.succeed(deadLetters)),
             onDeadLetter: (deadLetters) => resume(Effect.fail(new DeadLettered({ queue, deadLetters })))
           }, clock.currentTimeMillisUnsafe())
+          endStep(fiber)
           return Effect.sync(cancel)
         })
-      )
+      })
   })
 })
 

@@ -177,6 +177,36 @@ describe("MemoryBroker", () => {
         assert.deepStrictEqual(yield* Fiber.join(waiting), { deliveries: [], rejected: [] })
       }).pipe(Effect.provide(MemoryBroker.layer)))
 
+    it.effect("each return at their own deadline, whatever the order they started in", () =>
+      Effect.gen(function*() {
+        const long = yield* Effect.forkChild(take("email", { wait: "10 seconds" }))
+        yield* Effect.yieldNow
+        const short = yield* Effect.forkChild(take("email", { wait: "5 seconds" }))
+        yield* TestClock.adjust(5_000)
+        assert.deepStrictEqual(yield* Fiber.join(short), { deliveries: [], rejected: [] })
+        assert.isFalse(yield* isDone(long))
+        // A message enqueued now goes to the take still waiting
+        yield* enqueue(message("email", "a"))
+        assert.deepStrictEqual(ids(yield* Fiber.join(long)), ["a"])
+      }).pipe(Effect.provide(MemoryBroker.layer)))
+
+    it.effect("keep working after all waiters left and new ones arrive", () =>
+      Effect.gen(function*() {
+        for (let round = 0; round < 3; round++) {
+          const waiting = yield* Effect.forkChild(take("email", { wait: "1 minute" }))
+          yield* Effect.yieldNow
+          yield* enqueue(message("email", `delayed-${round}`, { delay: 1_000 }))
+          yield* TestClock.adjust(1_000)
+          assert.deepStrictEqual(ids(yield* Fiber.join(waiting)), [`delayed-${round}`])
+        }
+        const interrupted = yield* Effect.forkChild(take("email", { wait: "1 minute" }))
+        yield* Effect.yieldNow
+        yield* Fiber.interrupt(interrupted)
+        const last = yield* Effect.forkChild(take("email", { wait: "2 seconds" }))
+        yield* TestClock.adjust(2_000)
+        assert.deepStrictEqual(yield* Fiber.join(last), { deliveries: [], rejected: [] })
+      }).pipe(Effect.provide(MemoryBroker.layer)))
+
     it.effect("are served first come, first served, one message batch per waiter", () =>
       Effect.gen(function*() {
         const waiters: Array<Fiber.Fiber<Broker.Taken, Broker.Broker extends never ? never : unknown>> = []

@@ -13,9 +13,11 @@
  *
  * **Time**
  *
- * Nothing runs in the background. Each operation first moves what has come due (delayed messages whose eta passed,
- * leases that lapsed) to the ready lanes, in the order they came due. Waiting takes sleep on the caller's `Clock`:
- * one waiter per queue (the "alarm owner") sleeps until the next due time, the others until their own deadline.
+ * Each operation first moves what has come due (delayed messages whose eta passed, leases that lapsed) to the ready
+ * lanes, in the order they came due. Only while takes are waiting does a queue need a timer: its `Alarm`, one
+ * detached fiber per queue, sleeping on `Clock` until the earliest of the next due time and the earliest waiter
+ * deadline. It hands what came due to waiters and sends expired waiters home empty-handed, then sleeps again. A new
+ * alarm fiber is started only when the wake-up time must move earlier; waiters themselves need no timer.
  *
  * **Waking**
  *
@@ -26,7 +28,7 @@
  * @internal
  */
 import type { Broker, Message } from "@errand/core"
-import { Effect } from "effect"
+import type { Fiber } from "effect"
 import { Deque } from "./Deque.ts"
 import { Heap, type HeapItem } from "./Heap.ts"
 
@@ -64,26 +66,58 @@ export class Entry implements HeapItem {
   }
 }
 
+const emptyDeliveries: ReadonlyArray<Delivery> = []
+
 const byDue = (a: Entry, b: Entry): boolean => a.due < b.due || (a.due === b.due && a.seq < b.seq)
 
+const byDeadline = (a: Waiter, b: Waiter): boolean =>
+  a.deadline < b.deadline || (a.deadline === b.deadline && a.seq < b.seq)
+
 /** A suspended `take`. @internal */
-export class Waiter {
+export class Waiter implements HeapItem {
   readonly max: number
   readonly leaseMs: number
   readonly deadline: number
+  private readonly resume: (deliveries: ReadonlyArray<Delivery>) => void
+  seq = 0
+  heapIndex = -1
   prev: Waiter | undefined = undefined
   next: Waiter | undefined = undefined
   linked = false
-  /** When this waiter's timer fires: its deadline, or the next due time when it owns the queue's alarm. */
-  until = Infinity
-  /** Deliveries handed over while it waited, not yet returned to its caller. */
-  result: Array<Delivery> | undefined = undefined
-  resume: ((effect: Effect.Effect<void>) => void) | undefined = undefined
+  /** Resumed, or interrupted. */
+  done = false
+  /** What it gets: set when it is handed messages or its deadline passes, delivered by `drain`. */
+  result: ReadonlyArray<Delivery> | undefined = undefined
 
-  constructor(max: number, leaseMs: number, deadline: number) {
+  constructor(
+    max: number,
+    leaseMs: number,
+    deadline: number,
+    resume: (deliveries: ReadonlyArray<Delivery>) => void
+  ) {
     this.max = max
     this.leaseMs = leaseMs
     this.deadline = deadline
+    this.resume = resume
+  }
+
+  readonly wake = (): void => {
+    if (this.done) return
+    this.done = true
+    this.resume(this.result ?? emptyDeliveries)
+  }
+}
+
+/**
+ * A queue's timer while takes wait: a detached fiber (started by `MemoryBroker`) that sleeps until `at`, then calls
+ * `Store.fire`. @internal
+ */
+export class Alarm {
+  at: number
+  fiber: Fiber.Fiber<unknown, unknown> | undefined = undefined
+
+  constructor(at: number) {
+    this.at = at
   }
 }
 
@@ -109,8 +143,11 @@ export class QueueState {
   deadSeq = 0
   waitHead: Waiter | undefined = undefined
   waitTail: Waiter | undefined = undefined
-  /** The waiter whose timer tracks the next due time, if any (it may be running, between two waits). */
-  alarmOwner: Waiter | undefined = undefined
+  /** The linked waiters by deadline. */
+  readonly deadlines = new Heap<Waiter>(byDeadline)
+  alarm: Alarm | undefined = undefined
+  /** In `Store.idleAlarms`. */
+  idleCheck = false
   readonly joiners = new Set<Joiner>()
 
   constructor(name: string) {
@@ -121,6 +158,13 @@ export class QueueState {
     return this.readyCount === 0 && this.delayed.size === 0 && this.inFlight.size === 0
   }
 
+  /** When the alarm must fire: the next due time or the earliest waiter deadline, whichever comes first. */
+  wakeUpAt(): number {
+    const waiter = this.deadlines.peek()
+    const due = this.nextDue()
+    return waiter === undefined || due < waiter.deadline ? due : waiter.deadline
+  }
+
   nextDue(): number {
     const delayed = this.delayed.peek()
     const lease = this.leases.peek()
@@ -129,8 +173,6 @@ export class QueueState {
     return a < b ? a : b
   }
 }
-
-const emptyDeliveries: ReadonlyArray<Delivery> = []
 
 const toDeadLetter = (entry: Entry): Broker.DeadLetter => ({
   id: entry.id,
@@ -145,6 +187,14 @@ const toDeadLetter = (entry: Entry): Broker.DeadLetter => ({
 export class Store {
   private readonly queues = new Map<string, QueueState>()
   private readonly pending = new Deque<() => void>()
+  /** Queues whose new `alarm` has no fiber yet: `MemoryBroker` starts them after each operation. */
+  readonly alarmsToStart: Array<QueueState> = []
+  /**
+   * Queues whose last waiter was just served: their alarm stops unless a take waits again soon (`stopIdleAlarms`,
+   * which `MemoryBroker` runs as a separate task). A consumer that takes again right after being served keeps the
+   * alarm, so the alarm fiber is not restarted for every message.
+   */
+  readonly idleAlarms: Array<QueueState> = []
   private seq = 0
   private tokens = 0
 
@@ -262,7 +312,7 @@ export class Store {
       }
       entry.due = now + leaseMs
       q.leases.update(entry)
-      this.checkAlarm(q)
+      this.updateAlarm(q)
     }
     return lost ?? []
   }
@@ -326,75 +376,26 @@ export class Store {
     q.dead.clear()
     this.finish(q, now)
     // Forget the queue unless a take or a join still refers to it.
-    if (q.waitHead === undefined && q.alarmOwner === undefined && q.joiners.size === 0) this.queues.delete(name)
+    if (q.waitHead === undefined && q.joiners.size === 0) this.queues.delete(name)
   }
 
   // ---------------------------------------------------------------------------------------------------------------
   // waiting takes
 
-  /** Takes for a waiter, if anything is ready; `undefined` when it must wait. */
-  tryTake(q: QueueState, waiter: Waiter, now: number): ReadonlyArray<Delivery> | undefined {
-    this.advance(q, now)
-    if (q.readyCount === 0) return undefined
-    const out: Array<Delivery> = []
-    this.takeReady(q, waiter.max, waiter.leaseMs, now, out)
-    this.finish(q, now)
-    return out
+  /** Suspends a take that found nothing, in the same synchronous step. */
+  wait(q: QueueState, waiter: Waiter): void {
+    waiter.seq = ++this.seq
+    this.link(q, waiter)
+    q.deadlines.push(waiter)
+    this.updateAlarm(q)
   }
 
-  /** Decides when a waiter's timer fires: the alarm owner also wakes for the next due time. */
-  plan(q: QueueState, waiter: Waiter): number {
-    if (q.alarmOwner === undefined || q.alarmOwner === waiter) {
-      q.alarmOwner = waiter
-      const due = q.nextDue()
-      waiter.until = due < waiter.deadline ? due : waiter.deadline
-    } else {
-      waiter.until = waiter.deadline
-    }
-    return waiter.until
-  }
-
-  /**
-   * Suspends a waiter, or resumes it at once when something is ready, its deadline passed, or the next due time
-   * moved before its alarm while it was not listening.
-   */
-  register(q: QueueState, waiter: Waiter, resume: (effect: Effect.Effect<void>) => void, now: number, front: boolean) {
-    waiter.resume = resume
-    const taken = this.tryTake(q, waiter, now)
-    if (taken !== undefined) {
-      waiter.result = taken as Array<Delivery>
-      this.pending.push(() => resume(Effect.void))
-    } else if (now >= waiter.deadline || (q.alarmOwner === waiter && q.nextDue() < waiter.until)) {
-      this.pending.push(() => resume(Effect.void))
-    } else {
-      this.link(q, waiter, front)
-    }
-    this.drain()
-  }
-
-  /** The waiter's timer fired. */
-  wake(q: QueueState, waiter: Waiter): void {
-    if (!waiter.linked) return
-    this.unlink(q, waiter)
-    this.resumeWaiter(waiter)
-    this.drain()
-  }
-
-  /** The waiter returns to its caller: give up the alarm. */
-  leave(q: QueueState, waiter: Waiter): void {
-    if (waiter.linked) this.unlink(q, waiter)
-    if (q.alarmOwner === waiter) {
-      q.alarmOwner = undefined
-      this.checkAlarm(q)
-    }
-    this.drain()
-  }
-
-  /** The waiting fiber was interrupted: put back anything handed to it, and leave. */
+  /** The waiting fiber was interrupted: put back anything handed to it that it never got, and leave. */
   cancel(q: QueueState, waiter: Waiter, now: number): void {
+    if (waiter.done) return
+    waiter.done = true
     const result = waiter.result
     if (result !== undefined) {
-      waiter.result = undefined
       for (let i = result.length - 1; i >= 0; i--) {
         const delivery = result[i]!
         const entry = q.inFlight.get(delivery.id)
@@ -405,10 +406,30 @@ export class Store {
         this.pushReady(q, entry, true)
       }
     }
-    if (waiter.linked) this.unlink(q, waiter)
-    if (q.alarmOwner === waiter) q.alarmOwner = undefined
+    this.unlink(q, waiter)
+    if (q.waitHead === undefined) this.stopAlarm(q)
     this.finish(q, now)
-    this.drain()
+  }
+
+  /**
+   * The alarm's time came: hand over what came due, send expired waiters home. Returns when to fire next, or
+   * `Infinity` when the alarm is done.
+   */
+  fire(q: QueueState, alarm: Alarm, now: number): number {
+    if (q.alarm !== alarm) return Infinity
+    this.advance(q, now)
+    this.finish(q, now)
+    let waiter = q.deadlines.peek()
+    while (waiter !== undefined && waiter.deadline <= now) {
+      this.unlink(q, waiter)
+      waiter.result = emptyDeliveries
+      this.pending.push(waiter.wake)
+      waiter = q.deadlines.peek()
+    }
+    const at = q.waitHead === undefined ? Infinity : q.wakeUpAt()
+    if (at === Infinity) q.alarm = undefined
+    else alarm.at = at
+    return at
   }
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -419,7 +440,6 @@ export class Store {
     this.advance(q, now)
     q.joiners.add(joiner)
     this.finish(q, now)
-    this.drain()
     return () => {
       q.joiners.delete(joiner)
     }
@@ -438,7 +458,7 @@ export class Store {
       entry.due = eta
       entry.seq = ++this.seq
       q.delayed.push(entry)
-      this.checkAlarm(q)
+      this.updateAlarm(q)
     } else {
       this.pushReady(q, entry)
     }
@@ -530,8 +550,14 @@ export class Store {
 
   /** After every change to a queue: serve waiters, keep the alarm right, tell joiners. */
   private finish(q: QueueState, now: number): void {
-    if (q.waitHead !== undefined && q.readyCount > 0) this.dispatch(q, now)
-    if (q.waitHead !== undefined) this.checkAlarm(q)
+    if (q.waitHead !== undefined) {
+      if (q.readyCount > 0) this.dispatch(q, now)
+      if (q.waitHead !== undefined) this.updateAlarm(q)
+      else if (q.alarm !== undefined && !q.idleCheck) {
+        q.idleCheck = true
+        this.idleAlarms.push(q)
+      }
+    }
     if (q.joiners.size > 0) this.notifyJoiners(q)
   }
 
@@ -544,38 +570,44 @@ export class Store {
       const out: Array<Delivery> = []
       this.takeReady(q, waiter.max, waiter.leaseMs, now, out)
       waiter.result = out
-      if (q.alarmOwner === waiter) q.alarmOwner = undefined
-      this.resumeWaiter(waiter)
+      this.pending.push(waiter.wake)
       waiter = next
     }
   }
 
-  /**
-   * Keeps one waiter's timer on the next due time. Rearms (wakes) at most one waiter, so changes to the delayed
-   * set never wake a herd.
-   */
-  private checkAlarm(q: QueueState): void {
-    if (q.waitHead === undefined) return
-    const due = q.nextDue()
-    if (due === Infinity) return
-    const owner = q.alarmOwner
-    if (owner !== undefined) {
-      // A running owner plans again before it waits.
-      if (!owner.linked || owner.until <= due) return
-      this.unlink(q, owner)
-      this.resumeWaiter(owner)
-      return
+  /** Stops the alarms of the queues in `idleAlarms` where still nobody waits. */
+  stopIdleAlarms(): void {
+    const queues = this.idleAlarms
+    while (queues.length > 0) {
+      const q = queues.pop()!
+      q.idleCheck = false
+      if (q.waitHead === undefined) this.stopAlarm(q)
     }
-    const head = q.waitHead
-    q.alarmOwner = head
-    if (head.until <= due) return
-    this.unlink(q, head)
-    this.resumeWaiter(head)
   }
 
-  private resumeWaiter(waiter: Waiter): void {
-    const resume = waiter.resume
-    if (resume !== undefined) this.pending.push(() => resume(Effect.void))
+  /** Nobody waits any more: stop the timer, so that it keeps nothing (a process, a test run) alive. */
+  private stopAlarm(q: QueueState): void {
+    const alarm = q.alarm
+    if (alarm === undefined) return
+    q.alarm = undefined
+    alarm.fiber?.interruptUnsafe()
+  }
+
+  /**
+   * Makes sure the alarm fires by the time something is due or a waiter's deadline passes, while takes wait. A
+   * running alarm that fires too early just sleeps again, so a new one is needed only to fire earlier.
+   */
+  private updateAlarm(q: QueueState): void {
+    if (q.waitHead === undefined) return
+    const at = q.wakeUpAt()
+    if (at === Infinity) return
+    const alarm = q.alarm
+    if (alarm !== undefined) {
+      if (alarm.at <= at) return
+      alarm.fiber?.interruptUnsafe()
+    }
+    q.alarm = new Alarm(at)
+    this.alarmsToStart.push(q)
   }
 
   private notifyJoiners(q: QueueState): void {
@@ -612,22 +644,13 @@ export class Store {
     return entries.sort((a, b) => a.deadSeq - b.deadSeq)
   }
 
-  private link(q: QueueState, waiter: Waiter, front: boolean): void {
+  private link(q: QueueState, waiter: Waiter): void {
     waiter.linked = true
-    if (q.waitHead === undefined) {
-      waiter.prev = waiter.next = undefined
-      q.waitHead = q.waitTail = waiter
-    } else if (front) {
-      waiter.prev = undefined
-      waiter.next = q.waitHead
-      q.waitHead.prev = waiter
-      q.waitHead = waiter
-    } else {
-      waiter.next = undefined
-      waiter.prev = q.waitTail
-      q.waitTail!.next = waiter
-      q.waitTail = waiter
-    }
+    waiter.next = undefined
+    waiter.prev = q.waitTail
+    if (q.waitTail === undefined) q.waitHead = waiter
+    else q.waitTail.next = waiter
+    q.waitTail = waiter
   }
 
   private unlink(q: QueueState, waiter: Waiter): void {
@@ -639,5 +662,6 @@ export class Store {
     if (next === undefined) q.waitTail = prev
     else next.prev = prev
     waiter.prev = waiter.next = undefined
+    q.deadlines.remove(waiter)
   }
 }

@@ -7,11 +7,12 @@
  *
  * **Guarantees**
  *
- * - Everything the `Broker` contract promises. Nothing runs in the background: what came due (delayed messages,
- *   lapsed leases) moves to the ready lanes, in the order it came due, when the queue is next used.
- * - A lease is checked by its token only. A lease that lapsed is noticed at the next take, enqueue or `stats` of its
- *   queue, which moves the message back to the ready lanes; until then a late settlement or `extend` with that token
- *   still succeeds. Once the message is back, the old token is rejected.
+ * - Everything the `Broker` contract promises. What came due (delayed messages, lapsed leases) moves to the ready
+ *   lanes, in the order it came due, when the queue is next used. Nothing runs in the background, except one timer
+ *   fiber per queue while takes wait on it.
+ * - A lease is checked by its token only. A lapsed lease is noticed when its queue is next used (a take, an enqueue,
+ *   `stats`, or the queue's alarm while takes wait), which moves the message back to the ready lanes; until then a
+ *   late settlement or `extend` with that token still succeeds. Once the message is back, the old token is rejected.
  * - Nothing is kept for a settled message, and every operation costs O(1) amortized per message, plus O(log n) in
  *   the number of delayed or in-flight messages. A take of N messages is one synchronous step.
  * - A waiting take wakes only when there is a message for it: ready messages are handed to waiting takes one at a

@@ -236,6 +236,22 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
           assert.deepStrictEqual(yield* q.stats, zero)
         }))
 
+      it.effect("extend measures the new lease from now", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("a")])
+          const delivery = yield* q.takeOne({ lease: 10_000 })
+          yield* TestClock.adjust(8_000)
+          assert.deepStrictEqual(yield* q.broker.extend([delivery], 10_000), [])
+          // The lease now ends 10 s after the extension: held until then, delivered again at that time
+          yield* TestClock.adjust(9_999)
+          assert.deepStrictEqual(q.labels(yield* q.take()), [])
+          yield* TestClock.adjust(1)
+          const again = yield* q.takeOne()
+          assert.strictEqual(again.id, delivery.id)
+          assert.strictEqual(again.deliveries, 2)
+        }))
+
       it.effect("extend reports the ids whose lease was lost and extends the others", () =>
         Effect.gen(function*() {
           const q = yield* fixture
@@ -317,6 +333,31 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
           assert.strictEqual(second.attempts, 0)
           assert.strictEqual(second.deliveries, 2)
           assert.notStrictEqual(second.lease, first.lease)
+        }))
+
+      it.effect("a retried or released message keeps its priority", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("urgent", { priority: 0 }), q.message("routine", { priority: 5 })])
+          const now = yield* Clock.currentTimeMillis
+          assert.deepStrictEqual(yield* q.broker.settle([retry(yield* q.takeOne(), now + 1_000, boom)]), [])
+          yield* TestClock.adjust(1_000)
+          const urgent = yield* q.takeOne()
+          assert.strictEqual(urgent.id, q.id("urgent"))
+          assert.deepStrictEqual(yield* q.broker.settle([release(urgent)]), [])
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 10 })), ["urgent", "routine"])
+        }))
+
+      it.effect("rejects settlements of deliveries it never handed out", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("a")])
+          const real = yield* q.takeOne()
+          const forged: Delivery = { ...real, lease: `${real.lease}-forged` }
+          const unknown: Delivery = { ...real, id: q.id("unknown"), lease: `${real.lease}-unknown` }
+          assert.deepStrictEqual(yield* q.broker.settle([ack(forged), ack(unknown)]), [real.id, unknown.id])
+          assert.deepStrictEqual(yield* q.broker.extend([unknown], 10_000), [unknown.id])
+          assert.deepStrictEqual(yield* q.stats, { ready: 0, delayed: 0, inFlight: 1, dead: 0 })
         }))
 
       it.effect("settles several deliveries in one call", () =>

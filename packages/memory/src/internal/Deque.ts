@@ -1,6 +1,9 @@
+const minCapacity = 8
+
 /**
  * A FIFO double-ended queue on a power-of-two ring buffer: amortized O(1) `push`, `unshift` and `shift`, no
- * `Array.shift` copying. Slots are cleared as items leave, so the buffer holds no references to removed items.
+ * `Array.shift` copying. Slots are cleared as items leave, and the buffer shrinks by half when it is less than a
+ * quarter full, so a drained backlog leaves no large buffer behind.
  *
  * @internal
  */
@@ -10,7 +13,7 @@ export class Deque<A> {
   private mask: number
   length = 0
 
-  constructor(capacity = 8) {
+  constructor(capacity = minCapacity) {
     this.items = new Array(capacity)
     this.mask = capacity - 1
   }
@@ -34,13 +37,14 @@ export class Deque<A> {
     this.items[this.head] = undefined
     this.head = (this.head + 1) & this.mask
     this.length--
+    if (this.items.length > minCapacity && this.length < this.items.length >> 2) this.resize(this.items.length >> 1)
     return item
   }
 
   clear(): void {
-    this.items = new Array(8)
+    this.items = new Array(minCapacity)
     this.head = 0
-    this.mask = 7
+    this.mask = minCapacity - 1
     this.length = 0
   }
 
@@ -49,8 +53,11 @@ export class Deque<A> {
   }
 
   private grow(): void {
+    this.resize(this.items.length * 2)
+  }
+
+  private resize(capacity: number): void {
     const items = this.items
-    const capacity = items.length * 2
     const next = new Array<A | undefined>(capacity)
     for (let i = 0; i < this.length; i++) next[i] = items[(this.head + i) & this.mask]
     this.items = next

@@ -91,20 +91,20 @@ const call = <A>(operation: string, f: () => Promise<A>): Effect.Effect<A, Erran
 
 const settlementKind = { Ack: "a", Retry: "r", DeadLetter: "d", Release: "l" } as const
 
-/** Appends the ARGV of settlements: n, then n × (kind, token, eta, json). */
+/** Appends the ARGV of settlements: n, then n × (kind, id, token, eta, json). */
 const pushSettlements = (args: Array<string | number>, settlements: ReadonlyArray<Settlement>): void => {
   args.push(settlements.length)
   for (const s of settlements) {
     switch (s._tag) {
       case "Ack":
       case "Release":
-        args.push(settlementKind[s._tag], s.delivery.lease, "", "")
+        args.push(settlementKind[s._tag], s.delivery.id, s.delivery.lease, "", "")
         break
       case "Retry":
-        args.push("r", s.delivery.lease, s.eta, Codec.encodeLastError(s.error))
+        args.push("r", s.delivery.id, s.delivery.lease, s.eta, Codec.encodeLastError(s.error))
         break
       case "DeadLetter":
-        args.push("d", s.delivery.lease, "", Codec.encodeLastError(s.reason))
+        args.push("d", s.delivery.id, s.delivery.lease, "", Codec.encodeLastError(s.reason))
         break
     }
   }
@@ -188,28 +188,31 @@ export const make = Effect.fnUntraced(function*(
   let tokenCounter = 0
   const nextTokenBase = () => `${tokenTag}.${(tokenCounter++).toString(36)}.`
 
+  /** The ARGV of one enqueue call, or why a message cannot be enqueued. */
+  const enqueueArgs = (
+    keys: Keys.QueueKeys,
+    now: number,
+    chunk: ReadonlyArray<Broker.Outgoing>
+  ): Array<string | number> | string => {
+    const args: Array<string | number> = [...keys.all, now, sweepBatch, chunk.length]
+    for (const message of chunk) {
+      if (!Number.isFinite(message.priority) || !Number.isFinite(message.eta)) {
+        return `Message ${message.id}: priority and eta must be finite numbers (got ${message.priority}, ${message.eta})`
+      }
+      const element = Codec.encode(message.id, message.priority, message.body)
+      if (element === undefined) return `Message ${message.id}: its body is not JSON-serialisable`
+      args.push(message.eta, message.priority, element)
+    }
+    return args
+  }
+
   const enqueueGroup = Effect.fnUntraced(function*(messages: ReadonlyArray<Broker.Outgoing>) {
     const keys = keysOf(messages[0]!.queue)
     for (let from = 0; from < messages.length; from += Scripts.maxBatch) {
-      const chunk = messages.slice(from, from + Scripts.maxBatch)
       const now = yield* Clock.currentTimeMillis
-      const args: Array<string | number> = [...keys.all, now, sweepBatch, chunk.length]
-      for (const message of chunk) {
-        if (!Number.isFinite(message.priority) || !Number.isFinite(message.eta)) {
-          return yield* invalid(
-            "enqueue",
-            `Message ${message.id}: priority and eta must be finite numbers (got ${message.priority}, ${message.eta})`
-          )
-        }
-        const element = yield* Effect.try({
-          try: () => Codec.encode(message.id, message.priority, message.body),
-          catch: (cause) => brokerError("enqueue", cause)
-        })
-        if (element === undefined) {
-          return yield* invalid("enqueue", `Message ${message.id}: its body is not JSON-serialisable`)
-        }
-        args.push(message.eta, message.priority, element)
-      }
+      const chunk = messages.length <= Scripts.maxBatch ? messages : messages.slice(from, from + Scripts.maxBatch)
+      const args = enqueueArgs(keys, now, chunk)
+      if (typeof args === "string") return yield* invalid("enqueue", args)
       yield* call("enqueue", () => redis.errand_enqueue(...args))
     }
   })
@@ -302,7 +305,7 @@ export const make = Effect.fnUntraced(function*(
     const keys = keysOf(deliveries[0]!.queue)
     const now = yield* Clock.currentTimeMillis
     const args: Array<string | number> = [...keys.all, now, now + leaseMs]
-    for (const delivery of deliveries) args.push(delivery.lease)
+    for (const delivery of deliveries) args.push(delivery.id, delivery.lease)
     const rejected = yield* call("extend", () => redis.errand_extend(...args))
     return rejected.map((index) => deliveries[index]!.id)
   })

@@ -22,13 +22,13 @@ const compactPrefix = "{\"id\":\""
 
 /**
  * Encodes a message for enqueue. Returns `undefined` when the body is not JSON-serialisable (`undefined`, a function,
- * a symbol), and throws on a BigInt or a cycle (the caller turns both into a `BrokerError`).
+ * a symbol, a BigInt, a cycle).
  *
  * The compact form is used when it loses nothing: priority 0, and the body JSON starts with `{"id":"<id>"` where the
  * id needs no escaping. That is Errand's own envelope, whose first field is `id`.
  */
 export const encode = (id: string, priority: number, body: unknown): string | undefined => {
-  const json = JSON.stringify(body)
+  const json = stringify(body)
   if (json === undefined) return undefined
   if (
     priority === 0 && json.startsWith(compactPrefix) && json.startsWith(id, 7) &&
@@ -37,6 +37,14 @@ export const encode = (id: string, priority: number, body: unknown): string | un
     return json
   }
   return "#" + JSON.stringify([priority, 0, 0, id]) + "\n" + json
+}
+
+const stringify = (body: unknown): string | undefined => {
+  try {
+    return JSON.stringify(body)
+  } catch {
+    return undefined
+  }
 }
 
 /** Parses a JSON body, handing back the raw string when it is not JSON (core then dead-letters the message). */

@@ -9,8 +9,8 @@
  * | 2    | `HI` | zset   | ready elements of priority < 0: score = priority, member = 12 hex seq + element  |
  * | 3    | `LO` | zset   | ready elements of priority > 0: same layout as `HI`                              |
  * | 4    | `SEQ`| string | counter ordering `HI`/`LO` members and dead letters                              |
- * | 5    | `T`  | zset   | timers: delayed elements (score = eta) and leases (`!<token>`, score = expiry)   |
- * | 6    | `F`  | hash   | in-flight: lease token → element                                                 |
+ * | 5    | `T`  | zset   | timers: delayed elements (score = eta) and leases (`!<id>`, score = expiry)      |
+ * | 6    | `F`  | hash   | in-flight: id → lease token + " " + element                                     |
  * | 7    | `D`  | zset   | dead letters: id, score = deadAt · 1000 + seq mod 1000                           |
  * | 8    | `DH` | hash   | dead letters: id → element (its `lastError` is the dead-letter reason)           |
  * | 9    | `W`  | zset   | wake-up marker (at most one member, `1`): blocking takes `BZPOPMIN` it          |
@@ -113,21 +113,22 @@ local function maintain(now, limit, list)
   local n = #due
   if n == 0 then return end
   call("ZREM", T, unpack(due))
-  local toks = {}
+  local ids = {}
   for i = 1, n do
     local m = due[i]
-    if byte(m, 1) == 33 then toks[#toks + 1] = sub(m, 2) end
+    if byte(m, 1) == 33 then ids[#ids + 1] = sub(m, 2) end
   end
   local recs, k = nil, 0
-  if #toks > 0 then
-    recs = call("HMGET", F, unpack(toks))
-    call("HDEL", F, unpack(toks))
+  if #ids > 0 then
+    recs = call("HMGET", F, unpack(ids))
+    call("HDEL", F, unpack(ids))
   end
   for i = 1, n do
     local e = due[i]
     if byte(e, 1) == 33 then
       k = k + 1
       e = recs[k]
+      if e then e = sub(e, string.find(e, " ", 1, true) + 1) end
     end
     if e then pushReady(e, (decode(e)), list) end
   end
@@ -153,10 +154,11 @@ end
 `
 
 /**
- * `settle(now, o, list, ttl, max)`: applies the n settlements read from ARGV[o]: n, then per settlement (kind, token,
- * eta, json), kind one of a (ack), r (retry: eta, json = lastError), d (dead-letter: json = reason), l (release).
- * A settlement whose lease is not current (its timer is gone: swept after lapsing, settled, or flushed) changes
- * nothing; its 0-based index is returned. A lapsed lease stays current until a sweep returns its message to the queue.
+ * `settle(now, o, list, ttl, max)`: applies the n settlements read from ARGV[o]: n, then per settlement (kind, id,
+ * token, eta, json), kind one of a (ack), r (retry: eta, json = lastError), d (dead-letter: json = reason), l
+ * (release). A settlement whose lease is not current (no in-flight record for the id under that token: the lease was
+ * swept after lapsing and the message perhaps taken again, or it was settled, or flushed) changes nothing; its
+ * 0-based index is returned. A lapsed lease stays current until a sweep returns its message to the queue.
  * Needs decode, encode, pushReady and trimDead.
  */
 const settle = String.raw`
@@ -164,41 +166,38 @@ local function settle(now, o, list, ttl, max)
   local n = tonumber(ARGV[o])
   local rejected = {}
   if n == 0 then return rejected end
-  local marks = {}
-  for i = 1, n do marks[i] = "!" .. ARGV[o + 4 * i - 2] end
-  local scores = call("ZMSCORE", T, unpack(marks))
-  local live, liveMarks, recToks, recIdx, seen = {}, {}, {}, {}, {}
+  local ids = {}
+  for i = 1, n do ids[i] = ARGV[o + 5 * i - 3] end
+  local recs = call("HMGET", F, unpack(ids))
+  local live, marks, seen = {}, {}, {}
   for i = 1, n do
-    local tok = sub(marks[i], 2)
-    if scores[i] and not seen[tok] then
-      seen[tok] = true
-      live[#live + 1] = tok
-      liveMarks[#liveMarks + 1] = marks[i]
-      if ARGV[o + 4 * i - 3] ~= "a" then
-        recToks[#recToks + 1] = tok
-        recIdx[#recIdx + 1] = i
-      end
+    local id, rec = ids[i], recs[i]
+    local tok = ARGV[o + 5 * i - 2] .. " "
+    if rec and not seen[id] and sub(rec, 1, #tok) == tok then
+      seen[id] = true
+      live[#live + 1] = id
+      marks[#marks + 1] = "!" .. id
+      recs[i] = sub(rec, #tok + 1)
     else
       rejected[#rejected + 1] = i - 1
+      recs[i] = false
     end
   end
   if #live == 0 then return rejected end
-  local recs
-  if #recToks > 0 then recs = call("HMGET", F, unpack(recToks)) end
   call("HDEL", F, unpack(live))
-  call("ZREM", T, unpack(liveMarks))
+  call("ZREM", T, unpack(marks))
   local dead = 0
-  for j = 1, #recToks do
-    local rec = recs[j]
-    if rec then
-      local i = recIdx[j]
-      local kind = ARGV[o + 4 * i - 3]
+  for i = 1, n do
+    local rec = recs[i]
+    local kind = ARGV[o + 5 * i - 4]
+    if rec and kind ~= "a" then
       local p, a, d, id, err, body = decode(rec)
+      if type(id) ~= "string" then id = ids[i] end
       if kind == "l" then
         pushReady(rec, p, list)
       elseif kind == "r" then
-        local e = encode(p, a + 1, d, id, cjson.decode(ARGV[o + 4 * i]), body)
-        local eta = tonumber(ARGV[o + 4 * i - 1])
+        local e = encode(p, a + 1, d, id, cjson.decode(ARGV[o + 5 * i]), body)
+        local eta = tonumber(ARGV[o + 5 * i - 1])
         if eta <= now then
           pushReady(e, p, list)
         else
@@ -206,7 +205,7 @@ local function settle(now, o, list, ttl, max)
           wake = true
         end
       else
-        local e = encode(p, a, d, id, cjson.decode(ARGV[o + 4 * i]), body)
+        local e = encode(p, a, d, id, cjson.decode(ARGV[o + 5 * i]), body)
         local seq = call("INCR", SEQ)
         call("ZADD", D, now * 1000 + seq % 1000, id)
         call("HSET", DH, id, e)
@@ -262,9 +261,9 @@ return n
    * take: applies settlements, sweeps due timers, then leases up to max ready messages (HI, then R, then LO).
    *
    * ARGV: now, max, leaseExpiry, tokenBase, wantNext (1/0), sweepLimit, deadTtl, deadMax, then settlements
-   * (n, then n × (kind, token, eta, json)).
-   * Effects: each leased element gets deliveries + 1 and is stored as F[tokenBase..i] with a timer `!token` at
-   * leaseExpiry in T. Sets the wake marker after a full take (ready messages may remain: another waiter should
+   * (n, then n × (kind, id, token, eta, json)).
+   * Effects: each leased element gets deliveries + 1 and is stored as F[id] = token + " " + element (token i =
+   * tokenBase..i), with a timer `!id` at leaseExpiry in T. Sets the wake marker after a full take (ready messages may remain: another waiter should
    * look), or when settlements made messages delayed or prioritised.
    * Returns: { rejected settlement indices (0-based), leased elements (token i = tokenBase..i, 1-based),
    * next timer score or nil (only when nothing was leased and wantNext = 1) }.
@@ -295,10 +294,10 @@ if n > 0 then
     if type(id) ~= "string" then id = tok end
     local rec = encode(p, a, d + 1, id, err, body)
     out[i] = rec
-    hs[2 * i - 1] = tok
-    hs[2 * i] = rec
+    hs[2 * i - 1] = id
+    hs[2 * i] = tok .. " " .. rec
     zs[2 * i - 1] = expiry
-    zs[2 * i] = "!" .. tok
+    zs[2 * i] = "!" .. id
   end
   call("HSET", F, unpack(hs))
   call("ZADD", T, unpack(zs))
@@ -315,7 +314,7 @@ return { rejected, out, nextAt }
   /**
    * settle: applies settlements (see take).
    *
-   * ARGV: now, deadTtl, deadMax, then n, then n × (kind, token, eta, json).
+   * ARGV: now, deadTtl, deadMax, then n, then n × (kind, id, token, eta, json).
    * Returns: rejected settlement indices (0-based).
    */
   settle: head + decode + encode + pushReady + flush + trimDead + settle + String.raw`
@@ -326,25 +325,27 @@ if flush(list) or wake then call("ZADD", W, 0, "1") end
 return rejected
 `,
   /**
-   * extend: moves the timers of current leases (timer still present, see settle) to a new expiry.
+   * extend: moves the timers of current leases (see settle) to a new expiry.
    *
-   * ARGV: now, expiry, then tokens.
+   * ARGV: now, expiry, then n × (id, token).
    * Returns: indices (0-based) of the tokens whose lease was lost.
    */
   extend: String.raw`
-local T = KEYS[5]
-local now, expiry = tonumber(ARGV[1]), ARGV[2]
-local n = #ARGV - 2
+local T, F = KEYS[5], KEYS[6]
+local expiry = ARGV[2]
+local n = (#ARGV - 2) / 2
 local rejected = {}
 if n == 0 then return rejected end
-local marks = {}
-for i = 1, n do marks[i] = "!" .. ARGV[i + 2] end
-local scores = redis.call("ZMSCORE", T, unpack(marks))
+local ids = {}
+for i = 1, n do ids[i] = ARGV[2 * i + 1] end
+local recs = redis.call("HMGET", F, unpack(ids))
 local live = {}
 for i = 1, n do
-  if scores[i] then
+  local tok = ARGV[2 * i + 2] .. " "
+  local rec = recs[i]
+  if rec and string.sub(rec, 1, #tok) == tok then
     live[#live + 1] = expiry
-    live[#live + 1] = marks[i]
+    live[#live + 1] = "!" .. ids[i]
   else
     rejected[#rejected + 1] = i - 1
   end

@@ -117,7 +117,7 @@ describe("MemoryBroker", () => {
         assert.strictEqual(yield* MemoryBroker.size("email"), 1)
         assert.strictEqual(yield* MemoryBroker.size("sms"), 1)
         const dead = yield* MemoryBroker.deadLetters("email")
-        assert.deepStrictEqual(dead.map((letter) => [letter.id, letter.attempts, letter.reason]), [["a", 0, boom]])
+        assert.deepStrictEqual(dead.map((letter) => [letter.id, letter.attempts, letter.reason]), [["a", 1, boom]])
         const memory = yield* MemoryBroker.MemoryBroker
         assert.deepStrictEqual([...(yield* memory.queues)].sort(), ["email", "sms"])
         assert.strictEqual(memory.broker, yield* Broker.Broker)

@@ -383,16 +383,28 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
           const q = yield* fixture
           yield* q.enqueue([q.message("poison", { body: { n: 1 } })])
           const now = yield* Clock.currentTimeMillis
+          // Given a message that failed once and was retried
           yield* q.broker.settle([retry(yield* q.takeOne(), now, boom)])
           yield* TestClock.adjust(1_000)
+          // When its second attempt fails for good
           const reason: LastError = { tag: "InvalidPayload", message: "no" }
           assert.deepStrictEqual(yield* q.broker.settle([deadLetter(yield* q.takeOne(), reason)]), [])
+          // Then its dead letter counts both failed attempts: the retried one and the one that dead-lettered it
           assert.deepStrictEqual(yield* q.stats, { ready: 0, delayed: 0, inFlight: 0, dead: 1 })
           assert.deepStrictEqual(yield* q.broker.deadLetters(q.queue), [
-            { id: q.id("poison"), queue: q.queue, body: { n: 1 }, attempts: 1, reason, deadAt: now + 1_000 }
+            { id: q.id("poison"), queue: q.queue, body: { n: 1 }, attempts: 2, reason, deadAt: now + 1_000 }
           ])
           yield* TestClock.adjust(3_600_000)
           assert.deepStrictEqual(q.labels(yield* q.take()), [])
+        }))
+
+      it.effect("counts the attempt that dead-lettered a message at its first run", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("poison")])
+          yield* q.broker.settle([deadLetter(yield* q.takeOne(), boom)])
+          const [letter] = yield* q.broker.deadLetters(q.queue)
+          assert.strictEqual(letter?.attempts, 1)
         }))
 
       it.effect("lists dead letters oldest first, up to a limit", () =>

@@ -283,6 +283,8 @@ export class Store {
           break
         }
         case "DeadLetter": {
+          // The attempt that dead-lettered it failed too: a dead letter counts it.
+          entry.attempts++
           entry.reason = settlement.reason
           entry.deadAt = now
           entry.deadSeq = ++q.deadSeq

@@ -113,7 +113,7 @@ describe("RedisBroker keys", () => {
       assert.isNotNull(score)
       const element = (yield* Effect.promise(() => raw.hget(key("dh"), m.id)))!
       const newline = element.indexOf("\n")
-      assert.deepStrictEqual(JSON.parse(element.slice(1, newline)), [0, 0, 1, m.id, boom])
+      assert.deepStrictEqual(JSON.parse(element.slice(1, newline)), [0, 1, 1, m.id, boom])
       assert.strictEqual(element.slice(newline + 1), JSON.stringify(m.body))
       assert.isAbove(yield* Effect.promise(() => raw.pttl(key("d"))), 7 * 24 * 3_600_000)
       // Nothing else holds it

@@ -205,7 +205,8 @@ local function settle(now, o, list, ttl, max)
           wake = true
         end
       else
-        local e = encode(p, a, d, id, cjson.decode(ARGV[o + 5 * i]), body)
+        -- the attempt that dead-letters a message failed too: the dead letter counts it
+        local e = encode(p, a + 1, d, id, cjson.decode(ARGV[o + 5 * i]), body)
         local seq = call("INCR", SEQ)
         call("ZADD", D, now * 1000 + seq % 1000, id)
         call("HSET", DH, id, e)

@@ -188,8 +188,6 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
     let running = 0
     /** Every delivery this worker holds a lease on, by id. */
     const held = new Map<string, Delivery>()
-    /** Slots promised to takes in flight. */
-    let reserved = 0
 
     interface QueueState {
       readonly queue: string
@@ -421,7 +419,7 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
     /** Waits until a handler slot frees or a settlement arrives (re-checked when parking, so no wake-up is missed). */
     const park = (state: QueueState) =>
       Effect.callback<void>((resume) => {
-        if (capacity - held.size - reserved > 0 || (state.pending.length > 0 && !state.flushing)) {
+        if (capacity - held.size > 0 || (state.pending.length > 0 && !state.flushing)) {
           resume(Effect.void)
           return
         }
@@ -435,7 +433,9 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
       let expectMore = true
       let outage = false
       const once: Effect.Effect<void, BrokerError> = Effect.suspend(() => {
-        const free = capacity - held.size - reserved
+        // Takes of different queues may overlap and together overshoot `capacity` a little; the surplus waits in
+        // the buffer with its lease extended. Reserving capacity for a blocking take would starve the other queues.
+        const free = capacity - held.size
         if (free <= 0) {
           if (state.pending.length > 0 && !state.flushing) {
             state.flushing = true
@@ -445,7 +445,6 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
         }
         const settle = state.pending
         state.pending = []
-        reserved += free
         state.blocking = !expectMore
         return broker.take({
           queue: state.queue,
@@ -456,13 +455,13 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
         }).pipe(
           Effect.onExit((exit) =>
             Effect.sync(() => {
-              reserved -= free
               state.blocking = false
               if (Exit.isFailure(exit)) state.pending = settle.concat(state.pending)
             })
           ),
           Effect.flatMap((taken) => {
-            expectMore = taken.deliveries.length > 0
+            // a full batch suggests more are ready: ask again at once; otherwise block until something arrives
+            expectMore = taken.deliveries.length >= free
             for (const delivery of taken.deliveries) {
               held.set(delivery.id, delivery)
               buffer.push(delivery)

@@ -6,7 +6,7 @@
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Broker, type Message, Worker } from "@errand/core"
-import { Clock, Console, Deferred, Effect, Layer, References } from "effect"
+import { Clock, Console, Deferred, Effect, Exit, Layer, References, Scope } from "effect"
 import { generateInvoice, sendOrderConfirmation, sendReminder, sendWelcomeEmail, syncInventory } from "./actors.ts"
 import { brokerFromEnv } from "./broker.ts"
 import { handlers } from "./handlers.ts"
@@ -24,7 +24,8 @@ const program = Effect.gen(function*() {
   const allDone = yield* Deferred.make<void>()
   const finished = Effect.suspend(() => --unfinished === 0 ? Deferred.succeed(allDone, undefined) : Effect.void)
 
-  yield* Worker.make({
+  const workerScope = yield* Scope.make()
+  yield* Scope.provide(workerScope)(Worker.make({
     handlers,
     concurrency: 4,
     onEvent: (event) => {
@@ -51,7 +52,7 @@ const program = Effect.gen(function*() {
           return say(`⏏ released      ${event.messageId}`)
       }
     }
-  })
+  }))
 
   yield* Console.log(`Errand demo on the ${broker.name} broker\n`)
   const sent = (message: Message.Message) =>
@@ -71,6 +72,7 @@ const program = Effect.gen(function*() {
   yield* Effect.tap(sendReminder.send({ userId: 2, note: "Your cart misses you" }, { delay: "1 second" }), sent)
 
   yield* Deferred.await(allDone)
+  yield* Scope.close(workerScope, Exit.void) // graceful shutdown: outcomes still in flight are recorded
   const brokerService = yield* Broker.Broker
   for (const queue of ["email", "processing"]) {
     const stats = yield* brokerService.stats(queue)

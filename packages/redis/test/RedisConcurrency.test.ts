@@ -22,6 +22,7 @@ describe("RedisBroker concurrency", () => {
         const prefix = uniquePrefix()
         const queue = "busy"
         const brokers = yield* Effect.all(Array.from({ length: 4 }, () => build(prefix)))
+        yield* Effect.addFinalizer(() => Effect.ignore(brokers[0]!.flush(queue)))
         const total = 3_000
         const messages = Array.from(
           { length: total },

@@ -51,6 +51,7 @@ describe("RedisBroker crashes", () => {
         const queue = "crash"
         const leaseMs = 1_000
         const broker = yield* build({ url: redisUrl, prefix })
+        yield* Effect.addFinalizer(() => Effect.ignore(broker.flush(queue)))
         const messages = Array.from({ length: 5 }, () => message(queue))
         yield* broker.enqueue(messages)
         // A child process takes them and hangs mid-job
@@ -101,6 +102,7 @@ describe("RedisBroker crashes", () => {
         const leaseMs = 900
         const BrokerLive = RedisBroker.layer({ url: redisUrl, prefix })
         const broker = yield* build({ url: redisUrl, prefix })
+        yield* Effect.addFinalizer(() => Effect.ignore(broker.flush(queue)))
         const actor = slowActor(queue)
         const sent = yield* actor.sendBatch([1, 2, 3, 4, 5].map((n) => ({ n }))).pipe(Effect.provide(BrokerLive))
         const ids = sent.map((m) => m.id).sort()

@@ -19,6 +19,7 @@ const setup = (options: Partial<RedisBroker.RedisBrokerOptions> = {}) =>
     const queue = "jobs"
     const context = yield* Layer.build(RedisBroker.layer({ url: redisUrl, prefix, ...options }))
     const broker = Context.get(context, Broker.Broker)
+    yield* Effect.addFinalizer(() => Effect.ignore(broker.flush(queue)))
     const raw = yield* rawClient()
     const key = (suffix: string) => `{${prefix}:${queue}}:${suffix}`
     return { broker, raw, prefix, queue, key }

@@ -4,8 +4,9 @@
  * **Guarantees**
  *
  * - At-least-once delivery with fenced leases: `take` leases each message under a fresh token; a settlement or
- *   extension whose lease lapsed (or was taken again) is rejected and changes nothing. A lapsed lease is returned to
- *   its queue by a deterministic sweep inside the next script call on that queue, raising `deliveries`.
+ *   extension whose lease is no longer current (it lapsed and was swept back to the queue, or was settled) is
+ *   rejected and changes nothing. A lapsed lease is returned to its queue by a deterministic sweep inside the next
+ *   script call on that queue, raising `deliveries`.
  * - Every state change is one atomic Lua script; delays and retries stay in Redis (a sorted set) and are promoted
  *   inside those scripts, never held in worker memory. Keys are documented in `packages/redis/README.md`; all keys of
  *   a queue share the hash tag `{prefix:queue}` and every script declares the keys it touches (Redis Cluster safe).

@@ -39,6 +39,7 @@ import {
   UnknownActor
 } from "./ErrandError.ts"
 import { issuePath } from "./ErrandError.ts"
+import { isEnvelope } from "./internal/envelope.ts"
 import { validateName } from "./internal/names.ts"
 import { decide, type RetryPolicy } from "./internal/retry.ts"
 import { Envelope, type LastError, type Message } from "./Message.ts"
@@ -123,6 +124,23 @@ interface Registered {
 
 const decodeEnvelope = Schema.decodeUnknownExit(Envelope)
 
+const noOptions: Message["options"] = {}
+
+/** A delivery being run. */
+interface Job {
+  readonly delivery: Delivery
+  registered: Registered | undefined
+  message: Message | undefined
+  startedAt: number
+  /** When its time limit runs out (Infinity: none). */
+  deadline: number
+  /** Interrupted by the time-limit watchdog. */
+  timedOut: boolean
+  /** The handler has finished (or never ran): the watchdog leaves it alone. */
+  handlerDone: boolean
+  fiber: Fiber.Fiber<void> | undefined
+}
+
 const describe = (error: unknown): string => {
   if (error instanceof Error && error.message !== "") return error.message
   if (typeof error === "object" && error !== null) {
@@ -203,6 +221,8 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
 
     const fibers = yield* FiberSet.make<void, never>()
     const runFork = yield* FiberSet.runtime(fibers)<Requirements<Handlers>>()
+    /** Runs the worker's own background fibers (the time-limit alarm), outside the set shutdown waits for. */
+    const runSystem = Effect.runForkWith(yield* Effect.context<never>())
 
     // ---- settlement ----
     const logRejected = (ids: ReadonlyArray<string>) =>
@@ -290,123 +310,208 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
         { _tag: "DeadLetter", delivery, reason } satisfies Settlement
       )
 
-    const runHandler = (delivery: Delivery, registered: Registered, message: Message): Effect.Effect<Settlement> => {
-      const actor = registered.actor
-      const started = clock.currentTimeMillisUnsafe()
-      let effect = registered.run(message.payload, message) as Effect.Effect<unknown, unknown>
-      if (Number.isFinite(actor.timeLimitMillis)) {
-        effect = Effect.timeoutOrElse(effect, {
-          duration: actor.timeLimitMillis,
-          orElse: () =>
-            Effect.fail(
-              new TimeLimitExceeded({
-                actor: actor.name,
-                messageId: message.id,
-                timeLimitMillis: actor.timeLimitMillis
-              })
-            )
-        })
+    // ---- time limits: one watchdog for all running handlers, not a timer per message ----
+    /** Running jobs with a time limit, FIFO per limit: jobs start in time order, so each FIFO is in deadline order. */
+    const watched = new Map<number, Array<Job>>()
+    let alarmAt = Infinity
+    let alarm: Fiber.Fiber<void> | undefined
+    const dropFinished = (fifo: Array<Job>) => {
+      let head = 0
+      while (head < fifo.length && fifo[head]!.handlerDone) head++
+      if (head > 0) fifo.splice(0, head)
+    }
+    const earliestDeadline = () => {
+      let earliest = Infinity
+      for (const fifo of watched.values()) {
+        dropFinished(fifo)
+        if (fifo.length > 0 && fifo[0]!.deadline < earliest) earliest = fifo[0]!.deadline
       }
-      return emit({ _tag: "Started", message }).pipe(
-        Effect.andThen(Effect.exit(Effect.provideService(effect, CurrentMessage, message))),
-        Effect.flatMap((exit): Effect.Effect<Settlement> => {
-          if (Exit.isSuccess(exit)) {
-            const durationMillis = clock.currentTimeMillisUnsafe() - started
-            return Effect.as(
-              emit({ _tag: "Succeeded", message, durationMillis }),
-              { _tag: "Ack", delivery } satisfies Settlement
-            )
-          }
-          if (stopping && Cause.hasInterruptsOnly(exit.cause)) {
-            // interrupted by shutdown, not by the handler: put it back without burning an attempt
-            return Effect.succeed({ _tag: "Release", delivery } satisfies Settlement)
-          }
-          const typed = Cause.findErrorOption(exit.cause)
-          const failure = typed._tag === "Some" && isTagged(typed.value)
-            ? typed.value as Actor.Failure<unknown> & { readonly _tag: string }
-            : new HandlerDefect({
-              actor: actor.name,
-              messageId: message.id,
-              defect: typed._tag === "Some" ? describe(typed.value) : Cause.pretty(exit.cause)
-            })
-          return settleFailure(delivery, message, registered, failure)
-        })
+      return earliest
+    }
+    const arm = (at: number) => {
+      alarm?.interruptUnsafe()
+      alarmAt = at
+      alarm = at === Infinity ? undefined : runSystem(
+        Effect.andThen(Effect.sleep(Math.max(0, at - clock.currentTimeMillisUnsafe())), Effect.sync(fire))
       )
     }
+    const fire = () => {
+      alarm = undefined
+      const now = clock.currentTimeMillisUnsafe()
+      for (const fifo of watched.values()) {
+        dropFinished(fifo)
+        while (fifo.length > 0 && fifo[0]!.deadline <= now) {
+          const job = fifo.shift()!
+          if (job.handlerDone) continue
+          job.timedOut = true
+          job.fiber?.interruptUnsafe()
+        }
+      }
+      arm(earliestDeadline())
+    }
+    const watch = (job: Job) => {
+      let fifo = watched.get(job.registered!.actor.timeLimitMillis)
+      if (fifo === undefined) watched.set(job.registered!.actor.timeLimitMillis, fifo = [])
+      else dropFinished(fifo)
+      fifo.push(job)
+      if (job.deadline < alarmAt) arm(job.deadline)
+    }
 
-    const process = (delivery: Delivery): Effect.Effect<Settlement, never, unknown> =>
-      Effect.gen(function*() {
-        const decoded = decodeEnvelope(delivery.body)
-        if (Exit.isFailure(decoded)) {
-          const error = Cause.findErrorOption(decoded.cause)
-          const issue = error._tag === "Some" ? error.value.message : "not an envelope"
-          return yield* deadLetter(
-            delivery,
-            undefined,
-            lastError(new MessageDecodeError({ messageId: delivery.id, part: "envelope", issue })),
-            "undecodable"
-          )
-        }
-        const envelope = decoded.value
-        const registered = registry.get(envelope.actor)
-        if (registered === undefined) {
-          return yield* deadLetter(
-            delivery,
-            undefined,
-            lastError(new UnknownActor({ actor: envelope.actor, queue: delivery.queue })),
-            "unknown actor"
-          )
-        }
-        const payload = yield* Effect.result(registered.decodePayload(envelope.payload))
-        if (payload._tag === "Failure") {
-          const path = issuePath(payload.failure.issue)
-          const issue = path === "" ? payload.failure.message : `at "${path}": ${payload.failure.message}`
-          return yield* deadLetter(
-            delivery,
-            undefined,
-            lastError(new MessageDecodeError({ messageId: delivery.id, part: "payload", issue })),
-            "undecodable"
-          )
-        }
-        const eta = envelope.eta ?? envelope.enqueuedAt
-        const message: Message = {
-          id: envelope.id,
-          actor: envelope.actor,
-          queue: envelope.queue,
-          payload: payload.success,
-          enqueuedAt: envelope.enqueuedAt,
-          eta,
-          priority: envelope.priority ?? 0,
-          options: envelope.options ?? {},
-          attempts: delivery.attempts,
-          lastError: delivery.lastError
-        }
-        const ageMillis = clock.currentTimeMillisUnsafe() - eta
-        if (ageMillis > registered.actor.maxAgeMillis) {
-          const error = new MaxAgeExceeded({
-            actor: envelope.actor,
-            messageId: envelope.id,
-            ageMillis,
-            maxAgeMillis: registered.actor.maxAgeMillis
-          })
-          return yield* deadLetter(delivery, message, lastError(error), "too old")
-        }
-        return yield* runHandler(delivery, registered, message)
-      }).pipe(
-        Effect.annotateLogs({ queue: delivery.queue, messageId: delivery.id, attempt: delivery.attempts })
+    // ---- running one message ----
+    const failureOf = (
+      job: Job,
+      exit: Exit.Exit<unknown, unknown>
+    ): Actor.Failure<unknown> & { readonly _tag: string } => {
+      const actor = job.registered!.actor
+      const message = job.message!
+      if (job.timedOut) {
+        return new TimeLimitExceeded({
+          actor: actor.name,
+          messageId: message.id,
+          timeLimitMillis: actor.timeLimitMillis
+        })
+      }
+      const cause = Exit.isFailure(exit) ? exit.cause : Cause.empty
+      const typed = Cause.findErrorOption(cause)
+      return typed._tag === "Some" && isTagged(typed.value)
+        ? typed.value as Actor.Failure<unknown> & { readonly _tag: string }
+        : new HandlerDefect({
+          actor: actor.name,
+          messageId: message.id,
+          defect: typed._tag === "Some" ? describe(typed.value) : Cause.pretty(cause)
+        })
+    }
+
+    const afterHandler = (job: Job) => (exit: Exit.Exit<unknown, unknown>): Effect.Effect<Settlement> => {
+      job.handlerDone = true
+      const delivery = job.delivery
+      if (Exit.isSuccess(exit) && !job.timedOut) {
+        const ack: Settlement = { _tag: "Ack", delivery }
+        return onEvent === undefined ? Effect.succeed(ack) : Effect.as(
+          emit({
+            _tag: "Succeeded",
+            message: job.message!,
+            durationMillis: clock.currentTimeMillisUnsafe() - job.startedAt
+          }),
+          ack
+        )
+      }
+      if (!job.timedOut && stopping && Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)) {
+        // interrupted by shutdown, not by the handler: put it back without burning an attempt
+        return Effect.succeed({ _tag: "Release", delivery } satisfies Settlement)
+      }
+      return settleFailure(delivery, job.message!, job.registered!, failureOf(job, exit))
+    }
+
+    const undecodable = (job: Job, part: "envelope" | "payload", issue: string) =>
+      deadLetter(
+        job.delivery,
+        undefined,
+        lastError(new MessageDecodeError({ messageId: job.delivery.id, part, issue })),
+        "undecodable"
       )
+
+    const runJob = (job: Job): Effect.Effect<Settlement, never, unknown> => {
+      const delivery = job.delivery
+      const envelope = delivery.body
+      if (!isEnvelope(envelope)) {
+        const decoded = decodeEnvelope(envelope)
+        const error = Exit.isFailure(decoded) ? Cause.findErrorOption(decoded.cause) : undefined
+        return undecodable(job, "envelope", error?._tag === "Some" ? error.value.message : "not an envelope")
+      }
+      const registered = registry.get(envelope.actor)
+      if (registered === undefined) {
+        return deadLetter(
+          delivery,
+          undefined,
+          lastError(new UnknownActor({ actor: envelope.actor, queue: delivery.queue })),
+          "unknown actor"
+        )
+      }
+      job.registered = registered
+      return Effect.matchEffect(registered.decodePayload(envelope.payload), {
+        onFailure: (error) => {
+          const path = issuePath(error.issue)
+          return undecodable(job, "payload", path === "" ? error.message : `at "${path}": ${error.message}`)
+        },
+        onSuccess: (payload) => {
+          const eta = envelope.eta ?? envelope.enqueuedAt
+          const message: Message = {
+            id: envelope.id,
+            actor: envelope.actor,
+            queue: envelope.queue,
+            payload,
+            enqueuedAt: envelope.enqueuedAt,
+            eta,
+            priority: envelope.priority ?? 0,
+            options: envelope.options ?? noOptions,
+            attempts: delivery.attempts,
+            lastError: delivery.lastError
+          }
+          job.message = message
+          const actor = registered.actor
+          const now = clock.currentTimeMillisUnsafe()
+          if (now - eta > actor.maxAgeMillis) {
+            const error = new MaxAgeExceeded({
+              actor: actor.name,
+              messageId: message.id,
+              ageMillis: now - eta,
+              maxAgeMillis: actor.maxAgeMillis
+            })
+            return deadLetter(delivery, message, lastError(error), "too old")
+          }
+          job.startedAt = now
+          if (Number.isFinite(actor.timeLimitMillis)) {
+            job.deadline = now + actor.timeLimitMillis
+            watch(job)
+          }
+          const run = Effect.exit(Effect.provideService(registered.run(payload, message), CurrentMessage, message))
+          return Effect.flatMap(
+            onEvent === undefined ? run : Effect.andThen(emit({ _tag: "Started", message }), run),
+            afterHandler(job)
+          )
+        }
+      })
+    }
+
+    const jobExited = (job: Job, exit: Exit.Exit<Settlement>): Effect.Effect<void> => {
+      job.handlerDone = true
+      running--
+      if (Exit.isSuccess(exit)) {
+        settled(job.delivery, exit.value)
+        return Effect.void
+      }
+      if (job.timedOut && job.message !== undefined) {
+        // the watchdog interrupted it: a failed attempt, not a release
+        return Effect.map(
+          settleFailure(job.delivery, job.message, job.registered!, failureOf(job, exit)),
+          (settlement) => settled(job.delivery, settlement)
+        )
+      }
+      settled(job.delivery, { _tag: "Release", delivery: job.delivery })
+      return Effect.void
+    }
 
     const start = (delivery: Delivery) => {
       running++
-      runFork(
-        process(delivery).pipe(
-          Effect.onExit((exit) =>
-            Effect.sync(() => {
-              running--
-              settled(delivery, Exit.isSuccess(exit) ? exit.value : { _tag: "Release", delivery })
-            })
-          ),
-          Effect.asVoid
+      const job: Job = {
+        delivery,
+        registered: undefined,
+        message: undefined,
+        startedAt: 0,
+        deadline: Infinity,
+        timedOut: false,
+        handlerDone: false,
+        fiber: undefined
+      }
+      job.fiber = runFork(
+        Effect.onExit(
+          Effect.annotateLogs(Effect.suspend(() => runJob(job)), {
+            queue: delivery.queue,
+            messageId: delivery.id,
+            attempt: delivery.attempts
+          }),
+          (exit) => jobExited(job, exit)
         ) as Effect.Effect<void, never, Requirements<Handlers>>
       )
     }
@@ -524,6 +629,7 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
           yield* FiberSet.clear(fibers)
         }
         yield* Fiber.interrupt(keeper)
+        alarm?.interruptUnsafe()
         for (const state of states.values()) {
           state.flushing = true
           yield* flush(state)

@@ -207,16 +207,25 @@ export const make = Effect.fnUntraced(function*(
     return args
   }
 
-  const enqueueGroup = Effect.fnUntraced(function*(messages: ReadonlyArray<Broker.Outgoing>) {
-    const keys = keysOf(messages[0]!.queue)
-    for (let from = 0; from < messages.length; from += Scripts.maxBatch) {
-      const now = yield* Clock.currentTimeMillis
-      const chunk = messages.length <= Scripts.maxBatch ? messages : messages.slice(from, from + Scripts.maxBatch)
+  /** One enqueue call: up to `maxBatch` messages of one queue. */
+  const enqueueChunk = (keys: Keys.QueueKeys, chunk: ReadonlyArray<Broker.Outgoing>) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
       const args = enqueueArgs(keys, now, chunk)
-      if (typeof args === "string") return yield* invalid("enqueue", args)
-      yield* call("enqueue", () => redis.errand_enqueue(...args))
+      return typeof args === "string"
+        ? Effect.fail(invalid("enqueue", args))
+        : Effect.asVoid(call("enqueue", () => redis.errand_enqueue(...args)))
+    })
+
+  /** Messages of one queue, in calls of up to `maxBatch` (each atomic), in order. */
+  const enqueueGroup = (messages: ReadonlyArray<Broker.Outgoing>) => {
+    const keys = keysOf(messages[0]!.queue)
+    if (messages.length <= Scripts.maxBatch) return enqueueChunk(keys, messages)
+    const chunks: Array<ReadonlyArray<Broker.Outgoing>> = []
+    for (let from = 0; from < messages.length; from += Scripts.maxBatch) {
+      chunks.push(messages.slice(from, from + Scripts.maxBatch))
     }
-  })
+    return Effect.forEach(chunks, (chunk) => enqueueChunk(keys, chunk), { discard: true })
+  }
 
   const settleGroup = Effect.fnUntraced(function*(settlements: ReadonlyArray<Settlement>) {
     const keys = keysOf(settlements[0]!.delivery.queue)
@@ -318,9 +327,11 @@ export const make = Effect.fnUntraced(function*(
     name: "redis",
     enqueue: (messages) => {
       const groups = byQueue(messages, (m) => m.queue)
-      return groups.length === 1
+      return groups.length === 0
+        ? Effect.void
+        : groups.length === 1
         ? enqueueGroup(groups[0]!)
-        : Effect.asVoid(Effect.forEach(groups, enqueueGroup, { concurrency: "unbounded", discard: true }))
+        : Effect.forEach(groups, enqueueGroup, { concurrency: "unbounded", discard: true })
     },
     take,
     settle: (settlements) => settlements.length === 0 ? Effect.succeed([]) : settle(settlements),

@@ -202,8 +202,23 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
     // ---- shared state (single-threaded: plain mutable structures) ----
     let stopping = false
     /** Taken, waiting for a free handler slot. */
-    const buffer: Array<Delivery> = []
+    let buffer: Array<Delivery> = []
+    let bufferHead = 0
+    const buffered = () => buffer.length - bufferHead
+    const nextBuffered = (): Delivery | undefined => {
+      if (bufferHead >= buffer.length) return undefined
+      const delivery = buffer[bufferHead]!
+      buffer[bufferHead++] = undefined as unknown as Delivery
+      if (bufferHead >= 1024 && bufferHead * 2 >= buffer.length) {
+        buffer = buffer.slice(bufferHead)
+        bufferHead = 0
+      }
+      return delivery
+    }
+    /** Handlers running now. */
     let running = 0
+    /** Called when `running` drops to 0 while shutting down. */
+    let onIdle: (() => void) | undefined
     /** Every delivery this worker holds a lease on, by id. */
     const held = new Map<string, Delivery>()
 
@@ -264,7 +279,7 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
       state.pending.push(settlement)
       if (state.blocking && !state.flushing) {
         state.flushing = true
-        runFork(flush(state))
+        runSystem(flush(state))
       }
       dispatch()
       wakeAll()
@@ -382,25 +397,27 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
         })
     }
 
-    const afterHandler = (job: Job) => (exit: Exit.Exit<unknown, unknown>): Effect.Effect<Settlement> => {
+    const handlerSucceeded = (job: Job): Effect.Effect<Settlement> => {
       job.handlerDone = true
-      const delivery = job.delivery
-      if (Exit.isSuccess(exit) && !job.timedOut) {
-        const ack: Settlement = { _tag: "Ack", delivery }
-        return onEvent === undefined ? Effect.succeed(ack) : Effect.as(
-          emit({
-            _tag: "Succeeded",
-            message: job.message!,
-            durationMillis: clock.currentTimeMillisUnsafe() - job.startedAt
-          }),
-          ack
-        )
-      }
-      if (!job.timedOut && stopping && Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)) {
+      const ack: Settlement = { _tag: "Ack", delivery: job.delivery }
+      if (job.timedOut) return settleFailure(job.delivery, job.message!, job.registered!, failureOf(job, Exit.void))
+      return onEvent === undefined ? Effect.succeed(ack) : Effect.as(
+        emit({
+          _tag: "Succeeded",
+          message: job.message!,
+          durationMillis: clock.currentTimeMillisUnsafe() - job.startedAt
+        }),
+        ack
+      )
+    }
+
+    const handlerFailed = (job: Job, cause: Cause.Cause<unknown>): Effect.Effect<Settlement> => {
+      job.handlerDone = true
+      if (!job.timedOut && stopping && Cause.hasInterruptsOnly(cause)) {
         // interrupted by shutdown, not by the handler: put it back without burning an attempt
-        return Effect.succeed({ _tag: "Release", delivery } satisfies Settlement)
+        return Effect.succeed({ _tag: "Release", delivery: job.delivery } satisfies Settlement)
       }
-      return settleFailure(delivery, job.message!, job.registered!, failureOf(job, exit))
+      return settleFailure(job.delivery, job.message!, job.registered!, failureOf(job, Exit.failCause(cause)))
     }
 
     const undecodable = (job: Job, part: "envelope" | "payload", issue: string) =>
@@ -465,59 +482,106 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
             job.deadline = now + actor.timeLimitMillis
             watch(job)
           }
-          const run = Effect.exit(Effect.provideService(registered.run(payload, message), CurrentMessage, message))
-          return Effect.flatMap(
-            onEvent === undefined ? run : Effect.andThen(emit({ _tag: "Started", message }), run),
-            afterHandler(job)
+          const run = Effect.matchCauseEffect(
+            Effect.provideService(registered.run(payload, message), CurrentMessage, message),
+            { onSuccess: () => handlerSucceeded(job), onFailure: (cause) => handlerFailed(job, cause) }
           )
+          return onEvent === undefined ? run : Effect.andThen(emit({ _tag: "Started", message }), run)
         }
       })
     }
 
-    const jobExited = (job: Job, exit: Exit.Exit<Settlement>): Effect.Effect<void> => {
+    // ---- runners: `concurrency` long-lived fibers take deliveries from the buffer (no fiber per message) ----
+    interface Runner {
+      job: Job | undefined
+      fiber: Fiber.Fiber<never> | undefined
+    }
+    /** Runners waiting for a delivery. */
+    const idle: Array<(delivery: Delivery) => void> = []
+
+    const nextDelivery: Effect.Effect<Delivery> = Effect.suspend(() => {
+      const delivery = stopping ? undefined : nextBuffered()
+      if (delivery !== undefined) return Effect.succeed(delivery)
+      return Effect.callback<Delivery>((resume) => {
+        const waiter = (delivery: Delivery) => resume(Effect.succeed(delivery))
+        idle.push(waiter)
+        return Effect.sync(() => {
+          const index = idle.indexOf(waiter)
+          if (index !== -1) idle.splice(index, 1)
+        })
+      })
+    })
+
+    const finishJob = (runner: Runner, job: Job, settlement: Settlement) => {
+      runner.job = undefined
       job.handlerDone = true
       running--
-      if (Exit.isSuccess(exit)) {
-        settled(job.delivery, exit.value)
-        return Effect.void
-      }
-      if (job.timedOut && job.message !== undefined) {
-        // the watchdog interrupted it: a failed attempt, not a release
-        return Effect.map(
-          settleFailure(job.delivery, job.message, job.registered!, failureOf(job, exit)),
-          (settlement) => settled(job.delivery, settlement)
-        )
-      }
-      settled(job.delivery, { _tag: "Release", delivery: job.delivery })
-      return Effect.void
+      settled(job.delivery, settlement)
+      if (running === 0 && onIdle !== undefined) onIdle()
     }
 
-    const start = (delivery: Delivery) => {
-      running++
-      const job: Job = {
-        delivery,
-        registered: undefined,
-        message: undefined,
-        startedAt: 0,
-        deadline: Infinity,
-        timedOut: false,
-        handlerDone: false,
-        fiber: undefined
+    const runnerLoop = (runner: Runner): Effect.Effect<never, never, unknown> =>
+      Effect.forever(
+        Effect.flatMap(nextDelivery, (delivery) => {
+          const job: Job = {
+            delivery,
+            registered: undefined,
+            message: undefined,
+            startedAt: 0,
+            deadline: Infinity,
+            timedOut: false,
+            handlerDone: false,
+            fiber: runner.fiber
+          }
+          runner.job = job
+          running++
+          return Effect.map(
+            Effect.annotateLogs(runJob(job), {
+              queue: delivery.queue,
+              messageId: delivery.id,
+              attempt: delivery.attempts
+            }),
+            (settlement) => finishJob(runner, job, settlement)
+          )
+        }),
+        { disableYield: true }
+      )
+
+    /** A runner ends only when interrupted: by the time-limit watchdog (then it is replaced) or by shutdown. */
+    const runnerExited = (runner: Runner, exit: Exit.Exit<never>): Effect.Effect<void> => {
+      const job = runner.job
+      const replace = Effect.sync(() => {
+        if (!stopping) spawnRunner()
+      })
+      if (job === undefined || job.handlerDone) return replace
+      if (job.timedOut && job.message !== undefined) {
+        // the watchdog interrupted it: a failed attempt, not a release
+        return Effect.andThen(
+          Effect.map(
+            settleFailure(job.delivery, job.message, job.registered!, failureOf(job, exit)),
+            (settlement) => finishJob(runner, job, settlement)
+          ),
+          replace
+        )
       }
-      job.fiber = runFork(
-        Effect.onExit(
-          Effect.annotateLogs(Effect.suspend(() => runJob(job)), {
-            queue: delivery.queue,
-            messageId: delivery.id,
-            attempt: delivery.attempts
-          }),
-          (exit) => jobExited(job, exit)
-        ) as Effect.Effect<void, never, Requirements<Handlers>>
+      finishJob(runner, job, { _tag: "Release", delivery: job.delivery })
+      return replace
+    }
+
+    const spawnRunner = () => {
+      const runner: Runner = { job: undefined, fiber: undefined }
+      runner.fiber = runFork(
+        Effect.onExit(runnerLoop(runner), (exit) => runnerExited(runner, exit)) as Effect.Effect<
+          never,
+          never,
+          Requirements<Handlers>
+        >
       )
     }
 
+    /** Hands buffered deliveries to idle runners. */
     const dispatch = () => {
-      while (!stopping && running < concurrency && buffer.length > 0) start(buffer.shift()!)
+      while (!stopping && idle.length > 0 && buffered() > 0) idle.pop()!(nextBuffered()!)
     }
 
     // ---- taking ----
@@ -610,6 +674,7 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
     )
 
     // ---- lifecycle ----
+    for (let i = 0; i < concurrency; i++) spawnRunner()
     const loops = yield* Effect.forEach(
       [...states.values()],
       (state) => Effect.forkDetach(takeLoop(state)),
@@ -622,12 +687,21 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
         stopping = true
         yield* Effect.forEach(loops, Fiber.interrupt, { concurrency: "unbounded", discard: true })
         // prefetched messages go back at once
-        for (const delivery of buffer.splice(0)) settled(delivery, { _tag: "Release", delivery })
-        const finished = yield* FiberSet.awaitEmpty(fibers).pipe(Effect.timeoutOption(shutdownTimeout))
+        for (let delivery = nextBuffered(); delivery !== undefined; delivery = nextBuffered()) {
+          settled(delivery, { _tag: "Release", delivery })
+        }
+        const allIdle = Effect.callback<void>((resume) => {
+          if (running === 0) return resume(Effect.void)
+          onIdle = () => resume(Effect.void)
+          return Effect.sync(() => {
+            onIdle = undefined
+          })
+        })
+        const finished = yield* allIdle.pipe(Effect.timeoutOption(shutdownTimeout))
         if (finished._tag === "None") {
           yield* Effect.logWarning(`${running} handler(s) still running after the shutdown timeout; releasing them`)
-          yield* FiberSet.clear(fibers)
         }
+        yield* FiberSet.clear(fibers) // interrupts the runners; a handler still running is released
         yield* Fiber.interrupt(keeper)
         alarm?.interruptUnsafe()
         for (const state of states.values()) {

@@ -125,6 +125,33 @@ describe.skipIf(!hasRedisServer())("RedisBroker cost (private redis-server)", ()
       assert.strictEqual(stats["bzpopmin"], 1)
     }))
 
+  it.live("interrupting waiting takes at any moment neither hangs nor leaks connections", () =>
+    Effect.gen(function*() {
+      const server = yield* privateServer
+      const broker = yield* brokerOn(server.url)
+      let slowest = 0
+      for (let i = 0; i < 40; i++) {
+        const waiting = yield* Effect.forkChild(
+          broker.take({ queue: "int", max: 1, lease: "30 seconds", wait: "5 seconds" })
+        )
+        yield* Effect.sleep(i % 4)
+        const start = yield* Clock.currentTimeMillis
+        yield* Fiber.interrupt(waiting)
+        slowest = Math.max(slowest, (yield* Clock.currentTimeMillis) - start)
+      }
+      const clients = server.cli("CLIENT", "LIST").trim().split("\n").length
+      yield* log(`40 interrupted waits: slowest interruption ${slowest} ms, ${clients} client connections afterwards`)
+      assert.isBelow(slowest, 500)
+      assert.isAtMost(clients, 4)
+      // And the broker still wakes a waiting take
+      const waiting = yield* Effect.forkChild(
+        broker.take({ queue: "int", max: 1, lease: "30 seconds", wait: "5 seconds" })
+      )
+      yield* Effect.sleep(20)
+      yield* broker.enqueue([{ ...noop(0), queue: "int" }])
+      assert.strictEqual((yield* Fiber.join(waiting)).deliveries.length, 1)
+    }))
+
   it.live("a take blocked on one connection wakes within milliseconds of an enqueue from another client", () =>
     Effect.gen(function*() {
       const server = yield* privateServer

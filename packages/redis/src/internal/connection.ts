@@ -236,10 +236,15 @@ export const makeBlockingPool = (client: Redis, redacted: string, connectTimeout
           if (marker) client.zadd(key, 0, "1").catch(() => {})
           return done(Effect.void)
         }
-        const giveUp = setTimeout(() => drop(blocker), 1000)
+        // Unblocked, BZPOPMIN answers at once; if it was not blocked (its reply is on the way, or it has not reached
+        // Redis yet), give the reply a moment, then close the connection (which ends the command for sure).
+        let giveUp: ReturnType<typeof setTimeout> | undefined = setTimeout(() => drop(blocker), 1000)
         client.client("UNBLOCK", blocker.id).then(
           (n) => {
-            if (n !== 1 && !settled) blocker.healthy = false
+            if (n === 1 || settled) return
+            blocker.healthy = false
+            clearTimeout(giveUp)
+            giveUp = setTimeout(() => drop(blocker), 20)
           },
           () => drop(blocker)
         )

@@ -29,6 +29,7 @@ import { type Pipeable, pipeArguments } from "effect/Pipeable"
 import { Broker, type Outgoing } from "./Broker.ts"
 import { type BrokerError, InvalidName, InvalidPayload, issuePath, type TimeLimitExceeded } from "./ErrandError.ts"
 import type { HandlerDefect } from "./ErrandError.ts"
+import { enqueueOne } from "./internal/coalesce.ts"
 import { messageId } from "./internal/id.ts"
 import { isValidName } from "./internal/names.ts"
 import { defaultBackoff, type RetryPolicy } from "./internal/retry.ts"
@@ -307,7 +308,7 @@ export const make = <
     send: (payload, sendOptions) =>
       Effect.flatMap(
         self.message(payload, sendOptions),
-        (message) => Effect.as(enqueue([message]), message)
+        (message) => Effect.flatMap(Broker, (broker) => Effect.as(enqueueOne(broker, toOutgoing(message)), message))
       ),
     sendBatch: (payloads, sendOptions) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>

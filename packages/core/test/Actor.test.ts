@@ -1,7 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Schema } from "effect"
+import { MemoryBroker } from "@errand/memory"
+import { Effect, Layer, Ref, Schema } from "effect"
 import { TestClock } from "effect/testing"
-import { Actor, ErrandError } from "../src/index.ts"
+import { Actor, Broker, ErrandError } from "../src/index.ts"
 
 const Order = Schema.Struct({
   orderId: Schema.String,
@@ -90,5 +91,34 @@ describe("Actor", () => {
     assert.strictEqual(actor.retryPolicy.maxRetries, 20)
     assert.strictEqual(actor.timeLimitMillis, 600_000)
     assert.strictEqual(actor.maxAgeMillis, Infinity)
+  })
+
+  it.effect("coalesces concurrent sends into one broker call per tick", () => {
+    const job = Actor.make("coalesced", { queue: "q", payload: Schema.Struct({ n: Schema.Number }) })
+    return Effect.gen(function*() {
+      const calls = yield* Ref.make<ReadonlyArray<number>>([])
+      const counting = Layer.effect(
+        Broker.Broker,
+        Effect.gen(function*() {
+          const inner = (yield* MemoryBroker.MemoryBroker).broker
+          return Broker.Broker.of({
+            ...inner,
+            enqueue: (messages) =>
+              Effect.andThen(Ref.update(calls, (all) => [...all, messages.length]), inner.enqueue(messages))
+          })
+        })
+      ).pipe(Layer.provideMerge(MemoryBroker.layer))
+
+      yield* Effect.gen(function*() {
+        const sent = yield* Effect.forEach(Array.from({ length: 250 }, (_, n) => n), (n) => job.send({ n }), {
+          concurrency: "unbounded"
+        })
+        assert.strictEqual(sent.length, 250)
+        assert.strictEqual(yield* MemoryBroker.size("q"), 250)
+        const batches = yield* Ref.get(calls)
+        assert.strictEqual(batches.reduce((a, b) => a + b, 0), 250)
+        assert.isBelow(batches.length, 5) // not one call per message
+      }).pipe(Effect.provide(counting))
+    })
   })
 })

@@ -79,7 +79,7 @@ const brokerError = (operation: string, cause: unknown) => {
   return new ErrandError.BrokerError({
     broker: "redis",
     operation,
-    message: `Redis ${operation} failed: ${clean.message}`,
+    message: `Redis ${operation} failed: ${Connection.explain(clean)}`,
     cause: clean
   })
 }

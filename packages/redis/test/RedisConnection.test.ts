@@ -145,6 +145,7 @@ describe("RedisBroker connection", () => {
         assert.strictEqual(down._tag, "BrokerError")
         assert.strictEqual(down.broker, "redis")
         assert.strictEqual(down.operation, "enqueue")
+        assert.include(down.message, "not connected to Redis")
         const takeDown = yield* Effect.flip(broker.take({ queue: "q", max: 1, lease: "1 minute", wait: "1 second" }))
         assert.strictEqual(takeDown.operation, "take")
         assert.isBelow((yield* Clock.currentTimeMillis) - start, 1_500)

@@ -161,6 +161,70 @@ describe("RedisBroker crashes", () => {
   )
 
   it.live.skipIf(!hasRedisServer())(
+    "a Worker keeps processing across a Redis restart: every message sent is handled, nothing is left",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* Effect.acquireRelease(
+          Effect.promise(() => startRedisServer({ persistence: true })),
+          (server) => Effect.promise(() => server.dispose())
+        )
+        const queue = "worker-restart"
+        const BrokerLive = RedisBroker.layer({ url: server.url, prefix: "wr", commandTimeout: 1_000 })
+        const brokerContext = yield* Layer.build(BrokerLive)
+        const broker = Context.get(brokerContext, Broker.Broker)
+        const actor = slowActor(queue)
+        const total = 200
+        const handled = new Map<string, number>()
+        const Handler = actor.handle((_, message) =>
+          Effect.sync(() => {
+            handled.set(message.id, (handled.get(message.id) ?? 0) + 1)
+          })
+        )
+        yield* Layer.build(Worker.layer({ handlers: [Handler], queues: [queue], lease: "2 seconds", concurrency: 4 }))
+          .pipe(
+            Effect.provideContext(brokerContext)
+          )
+        // A producer sends one message every 5 ms, retrying a send that failed
+        const sent: Array<string> = []
+        const producer = yield* Effect.forkChild(Effect.forEach(
+          Array.from({ length: total }, (_, n) => n),
+          (n) =>
+            actor.send({ n }).pipe(
+              Effect.provideContext(brokerContext),
+              Effect.retry(Schedule.spaced(50)),
+              Effect.tap((message) => Effect.sync(() => sent.push(message.id))),
+              Effect.andThen(Effect.sleep(5))
+            ),
+          { discard: true }
+        ))
+        yield* Effect.sleep(300)
+        const before = handled.size
+        yield* Effect.promise(() => server.stop())
+        yield* Effect.sleep(300)
+        yield* Effect.promise(() => server.start())
+        yield* Fiber.join(producer)
+        const allHandled = Effect.gen(function*() {
+          for (;;) {
+            const stats = yield* Effect.result(broker.stats(queue))
+            const idle = stats._tag === "Success" &&
+              stats.success.ready + stats.success.delayed + stats.success.inFlight === 0
+            if (idle && sent.every((id) => handled.has(id))) return
+            yield* Effect.sleep(50)
+          }
+        })
+        yield* Effect.timeout(allHandled, "20 seconds")
+        process.stdout.write(
+          `[redis restart, worker] ${before} handled before the restart; all ${sent.length} sent were handled, ` +
+            `${[...handled.values()].filter((n) => n > 1).length} twice\n`
+        )
+        assert.isAbove(before, 0)
+        assert.isBelow(before, total)
+        assert.strictEqual(sent.length, total)
+      }),
+    30_000
+  )
+
+  it.live.skipIf(!hasRedisServer())(
     "resumes processing after a Redis restart under a running producer and blocking consumer, nothing lost",
     () =>
       Effect.gen(function*() {

@@ -60,6 +60,20 @@ export const sanitize = (cause: unknown): Error => {
   return clean
 }
 
+/**
+ * Says what an ioredis failure means for the caller: ioredis's own wording names its options, not the situation.
+ */
+export const explain = (error: Error): string => {
+  if (error.name === "MaxRetriesPerRequestError") {
+    return "the connection to Redis was lost before the reply (the command may or may not have been applied)"
+  }
+  if (error.message.startsWith("Stream isn't writeable") || error.message === "Connection is closed.") {
+    return "not connected to Redis (reconnecting)"
+  }
+  if (error.message === "Command timed out") return "Redis did not answer within commandTimeout"
+  return error.message
+}
+
 /** Settings of the command connection. */
 export interface ClientSettings {
   readonly connectTimeout: number

@@ -240,10 +240,21 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
     const runSystem = Effect.runForkWith(yield* Effect.context<never>())
 
     // ---- settlement ----
-    const logRejected = (ids: ReadonlyArray<string>) =>
-      ids.length === 0 ? Effect.void : Effect.logWarning(
-        `Lease lost before the outcome was recorded; the message will run again: ${ids.join(", ")}`
+    /**
+     * Settlements sent with a take that failed or was interrupted may or may not have been applied; they are sent
+     * again, and a rejection of one of those is expected, not a lost lease.
+     */
+    const maybeApplied = new Set<string>()
+    const recorded = (batch: ReadonlyArray<Settlement>, rejected: ReadonlyArray<string>) => {
+      const lost = maybeApplied.size === 0 ? rejected : rejected.filter((id) => !maybeApplied.has(id))
+      if (maybeApplied.size > 0) { for (const settlement of batch) maybeApplied.delete(settlement.delivery.id) }
+      return lost.length === 0 ? Effect.void : Effect.logWarning(
+        `Lease lost before the outcome was recorded; the message will run again: ${lost.join(", ")}`
       )
+    }
+    const retryLater = (batch: ReadonlyArray<Settlement>) => {
+      for (const settlement of batch) maybeApplied.add(settlement.delivery.id)
+    }
 
     const flush = (state: QueueState): Effect.Effect<void> =>
       Effect.suspend(() => {
@@ -254,8 +265,9 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
         const batch = state.pending
         state.pending = []
         return broker.settle(batch).pipe(
-          Effect.flatMap(logRejected),
+          Effect.flatMap((rejected) => recorded(batch, rejected)),
           Effect.catch((error: BrokerError) => {
+            retryLater(batch)
             state.pending = batch.concat(state.pending)
             return Effect.logWarning("Could not record outcomes; will try again", error)
           }),
@@ -625,7 +637,10 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
           Effect.onExit((exit) =>
             Effect.sync(() => {
               state.blocking = false
-              if (Exit.isFailure(exit)) state.pending = settle.concat(state.pending)
+              if (Exit.isFailure(exit) && settle.length > 0) {
+                retryLater(settle)
+                state.pending = settle.concat(state.pending)
+              }
             })
           ),
           Effect.flatMap((taken) => {
@@ -638,7 +653,7 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
             dispatch()
             const recovered = outage ? Effect.logInfo(`Broker recovered on queue "${state.queue}"`) : Effect.void
             outage = false
-            return Effect.andThen(recovered, logRejected(taken.rejected))
+            return Effect.andThen(recovered, recorded(settle, taken.rejected))
           }),
           Effect.catch((error: BrokerError) =>
             Effect.suspend(() => {
@@ -663,7 +678,11 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
       return broker.extend([...held.values()], leaseMillis).pipe(
         Effect.flatMap((lost) => {
           for (const id of lost) held.delete(id)
-          return logRejected(lost)
+          return lost.length === 0 ? Effect.void : Effect.logWarning(
+            `Lease lost while the handler was running; its outcome will be rejected and the message will run again: ${
+              lost.join(", ")
+            }`
+          )
         }),
         Effect.catch((error: BrokerError) => Effect.logWarning("Could not extend leases", error))
       )

@@ -20,9 +20,20 @@ const program = Effect.gen(function*() {
   const say = (line: string) => Effect.flatMap(stamp, (time) => Console.log(`${time} ${line}`))
   const label = (message: Message.Message) => `${message.actor} ${message.id.slice(0, 6)}`
 
-  let unfinished = 0
+  // The demo ends when each message it sent has succeeded or been dead-lettered (ids are known only after sending,
+  // and on a shared Redis older messages may run too, so outcomes are matched by id).
+  const sentIds = new Set<string>()
+  const finishedIds = new Set<string>()
+  let sentAll = false
   const allDone = yield* Deferred.make<void>()
-  const finished = Effect.suspend(() => --unfinished === 0 ? Deferred.succeed(allDone, undefined) : Effect.void)
+  const checkDone = Effect.suspend(() =>
+    sentAll && [...sentIds].every((id) => finishedIds.has(id)) ? Deferred.succeed(allDone, undefined) : Effect.void
+  )
+  const finished = (id: string) =>
+    Effect.suspend(() => {
+      finishedIds.add(id)
+      return checkDone
+    })
 
   const workerScope = yield* Scope.make()
   yield* Scope.provide(workerScope)(Worker.make({
@@ -34,7 +45,7 @@ const program = Effect.gen(function*() {
           return say(`▶ started       ${label(event.message)} (attempt ${event.message.attempts + 1})`)
         case "Succeeded":
           return say(`✓ succeeded     ${label(event.message)} in ${event.durationMillis} ms`).pipe(
-            Effect.andThen(finished)
+            Effect.andThen(finished(event.message.id))
           )
         case "Retrying":
           return say(
@@ -47,7 +58,7 @@ const program = Effect.gen(function*() {
             `✗ dead-lettered ${
               event.message ? label(event.message) : event.messageId
             }: [${event.reason.tag}] ${event.reason.message}`
-          ).pipe(Effect.andThen(finished))
+          ).pipe(Effect.andThen(finished(event.messageId)))
         case "Released":
           return say(`⏏ released      ${event.messageId}`)
       }
@@ -57,7 +68,7 @@ const program = Effect.gen(function*() {
   yield* Console.log(`Errand demo on the ${broker.name} broker\n`)
   const sent = (message: Message.Message) =>
     Effect.andThen(
-      Effect.sync(() => unfinished++),
+      Effect.sync(() => sentIds.add(message.id)),
       say(
         `→ sent          ${label(message)} to "${message.queue}" ${JSON.stringify(message.payload)}${
           message.eta > message.enqueuedAt ? ` (due in ${message.eta - message.enqueuedAt} ms)` : ""
@@ -71,6 +82,8 @@ const program = Effect.gen(function*() {
   yield* Effect.tap(syncInventory.send({ sku: "SKU-7" }), sent) // always fails: retried twice, then dead-lettered
   yield* Effect.tap(sendReminder.send({ userId: 2, note: "Your cart misses you" }, { delay: "1 second" }), sent)
 
+  sentAll = true
+  yield* checkDone
   yield* Deferred.await(allDone)
   yield* Scope.close(workerScope, Exit.void) // graceful shutdown: outcomes still in flight are recorded
   const brokerService = yield* Broker.Broker

@@ -20,7 +20,7 @@
  */
 import { Broker, ErrandError } from "@errand/core"
 import { Clock, Config, Context, Duration, Effect, Layer, Redacted, Schema, type Scope } from "effect"
-import type { RedisOptions } from "ioredis"
+import type { Redis, RedisOptions } from "ioredis"
 import { randomBytes } from "node:crypto"
 import * as Codec from "./internal/codec.ts"
 import * as Connection from "./internal/connection.ts"
@@ -127,6 +127,25 @@ const byQueue = <A>(items: ReadonlyArray<A>, queueOf: (a: A) => string): Readonl
 }
 
 /**
+ * Logs a warning when Redis may evict keys under memory pressure (a `maxmemory-policy` other than `noeviction`): it
+ * would silently drop queued messages. Managed services that hide `INFO` are left alone.
+ */
+const warnOnEviction = (client: Redis, redacted: string) =>
+  Effect.tryPromise(() => client.info("memory")).pipe(
+    Effect.flatMap((info) => {
+      const policy = /maxmemory_policy:(\S+)/.exec(info)?.[1]
+      return policy === undefined || policy === "noeviction"
+        ? Effect.void
+        : Effect.logWarning(
+          `Redis at ${redacted} has maxmemory-policy ${policy}: under memory pressure it may evict queued messages. ` +
+            "Set maxmemory-policy to noeviction for Errand's queues."
+        )
+    }),
+    Effect.ignore,
+    Effect.annotateLogs({ module: "RedisBroker" })
+  )
+
+/**
  * Builds the broker in a scope: connects (failing fast with a `RedisBrokerError`), defines the scripts, and closes
  * every connection when the scope closes.
  *
@@ -179,6 +198,7 @@ export const make = Effect.fnUntraced(function*(
     }),
     Connection.close
   )
+  yield* warnOnEviction(client, checked.redacted)
   const redis = Scripts.define(client)
   const pool = Connection.makeBlockingPool(client, checked.redacted, connectTimeout)
   yield* Effect.addFinalizer(() => pool.close)

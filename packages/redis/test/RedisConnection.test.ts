@@ -5,7 +5,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Broker } from "@errand/core"
 import { RedisBroker } from "@errand/redis"
-import { Clock, ConfigProvider, Context, Effect, Exit, Layer, Redacted, Schedule } from "effect"
+import { Clock, ConfigProvider, Context, Effect, Exit, Layer, Logger, Redacted, Schedule } from "effect"
 import { readFileSync } from "node:fs"
 import {
   freePort,
@@ -101,6 +101,21 @@ describe("RedisBroker connection", () => {
         assert.strictEqual(error.reason, "ConnectFailed")
         assert.include(error.message, "WRONGPASS")
         assertNoSecret(error)
+      }))
+
+    it.live("warns when Redis may evict keys (maxmemory-policy other than noeviction)", () =>
+      Effect.gen(function*() {
+        const server = yield* privateServer({ args: ["--maxmemory-policy", "allkeys-lru"] })
+        const warnings: Array<string> = []
+        const collect = Logger.make(({ logLevel, message }) => {
+          if (logLevel === "Warn") warnings.push(String(message))
+        })
+        yield* build({ url: server.url, prefix: uniquePrefix() }).pipe(Effect.provide(Logger.layer([collect])))
+        assert.strictEqual(warnings.length, 1)
+        assert.include(warnings[0], "maxmemory-policy allkeys-lru")
+        server.cli("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        yield* build({ url: server.url, prefix: uniquePrefix() }).pipe(Effect.provide(Logger.layer([collect])))
+        assert.strictEqual(warnings.length, 1)
       }))
 
     it.live("authenticates with a password only (requirepass)", () =>

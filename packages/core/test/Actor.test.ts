@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { MemoryBroker } from "@errand/memory"
-import { Effect, Layer, Ref, Schema } from "effect"
+import { Effect, Layer, Ref, Result, Schema } from "effect"
 import { TestClock } from "effect/testing"
 import { Actor, Broker, ErrandError } from "../src/index.ts"
 
@@ -119,6 +119,39 @@ describe("Actor", () => {
         assert.strictEqual(batches.reduce((a, b) => a + b, 0), 250)
         assert.isBelow(batches.length, 5) // not one call per message
       }).pipe(Effect.provide(counting))
+    })
+  })
+
+  it.effect("coalesced sends all see a failed broker call; batches hold at most 1,000", () => {
+    const job = Actor.make("coalescedFail", { queue: "q", payload: Schema.Struct({ n: Schema.Number }) })
+    return Effect.gen(function*() {
+      const calls = yield* Ref.make<ReadonlyArray<number>>([])
+      const failing = Layer.effect(
+        Broker.Broker,
+        Effect.gen(function*() {
+          const inner = (yield* MemoryBroker.MemoryBroker).broker
+          return Broker.Broker.of({
+            ...inner,
+            enqueue: (messages) =>
+              Effect.andThen(
+                Ref.update(calls, (all) => [...all, messages.length]),
+                Effect.fail(new ErrandError.BrokerError({ broker: "test", operation: "enqueue", message: "down" }))
+              )
+          })
+        })
+      ).pipe(Layer.provideMerge(MemoryBroker.layer))
+
+      yield* Effect.gen(function*() {
+        const results = yield* Effect.forEach(
+          Array.from({ length: 2_500 }, (_, n) => n),
+          (n) => Effect.result(job.send({ n })),
+          { concurrency: "unbounded" }
+        )
+        assert.isTrue(results.every((r) => Result.isFailure(r) && r.failure._tag === "BrokerError"))
+        const batches = yield* Ref.get(calls)
+        assert.strictEqual(batches.reduce((a, b) => a + b, 0), 2_500)
+        assert.isTrue(batches.every((size) => size <= 1_000))
+      }).pipe(Effect.provide(failing))
     })
   })
 })

@@ -24,7 +24,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Duration, Effect, type Schedule, Schema } from "effect"
+import { Clock, Duration, Effect, Exit, type Schedule, Schema } from "effect"
 import { type Pipeable, pipeArguments } from "effect/Pipeable"
 import { Broker, type Outgoing } from "./Broker.ts"
 import { type BrokerError, InvalidName, InvalidPayload, issuePath, type TimeLimitExceeded } from "./ErrandError.ts"
@@ -248,49 +248,85 @@ export const make = <
 
   type Msg = Message<Payload["Type"], Success["Type"]>
 
+  const invalidPayload = (error: Schema.SchemaError) =>
+    new InvalidPayload({ actor: name, path: issuePath(error.issue), issue: error.message })
+
+  /** Builds the message of an encoded payload. */
+  const assemble = (
+    payload: Payload["Type"],
+    encoded: unknown,
+    sendOptions: SendOptions | undefined,
+    now: number
+  ): Msg => {
+    const id = messageId()
+    const delay = sendOptions?.delay === undefined
+      ? 0
+      : Duration.toMillis(Duration.fromInputUnsafe(sendOptions.delay))
+    const eta = now + Math.max(0, delay)
+    const priority = sendOptions?.priority ?? defaultPriority
+    const extra = sendOptions?.options
+    const envelope: { -readonly [K in keyof Envelope]: Envelope[K] } = {
+      id,
+      actor: name,
+      queue,
+      payload: encoded,
+      enqueuedAt: now
+    }
+    if (eta !== now) envelope.eta = eta
+    if (priority !== 0) envelope.priority = priority
+    if (extra !== undefined && Object.keys(extra).length > 0) envelope.options = extra
+    const message: Msg & EnvelopeCarrier = {
+      id,
+      actor: name,
+      queue,
+      payload,
+      enqueuedAt: now,
+      eta,
+      priority,
+      options: extra ?? {},
+      attempts: 0,
+      [ENVELOPE]: envelope
+    }
+    return message
+  }
+
+  /**
+   * Encodes a payload synchronously when its schema allows (Schema returns an `Exit` then): the encoded value, or
+   * `undefined` to take the effectful path (an asynchronous or service-needing schema, or an invalid payload).
+   */
+  const encodeNow = (payload: Payload["Type"]): { readonly value: unknown } | undefined => {
+    const encoded = encodePayload(payload)
+    return Exit.isExit(encoded) && Exit.isSuccess(encoded) ? encoded : undefined
+  }
+
   const build = (
     payload: Payload["Type"],
     sendOptions: SendOptions | undefined,
     now: number
-  ): Effect.Effect<Msg, InvalidPayload, Payload["EncodingServices"]> =>
-    Effect.map(
-      Effect.mapError(
-        encodePayload(payload),
-        (error) => new InvalidPayload({ actor: name, path: issuePath(error.issue), issue: error.message })
-      ),
-      (encoded) => {
-        const id = messageId()
-        const delay = sendOptions?.delay === undefined
-          ? 0
-          : Duration.toMillis(Duration.fromInputUnsafe(sendOptions.delay))
-        const eta = now + Math.max(0, delay)
-        const priority = sendOptions?.priority ?? defaultPriority
-        const extra = sendOptions?.options
-        const envelope: { -readonly [K in keyof Envelope]: Envelope[K] } = {
-          id,
-          actor: name,
-          queue,
-          payload: encoded,
-          enqueuedAt: now
-        }
-        if (eta !== now) envelope.eta = eta
-        if (priority !== 0) envelope.priority = priority
-        if (extra !== undefined && Object.keys(extra).length > 0) envelope.options = extra
-        const message: Msg & EnvelopeCarrier = {
-          id,
-          actor: name,
-          queue,
-          payload,
-          enqueuedAt: now,
-          eta,
-          priority,
-          options: extra ?? {},
-          attempts: 0,
-          [ENVELOPE]: envelope
-        }
-        return message
-      }
-    )
+  ): Effect.Effect<Msg, InvalidPayload, Payload["EncodingServices"]> => {
+    const encoded = encodeNow(payload)
+    return encoded !== undefined
+      ? Effect.succeed(assemble(payload, encoded.value, sendOptions, now))
+      : Effect.map(
+        Effect.mapError(encodePayload(payload), invalidPayload),
+        (value) => assemble(payload, value, sendOptions, now)
+      )
+  }
+
+  /** Builds every message, synchronously when every payload encodes synchronously. */
+  const buildAll = (
+    payloads: ReadonlyArray<Payload["Type"]>,
+    sendOptions: SendOptions | undefined,
+    now: number
+  ): Effect.Effect<Array<Msg>, InvalidPayload, Payload["EncodingServices"]> => {
+    const messages = new Array<Msg>(payloads.length)
+    for (let i = 0; i < payloads.length; i++) {
+      const encoded = encodeNow(payloads[i])
+      if (encoded === undefined) return Effect.forEach(payloads, (payload) => build(payload, sendOptions, now))
+      messages[i] = assemble(payloads[i], encoded.value, sendOptions, now)
+    }
+    return Effect.succeed(messages)
+  }
 
   const self: Actor<Name, Payload, Success, Error> = {
     [TypeId]: TypeId,
@@ -313,7 +349,7 @@ export const make = <
     sendBatch: (payloads, sendOptions) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
         Effect.flatMap(
-          Effect.forEach(payloads, (payload) => build(payload, sendOptions, now)),
+          buildAll(Array.isArray(payloads) ? payloads : Array.from(payloads), sendOptions, now),
           (messages) => Effect.as(enqueue(messages), messages)
         )),
     handle: (handler) => ({

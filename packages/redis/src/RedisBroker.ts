@@ -209,20 +209,32 @@ export const make = Effect.fnUntraced(function*(
   let tokenCounter = 0
   const nextTokenBase = () => `${tokenTag}.${(tokenCounter++).toString(36)}.`
 
-  /** The ARGV of one enqueue call, or why a message cannot be enqueued. */
+  /**
+   * The ARGV of one enqueue call (see the enqueue script), or why a message cannot be enqueued. Messages ready now
+   * with priority 0 (the usual case) are passed as bare elements, in order; the others as (eta, priority, element).
+   */
   const enqueueArgs = (
     keys: Keys.QueueKeys,
     now: number,
     chunk: ReadonlyArray<Broker.Outgoing>
   ): Array<string | number> | string => {
-    const args: Array<string | number> = [...keys.all, now, sweepBatch, chunk.length]
+    const args: Array<string | number> = [...keys.all, now, sweepBatch, 0, 0]
+    let other: Array<string | number> | undefined
     for (const message of chunk) {
-      if (!Number.isFinite(message.priority) || !Number.isFinite(message.eta)) {
-        return `Message ${message.id}: priority and eta must be finite numbers (got ${message.priority}, ${message.eta})`
+      const { eta, priority } = message
+      if (!Number.isFinite(priority) || !Number.isFinite(eta)) {
+        return `Message ${message.id}: priority and eta must be finite numbers (got ${priority}, ${eta})`
       }
-      const element = Codec.encode(message.id, message.priority, message.body)
+      const element = Codec.encode(message.id, priority, message.body)
       if (element === undefined) return `Message ${message.id}: its body is not JSON-serialisable`
-      args.push(message.eta, message.priority, element)
+      if (priority === 0 && eta <= now) args.push(element)
+      else (other ??= []).push(eta, priority, element)
+    }
+    const plain = args.length - Keys.keyCount - 4
+    args[Keys.keyCount + 2] = plain
+    if (other !== undefined) {
+      args[Keys.keyCount + 3] = other.length / 3
+      for (const value of other) args.push(value)
     }
     return args
   }

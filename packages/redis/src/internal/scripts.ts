@@ -231,18 +231,19 @@ export const sources = {
   /**
    * enqueue: adds messages, after sweeping due timers (so a message that came due earlier is taken first).
    *
-   * ARGV: now, sweepLimit, n, then n × (eta, priority, element).
+   * ARGV: now, sweepLimit, nPlain, nOther, then nPlain elements that are ready now with priority 0 (in order), then
+   * nOther × (eta, priority, element). Plain elements go to R with one RPUSH, without a Lua loop.
    * Effects: eta > now → ZADD T; else priority 0 → RPUSH R, other → ZADD HI/LO. Sets the wake marker when R was
    * empty, or a delayed/prioritised message was added.
-   * Returns: n.
+   * Returns: nPlain + nOther.
    */
   enqueue: head + decode + pushReady + flush + maintain + String.raw`
-local now, limit, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local now, limit, np, no = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local list = {}
 maintain(now, limit, list)
 local delayed = {}
-for i = 1, n do
-  local b = 3 * i + 1
+for i = 1, no do
+  local b = 4 + np + 3 * i - 2
   local eta, e = tonumber(ARGV[b]), ARGV[b + 2]
   if eta > now then
     delayed[#delayed + 1] = eta
@@ -255,8 +256,16 @@ if #delayed > 0 then
   for i = 1, #delayed, 1000 do call("ZADD", T, unpack(delayed, i, math.min(i + 999, #delayed))) end
   wake = true
 end
-if flush(list) or wake then call("ZADD", W, 0, "1") end
-return n
+if flush(list) then wake = true end
+if np > 0 then
+  for i = 5, 4 + np, 1000 do
+    local j = math.min(i + 999, 4 + np)
+    -- R was empty before (a waiter may be blocked) when the list is exactly what this call pushed
+    if call("RPUSH", R, unpack(ARGV, i, j)) == j - 4 + #list then wake = true end
+  end
+end
+if wake then call("ZADD", W, 0, "1") end
+return np + no
 `,
   /**
    * take: applies settlements, sweeps due timers, then leases up to max ready messages (HI, then R, then LO).

@@ -24,7 +24,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Duration, Effect, Exit, type Schedule, Schema } from "effect"
+import { Clock, Context, Duration, Effect, Exit, type Schedule, Schema } from "effect"
 import { type Pipeable, pipeArguments } from "effect/Pipeable"
 import { Broker, type Outgoing } from "./Broker.ts"
 import { type BrokerError, InvalidName, InvalidPayload, issuePath, type TimeLimitExceeded } from "./ErrandError.ts"
@@ -342,10 +342,20 @@ export const make = <
     message: (payload, sendOptions) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => build(payload, sendOptions, now)),
     send: (payload, sendOptions) =>
-      Effect.flatMap(
-        self.message(payload, sendOptions),
-        (message) => Effect.flatMap(Broker, (broker) => Effect.as(enqueueOne(broker, toOutgoing(message)), message))
-      ),
+      // one step reads the broker and the clock, and a synchronously encodable payload is built in place
+      Effect.withFiber<Msg, InvalidPayload | BrokerError, Broker | Payload["EncodingServices"]>((fiber) => {
+        const broker = Context.get(fiber.context as Context.Context<Broker>, Broker)
+        const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+        const encoded = encodeNow(payload)
+        if (encoded === undefined) {
+          return Effect.flatMap(
+            build(payload, sendOptions, now),
+            (message) => Effect.as(enqueueOne(broker, toOutgoing(message)), message)
+          )
+        }
+        const message = assemble(payload, encoded.value, sendOptions, now)
+        return Effect.as(enqueueOne(broker, toOutgoing(message)), message)
+      }),
     sendBatch: (payloads, sendOptions) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
         Effect.flatMap(

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { MemoryBroker } from "@errand/memory"
-import { Clock, Deferred, Effect, Exit, Fiber, Layer, Ref, Schedule, Schema, Scope } from "effect"
+import { Clock, Deferred, Effect, Exit, Fiber, Layer, Logger, Ref, References, Schedule, Schema, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { Actor, Broker, ErrandError, Worker } from "../src/index.ts"
 
@@ -52,6 +52,34 @@ describe("Worker", () => {
       yield* Effect.andThen(inspect.send({ n: 1 }), Deferred.await(seen)).pipe(
         Effect.map((value) => assert.strictEqual(value, "true:0:inspect")),
         withWorker({ handlers: [handler] })
+      )
+    })
+  })
+
+  it.effect("annotates a handler's logs with the queue, message id and attempt, keeping outer annotations", () => {
+    const chatty = Actor.make("chatty", { queue: "q", payload: Job })
+    return Effect.gen(function*() {
+      const seen = yield* Deferred.make<Record<string, unknown>>()
+      const handler = chatty.handle(() => Effect.log("inside"))
+      const capture = Logger.make(({ fiber, message }) => {
+        if (Array.isArray(message) && message[0] === "inside") {
+          Deferred.doneUnsafe(seen, Exit.succeed({ ...fiber.getRef(References.CurrentLogAnnotations) }))
+        }
+      })
+      yield* Effect.gen(function*() {
+        const sent = yield* chatty.send({ n: 1 })
+        const annotations = yield* Deferred.await(seen)
+        assert.deepStrictEqual(annotations, {
+          app: "test",
+          module: "Worker",
+          queue: "q",
+          messageId: sent.id,
+          attempt: 0
+        })
+      }).pipe(
+        withWorker({ handlers: [handler] }),
+        Effect.annotateLogs({ app: "test" }),
+        Effect.provide(Logger.layer([capture]))
       )
     })
   })

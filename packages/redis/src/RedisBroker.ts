@@ -13,7 +13,10 @@
  * - Time comes from Effect's `Clock` and is passed to the scripts, so `TestClock` drives delays and leases. Hosts
  *   that produce and consume must therefore keep their clocks roughly synchronised (as BullMQ requires).
  * - A `take` with `wait` blocks on Redis (`BZPOPMIN` on the queue's wake-up key) on a dedicated connection, and wakes
- *   within milliseconds of an enqueue, release or retry from any process, or when a delayed message comes due.
+ *   within milliseconds of an enqueue, release or retry from any process, or when a delayed message comes due. The
+ *   take script is pipelined behind the `BZPOPMIN`, so Redis leases the moment the wait ends, without a second round
+ *   trip; its lease runs from the end of the wait at the latest (up to the wait longer than asked). A wait that is
+ *   interrupted releases at once whatever that take leased.
  * - Commands issued while Redis is unreachable fail at once with a `BrokerError`; ioredis reconnects by itself.
  *
  * @since 0.1.0
@@ -200,7 +203,8 @@ export const make = Effect.fnUntraced(function*(
   )
   yield* warnOnEviction(client, checked.redacted)
   const redis = Scripts.define(client)
-  const pool = Connection.makeBlockingPool(client, checked.redacted, connectTimeout)
+  // Blocking connections get the scripts too: a take is pipelined behind each wait.
+  const pool = Connection.makeBlockingPool(client, checked.redacted, connectTimeout, Scripts.define)
   yield* Effect.addFinalizer(() => pool.close)
 
   const keysOf = Keys.cache(prefix)
@@ -279,6 +283,42 @@ export const make = Effect.fnUntraced(function*(
   }
 
   type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  type TakeReply = [Array<number>, Array<string>, string | null]
+
+  /** The ARGV of a take, up to its settlements (see the take script). */
+  const takeArgs = (
+    keys: Keys.QueueKeys,
+    now: number,
+    max: number,
+    expires: number,
+    base: string,
+    wantNext: boolean
+  ): Array<string | number> => [
+    ...keys.all,
+    now,
+    max,
+    expires,
+    base,
+    wantNext ? 1 : 0,
+    sweepBatch,
+    deadLetterTtl,
+    deadLetterMax
+  ]
+
+  /**
+   * Releases at once what a take leased for a wait that was then interrupted (nobody will run it), instead of
+   * leaving it leased until the lease lapses. Best effort: if this fails, the lease lapses and a sweep returns it.
+   */
+  const releaseOrphans = (keys: Keys.QueueKeys, elements: ReadonlyArray<string>, base: string, now: number) => {
+    if (elements.length === 0) return
+    const args: Array<string | number> = [...keys.all, now, deadLetterTtl, deadLetterMax]
+    args.push(elements.length)
+    for (let i = 0; i < elements.length; i++) {
+      const lease = base + (i + 1)
+      args.push("l", Codec.decode(elements[i]!, lease).id, lease, "", "")
+    }
+    redis.errand_settle(...args).catch(() => {})
+  }
 
   // Script calls run uninterruptibly (bounded by commandTimeout), so an interrupted take never leases messages it then
   // drops; only the blocking wait is interruptible.
@@ -294,25 +334,27 @@ export const make = Effect.fnUntraced(function*(
       rejected = [...(yield* settle(pending.filter((s) => s.delivery.queue !== queue)))]
       pending = pending.filter((s) => s.delivery.queue === queue)
     }
-    const start = yield* Clock.currentTimeMillis
+    const clock = yield* Clock.Clock
+    const start = clock.currentTimeMillisUnsafe()
+    /** The reply of the take pipelined behind the last wait, with the token base and expiry it leased under. */
+    let woken: { readonly reply: TakeReply; readonly base: string; readonly expires: number } | undefined
     for (;;) {
       const now = yield* Clock.currentTimeMillis
       const remaining = start + waitMs - now
-      const base = nextTokenBase()
-      const expires = now + leaseMs
-      const args: Array<string | number> = [
-        ...keys.all,
-        now,
-        max,
-        expires,
-        base,
-        remaining > 0 ? 1 : 0,
-        sweepBatch,
-        deadLetterTtl,
-        deadLetterMax
-      ]
-      pushSettlements(args, pending)
-      const [rejectedIndices, elements, nextAt] = yield* call("take", () => redis.errand_take(...args))
+      let reply: TakeReply
+      let base: string
+      let expires: number
+      if (woken !== undefined) {
+        ;({ reply, base, expires } = woken)
+        woken = undefined
+      } else {
+        base = nextTokenBase()
+        expires = now + leaseMs
+        const args = takeArgs(keys, now, max, expires, base, remaining > 0)
+        pushSettlements(args, pending)
+        reply = yield* call("take", () => redis.errand_take(...args))
+      }
+      const [rejectedIndices, elements, nextAt] = reply
       for (const index of rejectedIndices) rejected.push(pending[index]!.delivery.id)
       pending = []
       if (elements.length > 0 || remaining <= 0) {
@@ -335,7 +377,23 @@ export const make = Effect.fnUntraced(function*(
       }
       const untilTimer = nextAt === null ? Infinity : Number(nextAt) - now
       const timeout = Math.min(remaining, untilTimer)
-      if (timeout > 0) {
+      if (timeout > 0 && Number.isFinite(timeout)) {
+        // The next take is sent behind the wait and runs the moment a wake-up arrives: no round trip between the
+        // wake-up and the lease. It runs at most `timeout` from now, so its lease is counted from then: it holds at
+        // least `leaseMs` from the moment it is taken (and at most `timeout` longer). Its `now` is this one, so
+        // timers coming due during the wait are swept by the take after it.
+        const nextBase = nextTokenBase()
+        const nextExpires = now + timeout + leaseMs
+        const args = takeArgs(keys, now, max, nextExpires, nextBase, true)
+        pushSettlements(args, [])
+        const got = yield* restore(pool.waitThen(
+          keys.wake,
+          timeout,
+          (conn) => (conn as Redis & Scripts.ScriptClient).errand_take(...args),
+          (orphan) => releaseOrphans(keys, orphan[1], nextBase, clock.currentTimeMillisUnsafe())
+        )).pipe(Effect.mapError((cause) => brokerError("take", cause)))
+        if (got !== undefined) woken = { reply: got, base: nextBase, expires: nextExpires }
+      } else if (timeout > 0) {
         yield* restore(pool.wait(keys.wake, timeout)).pipe(Effect.mapError((cause) => brokerError("take", cause)))
       }
     }

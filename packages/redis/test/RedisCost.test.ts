@@ -7,6 +7,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Broker } from "@errand/core"
 import { RedisBroker } from "@errand/redis"
 import { Clock, Context, Effect, Fiber, Layer } from "effect"
+import { TestClock } from "effect/testing"
 import { randomBytes } from "node:crypto"
 import { hasRedisServer, startRedisServer } from "./utils/redisServer.ts"
 import { ack } from "./utils/testing.ts"
@@ -150,6 +151,26 @@ describe.skipIf(!hasRedisServer())("RedisBroker cost (private redis-server)", ()
       yield* Effect.sleep(20)
       yield* broker.enqueue([{ ...noop(0), queue: "int" }])
       assert.strictEqual((yield* Fiber.join(waiting)).deliveries.length, 1)
+    }))
+
+  it.effect("a wait ended by Clock releases what the take pipelined behind it leased", () =>
+    Effect.gen(function*() {
+      const server = yield* privateServer
+      const broker = yield* brokerOn(server.url)
+      const realSleep = (ms: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, ms)))
+      const waiting = yield* Effect.forkChild(
+        broker.take({ queue: "clock", max: 10, lease: "30 seconds", wait: "1 second" })
+      )
+      yield* realSleep(200) // blocked in BZPOPMIN by now
+      // A ready message that bypasses the wake-up marker: only the take behind the wait will see it
+      server.cli("RPUSH", "{cost:clock}:r", JSON.stringify({ id: "raw-1", actor: "a", queue: "clock" }))
+      yield* TestClock.adjust("2 seconds") // Clock ends the wait; the pipelined take runs when it is unblocked
+      // Released at once (not leased for 30 s), so the take's last look finds it
+      const taken = yield* Fiber.join(waiting)
+      assert.deepStrictEqual(taken.deliveries.map((delivery) => delivery.id), ["raw-1"])
+      assert.deepStrictEqual(yield* broker.settle(taken.deliveries.map(ack)), [])
+      assert.deepStrictEqual(yield* broker.stats("clock"), { ready: 0, delayed: 0, inFlight: 0, dead: 0 })
+      yield* broker.flush("clock")
     }))
 
   it.live("a take blocked on one connection wakes within milliseconds of an enqueue from another client", () =>

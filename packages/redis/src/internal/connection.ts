@@ -161,6 +161,9 @@ export const close = (client: Redis): Effect.Effect<void> =>
     else done()
   })
 
+/** How long after its timeout a pipelined wait is ended by Clock, when Redis has not ended it. */
+const clockGrace = 250
+
 interface Blocker {
   readonly conn: Redis
   readonly id: number
@@ -174,12 +177,30 @@ export interface BlockingPool {
    * marker. Interruptible: an interrupted wait is unblocked with `CLIENT UNBLOCK` and its connection reused.
    */
   readonly wait: (key: string, ms: number) => Effect.Effect<boolean, Error>
+  /**
+   * Waits like `wait`, with `then` sent on the same connection right behind the wait (pipelined): Redis runs it the
+   * moment the wait ends (woken, or timed out by Redis), with no round trip in between. Succeeds with its reply.
+   * Succeeds with `undefined` when the wait ended by Clock first (a `TestClock`; Clock ends it `clockGrace` ms after
+   * `ms`). When interrupted (or ended by
+   * Clock), the reply of `then`, if it ran, goes to `orphan` instead, and the marker is put back.
+   */
+  readonly waitThen: <A>(
+    key: string,
+    ms: number,
+    then: (conn: Redis) => Promise<A>,
+    orphan: (reply: A) => void
+  ) => Effect.Effect<A | undefined, Error>
   /** Disconnects every connection of the pool. */
   readonly close: Effect.Effect<void>
 }
 
 /** Makes the pool; blocking connections are duplicates of `client` that never reconnect on their own. */
-export const makeBlockingPool = (client: Redis, redacted: string, connectTimeout: number): BlockingPool => {
+export const makeBlockingPool = (
+  client: Redis,
+  redacted: string,
+  connectTimeout: number,
+  setup: (conn: Redis) => void = () => {}
+): BlockingPool => {
   const idle: Array<Blocker> = []
   const all = new Set<Blocker>()
   let closed = false
@@ -194,6 +215,7 @@ export const makeBlockingPool = (client: Redis, redacted: string, connectTimeout
       autoResendUnfulfilledCommands: false
     })
     conn.on("error", () => {})
+    setup(conn)
     yield* connect(conn, redacted, connectTimeout).pipe(Effect.mapError((failure) => new Error(failure.message)))
     const id = yield* Effect.tryPromise({ try: () => conn.client("ID"), catch: sanitize }).pipe(
       Effect.tapError(() => Effect.sync(() => conn.disconnect()))
@@ -224,19 +246,40 @@ export const makeBlockingPool = (client: Redis, redacted: string, connectTimeout
       else drop(blocker)
     })
 
-  const pop = (blocker: Blocker, key: string, ms: number) =>
-    Effect.callback<boolean, Error>((resume) => {
+  /** BZPOPMIN, then (when given) `then` pipelined behind it; resumes with the marker flag or `then`'s reply. */
+  const pop = <A>(
+    blocker: Blocker,
+    key: string,
+    ms: number,
+    then?: { readonly run: (conn: Redis) => Promise<A>; readonly orphan: (reply: A) => void }
+  ) =>
+    Effect.callback<boolean | A, Error>((resume) => {
       let settled = false
       let interrupted = false
       let marker = false
+      let reply: { readonly value: A } | undefined = undefined
       const seconds = Number.isFinite(ms) ? Math.max(ms, 1) / 1000 : 0
-      const pending = blocker.conn.bzpopmin(key, seconds).then(
-        (reply) => {
+      const popped = blocker.conn.bzpopmin(key, seconds).then((answer) => {
+        marker = answer !== null && answer.length > 0
+      })
+      const followed = then?.run(blocker.conn)
+      // Put the marker back for another waiter, and hand a reply nobody will read to `orphan`.
+      const abandon = () => {
+        if (reply !== undefined) then!.orphan(reply.value)
+        if (marker) client.zadd(key, 0, "1").catch(() => {})
+      }
+      const pending = (followed === undefined ? popped : popped.then(
+        () => followed,
+        (error: unknown) => {
+          followed.catch(() => {})
+          throw error
+        }
+      )).then(
+        (value) => {
           settled = true
-          marker = reply !== null && reply.length > 0
-          // Interrupted after Redis handed us the marker: put it back for another waiter.
-          if (interrupted && marker) client.zadd(key, 0, "1").catch(() => {})
-          resume(Effect.succeed(marker))
+          if (followed !== undefined) reply = { value: value as A }
+          if (interrupted) abandon()
+          else resume(Effect.succeed(followed === undefined ? marker : value as A))
         },
         (error: unknown) => {
           settled = true
@@ -247,7 +290,7 @@ export const makeBlockingPool = (client: Redis, redacted: string, connectTimeout
       return Effect.callback<void>((done) => {
         interrupted = true
         if (settled) {
-          if (marker) client.zadd(key, 0, "1").catch(() => {})
+          abandon()
           return done(Effect.void)
         }
         // Unblocked, BZPOPMIN answers at once; if it was not blocked (its reply is on the way, or it has not reached
@@ -277,6 +320,25 @@ export const makeBlockingPool = (client: Redis, redacted: string, connectTimeout
           ? Effect.raceFirst(pop(blocker, key, ms), Effect.as(Effect.sleep(ms), false))
           : pop(blocker, key, ms),
       release
+    ) as Effect.Effect<boolean, Error>
+
+  const waitThen = <A>(
+    key: string,
+    ms: number,
+    run: (conn: Redis) => Promise<A>,
+    orphan: (reply: A) => void
+  ): Effect.Effect<A | undefined, Error> =>
+    Effect.acquireUseRelease(
+      acquire,
+      (blocker) => {
+        const popped = pop(blocker, key, ms, { run, orphan }) as Effect.Effect<A, Error>
+        // By Clock too (a TestClock ends the wait), a little after Redis's own timeout so that on a live clock Redis
+        // ends it and the pipelined command's reply is used; when Clock ends it, the reply is orphaned.
+        return Number.isFinite(ms)
+          ? Effect.raceFirst(popped, Effect.as(Effect.sleep(ms + clockGrace), undefined))
+          : popped
+      },
+      release
     )
 
   const closeAll = Effect.sync(() => {
@@ -286,5 +348,5 @@ export const makeBlockingPool = (client: Redis, redacted: string, connectTimeout
     all.clear()
   })
 
-  return { wait, close: closeAll }
+  return { wait, waitThen, close: closeAll }
 }

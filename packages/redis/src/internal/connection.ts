@@ -179,10 +179,9 @@ export interface BlockingPool {
   readonly wait: (key: string, ms: number) => Effect.Effect<boolean, Error>
   /**
    * Waits like `wait`, with `then` sent on the same connection right behind the wait (pipelined): Redis runs it the
-   * moment the wait ends (woken, or timed out by Redis), with no round trip in between. Succeeds with its reply.
-   * Succeeds with `undefined` when the wait ended by Clock first (a `TestClock`; Clock ends it `clockGrace` ms after
-   * `ms`). When interrupted (or ended by
-   * Clock), the reply of `then`, if it ran, goes to `orphan` instead, and the marker is put back.
+   * moment the wait ends (woken, or timed out by Redis), with no round trip in between. Succeeds with its reply, or
+   * with `undefined` when Clock ended the wait first (a `TestClock`; Clock ends it `clockGrace` ms after `ms`). When
+   * interrupted or ended by Clock, the reply of `then` (if it ran) goes to `orphan`, and a popped marker is put back.
    */
   readonly waitThen: <A>(
     key: string,

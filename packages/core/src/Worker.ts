@@ -454,13 +454,12 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
         "undecodable"
       )
 
-    /** The log annotations of a job's effects: the queue, message id and attempt. */
-    const annotate = <A, E, R>(job: Job, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-      Effect.annotateLogs(effect, {
-        queue: job.delivery.queue,
-        messageId: job.delivery.id,
-        attempt: job.delivery.attempts
-      })
+    /** The log annotations of a job's effects: the actor (once known), queue, message id and attempt. */
+    const annotate = <A, E, R>(job: Job, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
+      const actor = job.registered?.actor.name
+      const annotations = { queue: job.delivery.queue, messageId: job.delivery.id, attempt: job.delivery.attempts }
+      return Effect.annotateLogs(effect, actor === undefined ? annotations : { actor, ...annotations })
+    }
 
     /**
      * The context a handler runs in: `CurrentMessage` and the job's log annotations, added in one step (the same
@@ -471,6 +470,7 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
         Context.add(
           Context.add(context, References.CurrentLogAnnotations, {
             ...Context.get(context, References.CurrentLogAnnotations),
+            actor: message.actor,
             queue: job.delivery.queue,
             messageId: job.delivery.id,
             attempt: job.delivery.attempts

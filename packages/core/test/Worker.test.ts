@@ -56,7 +56,7 @@ describe("Worker", () => {
     })
   })
 
-  it.effect("annotates a handler's logs with the queue, message id and attempt, keeping outer annotations", () => {
+  it.effect("annotates a handler's logs with the actor, queue, message id and attempt, keeping outer annotations", () => {
     const chatty = Actor.make("chatty", { queue: "q", payload: Job })
     return Effect.gen(function*() {
       const seen = yield* Deferred.make<Record<string, unknown>>()
@@ -72,6 +72,7 @@ describe("Worker", () => {
         assert.deepStrictEqual(annotations, {
           app: "test",
           module: "Worker",
+          actor: "chatty",
           queue: "q",
           messageId: sent.id,
           attempt: 0

@@ -133,7 +133,11 @@ export interface Actor<
   /** How failures are retried. */
   readonly retryPolicy: RetryPolicy<Failure<Error["Type"]>>
 
-  /** Encodes, validates and enqueues one message. A payload that fails the schema fails with `InvalidPayload`. */
+  /**
+   * Encodes, validates and enqueues one message. A payload that fails the schema fails with `InvalidPayload`.
+   * Sends made concurrently (from any fibers) are coalesced into one broker call, so many sends in flight cost one
+   * round trip per batch; each `send` still completes only once its message is in the broker.
+   */
   send(
     payload: Payload["Type"],
     options?: SendOptions

@@ -289,8 +289,11 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
         )
       })
 
+    /** The queue states, for iterating without an iterator object per settlement. */
+    const stateList = [...states.values()]
     const wakeAll = () => {
-      for (const state of states.values()) {
+      for (let i = 0; i < stateList.length; i++) {
+        const state = stateList[i]!
         const wake = state.wake
         if (wake !== undefined) {
           state.wake = undefined
@@ -465,118 +468,144 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
      * The context a handler runs in: `CurrentMessage` and the job's log annotations, added in one step (the same
      * annotations `annotate` adds, without a second context update per message).
      */
-    const handlerContext =
-      (job: Job, message: Message) => (context: Context.Context<never>): Context.Context<unknown> =>
-        Context.add(
-          Context.add(context, References.CurrentLogAnnotations, {
-            ...Context.get(context, References.CurrentLogAnnotations),
-            actor: message.actor,
-            queue: job.delivery.queue,
-            messageId: job.delivery.id,
-            attempt: job.delivery.attempts
-          }),
-          CurrentMessage,
-          message
-        ) as Context.Context<unknown>
+    const handlerContext = (job: Job, context: Context.Context<never>): Context.Context<unknown> => {
+      const message = job.message!
+      return Context.add(
+        Context.add(context, References.CurrentLogAnnotations, {
+          ...Context.get(context, References.CurrentLogAnnotations),
+          actor: message.actor,
+          queue: job.delivery.queue,
+          messageId: job.delivery.id,
+          attempt: job.delivery.attempts
+        }),
+        CurrentMessage,
+        message
+      ) as Context.Context<unknown>
+    }
+
+    /** Records a job's settlement once its effects (events, logs) ran, with the job's log annotations. */
+    const finishWith = (runner: Runner, job: Job, settlement: Effect.Effect<Settlement>) =>
+      Effect.map(annotate(job, settlement), (s) => finishJob(runner, job, s))
 
     /**
      * Runs one delivery to its settlement, and records it (`finishJob`). The usual path — a synchronously decodable
-     * payload whose handler succeeds — takes no effect steps besides the handler's context and outcome.
+     * payload whose handler succeeds — allocates no closures and takes no effect steps besides the handler's context
+     * and outcome: the handler's context and continuations are the runner's own (see `Runner`).
      */
     const runJob = (runner: Runner, job: Job): Effect.Effect<void, never, unknown> => {
-      const finishWith = (settlement: Effect.Effect<Settlement>) =>
-        Effect.map(annotate(job, settlement), (s) => finishJob(runner, job, s))
       const delivery = job.delivery
       const envelope = delivery.body
       if (!isEnvelope(envelope)) {
         const decoded = decodeEnvelope(envelope)
         const error = Exit.isFailure(decoded) ? Cause.findErrorOption(decoded.cause) : undefined
         return finishWith(
+          runner,
+          job,
           undecodable(job, "envelope", error?._tag === "Some" ? error.value.message : "not an envelope")
         )
       }
       const registered = registry.get(envelope.actor)
       if (registered === undefined) {
-        return finishWith(deadLetter(
-          delivery,
-          undefined,
-          lastError(new UnknownActor({ actor: envelope.actor, queue: delivery.queue })),
-          "unknown actor"
-        ))
+        return finishWith(
+          runner,
+          job,
+          deadLetter(
+            delivery,
+            undefined,
+            lastError(new UnknownActor({ actor: envelope.actor, queue: delivery.queue })),
+            "unknown actor"
+          )
+        )
       }
       job.registered = registered
-      const onFailure = (error: Schema.SchemaError) => {
-        const path = issuePath(error.issue)
-        return finishWith(undecodable(job, "payload", path === "" ? error.message : `at "${path}": ${error.message}`))
-      }
-      const onSuccess = (payload: unknown): Effect.Effect<void, never, unknown> => {
-        const eta = envelope.eta ?? envelope.enqueuedAt
-        const message: Message = {
-          id: envelope.id,
-          actor: envelope.actor,
-          queue: envelope.queue,
-          payload,
-          enqueuedAt: envelope.enqueuedAt,
-          eta,
-          priority: envelope.priority ?? 0,
-          options: envelope.options ?? noOptions,
-          attempts: delivery.attempts,
-          lastError: delivery.lastError
-        }
-        job.message = message
-        const actor = registered.actor
-        const now = clock.currentTimeMillisUnsafe()
-        if (now - eta > actor.maxAgeMillis) {
-          const error = new MaxAgeExceeded({
-            actor: actor.name,
-            messageId: message.id,
-            ageMillis: now - eta,
-            maxAgeMillis: actor.maxAgeMillis
-          })
-          return finishWith(deadLetter(delivery, message, lastError(error), "too old"))
-        }
-        job.startedAt = now
-        if (Number.isFinite(actor.timeLimitMillis)) {
-          job.deadline = now + actor.timeLimitMillis
-          watch(job)
-        }
-        const run = Effect.matchCauseEffect(
-          Effect.updateContext(registered.run(payload, message), handlerContext(job, message)),
-          {
-            onSuccess: () => {
-              if (job.timedOut || onEvent !== undefined) return finishWith(handlerSucceeded(job))
-              finishJob(runner, job, { _tag: "Ack", delivery })
-              return Effect.void
-            },
-            onFailure: (cause) => finishWith(handlerFailed(job, cause))
-          }
-        )
-        return onEvent === undefined ? run : Effect.andThen(annotate(job, emit({ _tag: "Started", message })), run)
-      }
       // A payload schema without effects decodes to an Exit: no effect step is needed to read it.
       const decoded = registered.decodePayload(envelope.payload)
-      if (Exit.isExit(decoded) && Exit.isSuccess(decoded)) return onSuccess(decoded.value)
-      return Effect.matchEffect(decoded, { onFailure, onSuccess })
+      if (Exit.isExit(decoded) && Exit.isSuccess(decoded)) return startHandler(runner, job, envelope, decoded.value)
+      return Effect.matchEffect(decoded, {
+        onFailure: (error: Schema.SchemaError) => {
+          const path = issuePath(error.issue)
+          return finishWith(
+            runner,
+            job,
+            undecodable(job, "payload", path === "" ? error.message : `at "${path}": ${error.message}`)
+          )
+        },
+        onSuccess: (payload: unknown) => startHandler(runner, job, envelope, payload)
+      })
+    }
+
+    /** Runs the handler of a decoded message, or dead-letters the message when it is too old. */
+    const startHandler = (
+      runner: Runner,
+      job: Job,
+      envelope: Envelope,
+      payload: unknown
+    ): Effect.Effect<void, never, unknown> => {
+      const delivery = job.delivery
+      const registered = job.registered!
+      const eta = envelope.eta ?? envelope.enqueuedAt
+      const message: Message = {
+        id: envelope.id,
+        actor: envelope.actor,
+        queue: envelope.queue,
+        payload,
+        enqueuedAt: envelope.enqueuedAt,
+        eta,
+        priority: envelope.priority ?? 0,
+        options: envelope.options ?? noOptions,
+        attempts: delivery.attempts,
+        lastError: delivery.lastError
+      }
+      job.message = message
+      const actor = registered.actor
+      const now = clock.currentTimeMillisUnsafe()
+      if (now - eta > actor.maxAgeMillis) {
+        const error = new MaxAgeExceeded({
+          actor: actor.name,
+          messageId: message.id,
+          ageMillis: now - eta,
+          maxAgeMillis: actor.maxAgeMillis
+        })
+        return finishWith(runner, job, deadLetter(delivery, message, lastError(error), "too old"))
+      }
+      job.startedAt = now
+      if (Number.isFinite(actor.timeLimitMillis)) {
+        job.deadline = now + actor.timeLimitMillis
+        watch(job)
+      }
+      return onEvent === undefined ?
+        runner.run :
+        Effect.andThen(annotate(job, emit({ _tag: "Started", message })), runner.run)
     }
 
     // ---- runners: `concurrency` long-lived fibers take deliveries from the buffer (no fiber per message) ----
+    /**
+     * A long-lived fiber running one message at a time. Its loop step, the handler's context and the handler's
+     * continuations are made once, when the runner is spawned, and read the runner's current `job`: the usual path
+     * of a message allocates no closures.
+     */
     interface Runner {
       job: Job | undefined
       fiber: Fiber.Fiber<never> | undefined
+      /** The context the runner's fiber had before the current handler's context replaced it. */
+      outer: Context.Context<never> | undefined
+      /** One turn of the loop: the next buffered delivery (or a wait for one), run to its settlement. */
+      readonly step: Effect.Effect<void, never, unknown>
+      /** Runs a delivery. */
+      readonly start: (delivery: Delivery) => Effect.Effect<void, never, unknown>
+      /** Runs the current job's handler in its context (`handlerContext`), then records its outcome. */
+      readonly run: Effect.Effect<void, never, unknown>
     }
     /** Runners waiting for a delivery. */
     const idle: Array<(delivery: Delivery) => void> = []
 
-    const nextDelivery: Effect.Effect<Delivery> = Effect.suspend(() => {
-      const delivery = stopping ? undefined : nextBuffered()
-      if (delivery !== undefined) return Effect.succeed(delivery)
-      return Effect.callback<Delivery>((resume) => {
-        const waiter = (delivery: Delivery) => resume(Effect.succeed(delivery))
-        idle.push(waiter)
-        return Effect.sync(() => {
-          const index = idle.indexOf(waiter)
-          if (index !== -1) idle.splice(index, 1)
-        })
+    /** Waits until `dispatch` hands this fiber a delivery. */
+    const awaitDelivery: Effect.Effect<Delivery> = Effect.callback<Delivery>((resume) => {
+      const waiter = (delivery: Delivery) => resume(Effect.succeed(delivery))
+      idle.push(waiter)
+      return Effect.sync(() => {
+        const index = idle.indexOf(waiter)
+        if (index !== -1) idle.splice(index, 1)
       })
     })
 
@@ -588,9 +617,35 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
       if (running === 0 && onIdle !== undefined) onIdle()
     }
 
-    const runnerLoop = (runner: Runner): Effect.Effect<never, never, unknown> =>
-      Effect.forever(
-        Effect.flatMap(nextDelivery, (delivery) => {
+    const makeRunner = (): Runner => {
+      /** The runner's fiber, as seen by the handler's start. */
+      let self: Fiber.Fiber<unknown, unknown> | undefined
+      /** Leaves the handler's context: back to the runner's own. */
+      const leave = () => {
+        self!.setContext(runner.outer!)
+        runner.outer = undefined
+        return runner.job!
+      }
+      // The handler runs with its context set on the runner's fiber, and the outcome's continuations restore the
+      // runner's context: like `Effect.updateContext`, without a finalizer and two closures per message. A handler
+      // interrupted halfway ends the runner's fiber, so no context outlives it.
+      const enter = Effect.withFiber((fiber): Effect.Effect<unknown, unknown, unknown> => {
+        const job = runner.job!
+        const message = job.message!
+        self = fiber
+        runner.outer = fiber.context
+        fiber.setContext(handlerContext(job, fiber.context) as Context.Context<never>)
+        return job.registered!.run(message.payload, message)
+      })
+      const runner: Runner = {
+        job: undefined,
+        fiber: undefined,
+        outer: undefined,
+        step: Effect.suspend(() => {
+          const delivery = stopping ? undefined : nextBuffered()
+          return delivery !== undefined ? runner.start(delivery) : Effect.flatMap(awaitDelivery, runner.start)
+        }),
+        start: (delivery) => {
           const job: Job = {
             delivery,
             registered: undefined,
@@ -604,9 +659,22 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
           runner.job = job
           running++
           return runJob(runner, job)
-        }),
-        { disableYield: true }
-      )
+        },
+        run: Effect.matchCauseEffect(enter, {
+          onSuccess: (_value: unknown) => {
+            const job = leave()
+            if (job.timedOut || onEvent !== undefined) return finishWith(runner, job, handlerSucceeded(job))
+            finishJob(runner, job, { _tag: "Ack", delivery: job.delivery })
+            return Effect.void
+          },
+          onFailure: (cause: Cause.Cause<unknown>) => {
+            const job = leave()
+            return finishWith(runner, job, handlerFailed(job, cause))
+          }
+        })
+      }
+      return runner
+    }
 
     /** A runner ends only when interrupted: by the time-limit watchdog (then it is replaced) or by shutdown. */
     const runnerExited = (runner: Runner, exit: Exit.Exit<never>): Effect.Effect<void> => {
@@ -630,9 +698,12 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
     }
 
     const spawnRunner = () => {
-      const runner: Runner = { job: undefined, fiber: undefined }
+      const runner = makeRunner()
       runner.fiber = runFork(
-        Effect.onExit(runnerLoop(runner), (exit) => runnerExited(runner, exit)) as Effect.Effect<
+        Effect.onExit(
+          Effect.forever(runner.step, { disableYield: true }),
+          (exit) => runnerExited(runner, exit)
+        ) as Effect.Effect<
           never,
           never,
           Requirements<Handlers>

@@ -8,7 +8,9 @@ import { Broker } from "@errand/core"
 import { RedisBroker } from "@errand/redis"
 import { Clock, Context, Effect, Fiber, Layer } from "effect"
 import { TestClock } from "effect/testing"
+import { Redis } from "ioredis"
 import { randomBytes } from "node:crypto"
+import { makeBlockingPool } from "../src/internal/connection.ts"
 import { hasRedisServer, startRedisServer } from "./utils/redisServer.ts"
 import { ack } from "./utils/testing.ts"
 
@@ -171,6 +173,29 @@ describe.skipIf(!hasRedisServer())("RedisBroker cost (private redis-server)", ()
       assert.deepStrictEqual(yield* broker.settle(taken.deliveries.map(ack)), [])
       assert.deepStrictEqual(yield* broker.stats("clock"), { ready: 0, delayed: 0, inFlight: 0, dead: 0 })
       yield* broker.flush("clock")
+    }))
+
+  it.live("on the live clock, a timer ends a wait whose reply does not come, and hands the reply to orphan", () =>
+    Effect.gen(function*() {
+      const server = yield* privateServer
+      const client = new Redis(server.url, { lazyConnect: true })
+      yield* Effect.acquireRelease(Effect.promise(() => client.connect()), () => Effect.sync(() => client.disconnect()))
+      const pool = makeBlockingPool(client, server.url, 2_000)
+      yield* Effect.addFinalizer(() => pool.close)
+      const orphans: Array<unknown> = []
+      const start = yield* Clock.currentTimeMillis
+      // Redis ends the BZPOPMIN after 100 ms, but the command behind it blocks for good: only the timer ends the wait
+      const got = yield* pool.waitThen(
+        "{cost:guard}:w",
+        100,
+        (conn) => conn.blpop("{cost:guard}:never", 0),
+        (reply) => orphans.push(reply)
+      )
+      const elapsed = (yield* Clock.currentTimeMillis) - start
+      assert.isUndefined(got)
+      assert.isAtLeast(elapsed, 300) // 100 ms + the 250 ms grace, give or take a timer tick
+      assert.isBelow(elapsed, 1_500)
+      assert.deepStrictEqual(orphans, [null]) // the unblocked BLPOP's reply
     }))
 
   it.live("a take blocked on one connection wakes within milliseconds of an enqueue from another client", () =>

@@ -4,7 +4,7 @@
  *
  * @internal
  */
-import { Effect } from "effect"
+import { Clock, Context, Effect } from "effect"
 import { Redis, type RedisOptions } from "ioredis"
 
 /** Why connecting failed. */
@@ -164,6 +164,9 @@ export const close = (client: Redis): Effect.Effect<void> =>
 /** How long after its timeout a pipelined wait is ended by Clock, when Redis has not ended it. */
 const clockGrace = 250
 
+/** The clock a fiber has when none is provided: real time, the same as Redis's. */
+const liveClock = Context.get(Context.empty(), Clock.Clock)
+
 interface Blocker {
   readonly conn: Redis
   readonly id: number
@@ -245,18 +248,24 @@ export const makeBlockingPool = (
       else drop(blocker)
     })
 
-  /** BZPOPMIN, then (when given) `then` pipelined behind it; resumes with the marker flag or `then`'s reply. */
-  const pop = <A>(
+  /**
+   * BZPOPMIN, then (when given) `then` pipelined behind it; resumes with the marker flag or `then`'s reply. With
+   * `guard`, a plain timer ends the wait after `guard.ms` like an interruption would, and resumes with `guard.value`:
+   * on the live clock this bounds a wait whose reply never comes, without a fiber race per wait.
+   */
+  const pop = <A, G = never>(
     blocker: Blocker,
     key: string,
     ms: number,
-    then?: { readonly run: (conn: Redis) => Promise<A>; readonly orphan: (reply: A) => void }
+    then?: { readonly run: (conn: Redis) => Promise<A>; readonly orphan: (reply: A) => void },
+    guard?: { readonly ms: number; readonly value: G }
   ) =>
-    Effect.callback<boolean | A, Error>((resume) => {
+    Effect.callback<boolean | A | G, Error>((resume) => {
       let settled = false
       let interrupted = false
       let marker = false
       let reply: { readonly value: A } | undefined = undefined
+      let guardTimer: ReturnType<typeof setTimeout> | undefined = undefined
       const seconds = Number.isFinite(ms) ? Math.max(ms, 1) / 1000 : 0
       const popped = blocker.conn.bzpopmin(key, seconds).then((answer) => {
         marker = answer !== null && answer.length > 0
@@ -276,47 +285,81 @@ export const makeBlockingPool = (
       )).then(
         (value) => {
           settled = true
+          if (guardTimer !== undefined) clearTimeout(guardTimer)
           if (followed !== undefined) reply = { value: value as A }
           if (interrupted) abandon()
           else resume(Effect.succeed(followed === undefined ? marker : value as A))
         },
         (error: unknown) => {
           settled = true
+          if (guardTimer !== undefined) clearTimeout(guardTimer)
           blocker.healthy = false
-          resume(Effect.fail(sanitize(error)))
+          if (!interrupted) resume(Effect.fail(sanitize(error)))
         }
       )
-      return Effect.callback<void>((done) => {
-        interrupted = true
-        if (settled) {
-          abandon()
-          return done(Effect.void)
-        }
-        // Unblocked, BZPOPMIN answers at once; if it was not blocked (its reply is on the way, or it has not reached
-        // Redis yet), give the reply a moment, then close the connection (which ends the command for sure).
-        let giveUp: ReturnType<typeof setTimeout> | undefined = setTimeout(() => drop(blocker), 1000)
-        client.client("UNBLOCK", blocker.id).then(
-          (n) => {
-            if (n === 1 || settled) return
-            blocker.healthy = false
+      /**
+       * Ends the wait (interrupted, or the guard fired), once: the promise settles when the connection is free again
+       * or dropped.
+       */
+      let stopped: Promise<void> | undefined
+      const stop = (): Promise<void> =>
+        stopped ??= new Promise<void>((done) => {
+          interrupted = true
+          if (guardTimer !== undefined) clearTimeout(guardTimer)
+          if (settled) {
+            abandon()
+            return done()
+          }
+          // Unblocked, BZPOPMIN answers at once; if it was not blocked (its reply is on the way, or it has not
+          // reached Redis yet), give the reply a moment, then close the connection (which ends the command for sure).
+          let giveUp: ReturnType<typeof setTimeout> | undefined = setTimeout(() => drop(blocker), 1000)
+          client.client("UNBLOCK", blocker.id).then(
+            (n) => {
+              if (n === 1 || settled) return
+              blocker.healthy = false
+              clearTimeout(giveUp)
+              giveUp = setTimeout(() => drop(blocker), 20)
+            },
+            () => drop(blocker)
+          )
+          void pending.then(() => {
             clearTimeout(giveUp)
-            giveUp = setTimeout(() => drop(blocker), 20)
-          },
-          () => drop(blocker)
-        )
-        void pending.then(() => {
-          clearTimeout(giveUp)
-          done(Effect.void)
+            done()
+          })
         })
+      if (guard !== undefined) {
+        guardTimer = setTimeout(() => {
+          guardTimer = undefined
+          if (!settled && !interrupted) void stop().then(() => resume(Effect.succeed(guard.value)))
+        }, guard.ms)
+      }
+      return Effect.callback<void>((done) => {
+        void stop().then(() => done(Effect.void))
       })
     })
+
+  /**
+   * Ends `popped` by Clock after `ms` (with `value`): a plain timer on the live clock (Redis's own timeout normally
+   * ends the wait first), a race with `Clock.sleep` on any other clock (a `TestClock` drives it).
+   */
+  const byClock = <A, G>(
+    ms: number,
+    value: G,
+    timed: (guard: { readonly ms: number; readonly value: G }) => Effect.Effect<A | G, Error>,
+    untimed: Effect.Effect<A, Error>
+  ): Effect.Effect<A | G, Error> =>
+    Effect.withFiber((fiber) =>
+      fiber.getRef(Clock.Clock) === liveClock
+        ? timed({ ms, value })
+        : Effect.raceFirst(untimed, Effect.as(Effect.sleep(ms), value))
+    )
 
   const wait = (key: string, ms: number) =>
     Effect.acquireUseRelease(
       acquire,
       (blocker) =>
         Number.isFinite(ms)
-          ? Effect.raceFirst(pop(blocker, key, ms), Effect.as(Effect.sleep(ms), false))
+          ? byClock(ms, false, (guard) => pop(blocker, key, ms, undefined, guard), pop(blocker, key, ms))
           : pop(blocker, key, ms),
       release
     ) as Effect.Effect<boolean, Error>
@@ -330,12 +373,15 @@ export const makeBlockingPool = (
     Effect.acquireUseRelease(
       acquire,
       (blocker) => {
-        const popped = pop(blocker, key, ms, { run, orphan }) as Effect.Effect<A, Error>
         // By Clock too (a TestClock ends the wait), a little after Redis's own timeout so that on a live clock Redis
         // ends it and the pipelined command's reply is used; when Clock ends it, the reply is orphaned.
-        return Number.isFinite(ms)
-          ? Effect.raceFirst(popped, Effect.as(Effect.sleep(ms + clockGrace), undefined))
-          : popped
+        if (!Number.isFinite(ms)) return pop(blocker, key, ms, { run, orphan }) as Effect.Effect<A, Error>
+        return byClock(
+          ms + clockGrace,
+          undefined,
+          (guard) => pop(blocker, key, ms, { run, orphan }, guard) as Effect.Effect<A | undefined, Error>,
+          pop(blocker, key, ms, { run, orphan }) as Effect.Effect<A, Error>
+        )
       },
       release
     )

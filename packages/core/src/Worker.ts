@@ -310,7 +310,6 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
         state.flushing = true
         runSystem(flush(state))
       }
-      dispatch()
       wakeAll()
     }
 
@@ -711,7 +710,13 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
       )
     }
 
-    /** Hands buffered deliveries to idle runners. */
+    /**
+     * Hands buffered deliveries to idle runners. Called after each take, the only time the buffer grows; a runner
+     * parks only when the buffer is empty, so no runner idles while deliveries wait. A runner that finishes a message
+     * pulls the next buffered one itself, and a settlement wakes no other runner: a resumed runner runs at once, so
+     * while its handler runs synchronously the others stay parked (one wake-up per batch, not one per message), and
+     * when it suspends, this loop goes on to the next idle runner.
+     */
     const dispatch = () => {
       while (!stopping && idle.length > 0 && buffered() > 0) idle.pop()!(nextBuffered()!)
     }

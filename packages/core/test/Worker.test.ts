@@ -85,6 +85,41 @@ describe("Worker", () => {
     })
   })
 
+  it.effect("runs up to `concurrency` handlers at once, and every message of a batch with synchronous handlers", () => {
+    const slow = Actor.make("slow", { queue: "q", payload: Job })
+    return Effect.gen(function*() {
+      let running = 0
+      let most = 0
+      const release = yield* Deferred.make<void>()
+      const fourRunning = yield* Deferred.make<void>()
+      let done = 0
+      const handler = slow.handle(({ n }) =>
+        n < 10
+          ? Effect.gen(function*() {
+            running++
+            most = Math.max(most, running)
+            if (running === 4) yield* Deferred.succeed(fourRunning, undefined)
+            yield* Deferred.await(release)
+            running--
+            done++
+          })
+          : Effect.sync(() => {
+            done++
+          })
+      )
+      yield* Effect.gen(function*() {
+        yield* slow.sendBatch(Array.from({ length: 10 }, (_, n) => ({ n })))
+        yield* Deferred.await(fourRunning) // the four runners each took one of the waiting handlers
+        assert.strictEqual(most, 4)
+        yield* Deferred.succeed(release, undefined)
+        yield* slow.sendBatch(Array.from({ length: 50 }, (_, n) => ({ n: 10 + n })))
+        assert.deepStrictEqual(yield* MemoryBroker.join("q"), [])
+        assert.strictEqual(done, 60)
+        assert.strictEqual(most, 4)
+      }).pipe(withWorker({ handlers: [handler], concurrency: 4 }))
+    })
+  })
+
   it.effect("runs a lower priority number first", () => {
     const ordered = Actor.make("ordered", { queue: "q", payload: Job })
     return Effect.gen(function*() {

@@ -97,18 +97,6 @@ describe("Actor", () => {
     const job = Actor.make("coalesced", { queue: "q", payload: Schema.Struct({ n: Schema.Number }) })
     return Effect.gen(function*() {
       const calls = yield* Ref.make<ReadonlyArray<number>>([])
-      const counting = Layer.effect(
-        Broker.Broker,
-        Effect.gen(function*() {
-          const inner = (yield* MemoryBroker.MemoryBroker).broker
-          return Broker.Broker.of({
-            ...inner,
-            enqueue: (messages) =>
-              Effect.andThen(Ref.update(calls, (all) => [...all, messages.length]), inner.enqueue(messages))
-          })
-        })
-      ).pipe(Layer.provideMerge(MemoryBroker.layer))
-
       yield* Effect.gen(function*() {
         const sent = yield* Effect.forEach(Array.from({ length: 250 }, (_, n) => n), (n) => job.send({ n }), {
           concurrency: "unbounded"
@@ -118,7 +106,7 @@ describe("Actor", () => {
         const batches = yield* Ref.get(calls)
         assert.strictEqual(batches.reduce((a, b) => a + b, 0), 250)
         assert.isBelow(batches.length, 5) // not one call per message
-      }).pipe(Effect.provide(counting))
+      }).pipe(Effect.provide(countingBroker(calls, (inner, messages) => inner.enqueue(messages))))
     })
   })
 
@@ -126,21 +114,7 @@ describe("Actor", () => {
     const job = Actor.make("coalescedFail", { queue: "q", payload: Schema.Struct({ n: Schema.Number }) })
     return Effect.gen(function*() {
       const calls = yield* Ref.make<ReadonlyArray<number>>([])
-      const failing = Layer.effect(
-        Broker.Broker,
-        Effect.gen(function*() {
-          const inner = (yield* MemoryBroker.MemoryBroker).broker
-          return Broker.Broker.of({
-            ...inner,
-            enqueue: (messages) =>
-              Effect.andThen(
-                Ref.update(calls, (all) => [...all, messages.length]),
-                Effect.fail(new ErrandError.BrokerError({ broker: "test", operation: "enqueue", message: "down" }))
-              )
-          })
-        })
-      ).pipe(Layer.provideMerge(MemoryBroker.layer))
-
+      const down = new ErrandError.BrokerError({ broker: "test", operation: "enqueue", message: "down" })
       yield* Effect.gen(function*() {
         const results = yield* Effect.forEach(
           Array.from({ length: 2_500 }, (_, n) => n),
@@ -151,7 +125,27 @@ describe("Actor", () => {
         const batches = yield* Ref.get(calls)
         assert.strictEqual(batches.reduce((a, b) => a + b, 0), 2_500)
         assert.isTrue(batches.every((size) => size <= 1_000))
-      }).pipe(Effect.provide(failing))
+      }).pipe(Effect.provide(countingBroker(calls, () => Effect.fail(down))))
     })
   })
 })
+
+/** A memory broker whose `enqueue` records each call's batch size, then does `enqueue`. */
+const countingBroker = (
+  calls: Ref.Ref<ReadonlyArray<number>>,
+  enqueue: (
+    inner: Broker.Broker["Service"],
+    messages: ReadonlyArray<Broker.Outgoing>
+  ) => Effect.Effect<void, ErrandError.BrokerError>
+) =>
+  Layer.effect(
+    Broker.Broker,
+    Effect.gen(function*() {
+      const inner = (yield* MemoryBroker.MemoryBroker).broker
+      return Broker.Broker.of({
+        ...inner,
+        enqueue: (messages) =>
+          Effect.andThen(Ref.update(calls, (all) => [...all, messages.length]), enqueue(inner, messages))
+      })
+    })
+  ).pipe(Layer.provideMerge(MemoryBroker.layer))

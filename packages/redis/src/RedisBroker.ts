@@ -18,12 +18,14 @@
  *   trip; its lease runs from the end of the wait at the latest (up to the wait longer than asked). A wait that is
  *   interrupted releases at once whatever that take leased.
  * - Commands issued while Redis is unreachable fail at once with a `BrokerError`; ioredis reconnects by itself.
+ * - Standalone Redis or Redis Cluster (`cluster: true`): on a cluster, each queue lives in the slot of its hash tag,
+ *   calls spanning queues are split per queue, and blocking waits run on connections to the node serving the queue.
  *
  * @since 0.1.0
  */
 import { Broker, ErrandError } from "@errand/core"
 import { Clock, Config, Context, Duration, Effect, Layer, Redacted, Schema, type Scope } from "effect"
-import type { Redis, RedisOptions } from "ioredis"
+import { type Cluster, Redis, type RedisOptions } from "ioredis"
 import { randomBytes } from "node:crypto"
 import * as Codec from "./internal/codec.ts"
 import * as Connection from "./internal/connection.ts"
@@ -52,8 +54,17 @@ export class RedisBrokerError extends Schema.TaggedError<RedisBrokerError>()("Re
  * @since 0.1.0
  */
 export interface RedisBrokerOptions {
-  /** `redis://[user:password@]host[:port][/db]`, or `rediss://…` for TLS. */
+  /**
+   * `redis://[user:password@]host[:port][/db]`, or `rediss://…` for TLS. With `cluster: true`, one node of the cluster
+   * (a seed: the others are discovered from it), without a database index.
+   */
   readonly url: string | Redacted.Redacted<string>
+  /**
+   * Connect to a Redis Cluster with ioredis's `Cluster` client, seeded by the node of `url`; its credentials and TLS
+   * apply to every node. Each queue lives in one slot (its keys share the hash tag `{prefix:queue}`), scripts are
+   * routed to the node serving it, and blocking waits use connections to that node. Default `false`.
+   */
+  readonly cluster?: boolean | undefined
   /** The first part of every key's hash tag, `{prefix:queue}`. Default `"errand"`. Must not contain `{` or `}`. */
   readonly prefix?: string | undefined
   /** How long building the layer (or opening a blocking connection) may wait for Redis. Default 5 seconds. */
@@ -133,7 +144,7 @@ const byQueue = <A>(items: ReadonlyArray<A>, queueOf: (a: A) => string): Readonl
  * Logs a warning when Redis may evict keys under memory pressure (a `maxmemory-policy` other than `noeviction`): it
  * would silently drop queued messages. Managed services that hide `INFO` are left alone.
  */
-const warnOnEviction = (client: Redis, redacted: string) =>
+const warnOnEviction = (client: Redis | Cluster, redacted: string) =>
   Effect.tryPromise(() => client.info("memory")).pipe(
     Effect.flatMap((info) => {
       const policy = /maxmemory_policy:(\S+)/.exec(info)?.[1]
@@ -166,7 +177,11 @@ export const make = Effect.fnUntraced(function*(
   const prefix = options.prefix ?? "errand"
   const deadLetterMax = options.deadLetterMax ?? 10_000
   const sweepBatch = Math.min(options.sweepBatch ?? Scripts.maxBatch, Scripts.maxBatch)
-  const badOption = prefix === "" || /[{}]/.test(prefix)
+  const cluster = options.cluster === true
+  const db = new URL(checked.url).pathname.replace(/^\//, "")
+  const badOption = cluster && db !== "" && db !== "0"
+    ? `a Redis Cluster has only database 0 (the URL names database ${db})`
+    : prefix === "" || /[{}]/.test(prefix)
     ? `prefix must be non-empty and must not contain "{" or "}" (got "${prefix}")`
     : !(Number.isInteger(deadLetterMax) && deadLetterMax > 0)
     ? `deadLetterMax must be a positive integer (got ${deadLetterMax})`
@@ -182,11 +197,10 @@ export const make = Effect.fnUntraced(function*(
 
   const client = yield* Effect.acquireRelease(
     Effect.suspend(() => {
-      const created = Connection.makeClient(checked.url, {
-        connectTimeout,
-        commandTimeout,
-        extra: options.redisOptions
-      })
+      const settings = { connectTimeout, commandTimeout, extra: options.redisOptions }
+      const created: Redis | Cluster = cluster
+        ? Connection.makeCluster(checked.url, settings)
+        : Connection.makeClient(checked.url, settings)
       return Connection.connect(created, checked.redacted, connectTimeout).pipe(
         Effect.as(created),
         Effect.mapError((failure) =>
@@ -204,7 +218,9 @@ export const make = Effect.fnUntraced(function*(
   yield* warnOnEviction(client, checked.redacted)
   const redis = Scripts.define(client)
   // Blocking connections get the scripts too: a take is pipelined behind each wait.
-  const pool = Connection.makeBlockingPool(client, checked.redacted, connectTimeout, Scripts.define)
+  const pool = client instanceof Redis
+    ? Connection.makeBlockingPool(client, checked.redacted, connectTimeout, Scripts.define)
+    : Connection.makeClusterBlockingPool(client, checked.redacted, connectTimeout, Scripts.define)
   yield* Effect.addFinalizer(() => pool.close)
 
   const keysOf = Keys.cache(prefix)

@@ -1,11 +1,12 @@
 /**
- * ioredis connections: URL checks and redaction, connecting with a bounded timeout, and the pool of dedicated
- * connections that blocking takes wait on.
+ * ioredis connections: URL checks and redaction, the standalone and Cluster clients, connecting with a bounded
+ * timeout, and the pools of dedicated connections that blocking takes wait on (per node, on a cluster).
  *
  * @internal
  */
 import { Clock, Context, Effect } from "effect"
-import { Redis, type RedisOptions } from "ioredis"
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from "ioredis"
+import { slot } from "./keys.ts"
 
 /** Why connecting failed. */
 export type FailureReason = "InvalidUrl" | "ConnectFailed" | "ConnectTimeout"
@@ -102,8 +103,69 @@ export const makeClient = (url: string, settings: ClientSettings): Redis => {
   return client
 }
 
+type NodeOptions = Omit<NonNullable<ClusterOptions["redisOptions"]>, "replyMapping">
+
+const clusterOwned = new Set([
+  "host",
+  "port",
+  "path",
+  "sentinels",
+  "readOnly",
+  "retryStrategy",
+  "enableOfflineQueue",
+  "lazyConnect",
+  "replyMapping",
+  "himportFieldsets"
+])
+
+/**
+ * Creates a Redis Cluster client seeded by the node of `url` (not connected yet): the other nodes are discovered from
+ * the cluster. The URL's credentials and TLS apply to every node. As for a standalone client, commands fail fast while
+ * the cluster is unreachable and a command whose connection closed is never sent again (a script never runs twice);
+ * MOVED, ASK and TRYAGAIN replies (the command did not run) are followed.
+ */
+export const makeCluster = (url: string, settings: ClientSettings): Cluster => {
+  const parsed = new URL(url)
+  const extra = settings.extra
+  // The node options ioredis takes from the cluster's own settings, or that name one server, are left out.
+  const nodeExtra = Object.fromEntries(
+    Object.entries(extra ?? {}).filter(([name]) => !clusterOwned.has(name))
+  ) as NodeOptions
+  const nodeOptions: NodeOptions = {
+    ...nodeExtra,
+    ...(parsed.username === "" ? {} : { username: decodeURIComponent(parsed.username) }),
+    ...(parsed.password === "" ? {} : { password: decodeURIComponent(parsed.password) }),
+    ...(parsed.protocol === "rediss:" ? { tls: extra?.tls ?? {} } : {}),
+    connectTimeout: settings.connectTimeout,
+    commandTimeout: settings.commandTimeout,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false
+  }
+  const cluster = new Cluster([{ host: parsed.hostname.replace(/^\[|\]$/g, ""), port: Number(parsed.port || 6379) }], {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    retryDelayOnFailover: 0,
+    slotsRefreshTimeout: settings.connectTimeout,
+    clusterRetryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+    redisOptions: nodeOptions
+  })
+  cluster.on("error", () => {})
+  cluster.on("node error", () => {})
+  return cluster
+}
+
+/** The last node's error of a Cluster client that could reach no node (" (…)"), or "". */
+const lastNodeError = (error: Error): string => {
+  const last = (error as { readonly lastNodeError?: unknown }).lastNodeError
+  return last instanceof Error ? ` (${sanitize(last).message})` : ""
+}
+
 /** Connects and waits until the client is ready, failing on the first error or after `timeoutMs`. */
-export const connect = (client: Redis, redacted: string, timeoutMs: number): Effect.Effect<void, ConnectFailure> =>
+export const connect = (
+  client: Redis | Cluster,
+  redacted: string,
+  timeoutMs: number
+): Effect.Effect<void, ConnectFailure> =>
   Effect.callback<void, ConnectFailure>((resume) => {
     let timer: ReturnType<typeof setTimeout> | undefined = undefined
     const cleanup = () => {
@@ -123,7 +185,7 @@ export const connect = (client: Redis, redacted: string, timeoutMs: number): Eff
     const onError = (error: Error) =>
       fail({
         reason: "ConnectFailed",
-        message: `Cannot connect to Redis at ${redacted}: ${error.message}`,
+        message: `Cannot connect to Redis at ${redacted}: ${error.message}${lastNodeError(error)}`,
         cause: sanitize(error)
       })
     client.once("ready", onReady)
@@ -145,7 +207,7 @@ export const connect = (client: Redis, redacted: string, timeoutMs: number): Eff
   })
 
 /** Closes a client: QUIT (bounded), then disconnect. */
-export const close = (client: Redis): Effect.Effect<void> =>
+export const close = (client: Redis | Cluster): Effect.Effect<void> =>
   Effect.callback<void>((resume) => {
     if (client.status === "end") return resume(Effect.void)
     const timer = setTimeout(() => {
@@ -196,25 +258,115 @@ export interface BlockingPool {
   readonly close: Effect.Effect<void>
 }
 
+/** Where a pool's connections go: one Redis server (a standalone server, or one node of a cluster). */
+interface PoolTarget {
+  /** Creates a dedicated connection to the server (not connected); may throw when the server is gone. */
+  readonly duplicate: (options: RedisOptions) => Redis
+  /** Sends `CLIENT UNBLOCK id` to the server. */
+  readonly unblock: (id: number) => Promise<unknown>
+  /** Puts a wake-up marker back at `key`. */
+  readonly mark: (key: string) => Promise<unknown>
+}
+
 /** Makes the pool; blocking connections are duplicates of `client` that never reconnect on their own. */
 export const makeBlockingPool = (
   client: Redis,
   redacted: string,
   connectTimeout: number,
   setup: (conn: Redis) => void = () => {}
+): BlockingPool =>
+  makePool(
+    {
+      duplicate: (options) => client.duplicate(options),
+      unblock: (id) => client.client("UNBLOCK", id),
+      mark: (key) => client.zadd(key, 0, "1")
+    },
+    redacted,
+    connectTimeout,
+    setup
+  )
+
+/**
+ * Makes the blocking pool of a Redis Cluster: a pool per master node, and each wait on a connection to the node that
+ * serves its key's slot (a standalone connection, so the take is pipelined behind the wait as on a single server). A
+ * wait refused with MOVED (the slot moved) fails, and refreshes the slot map for the next one.
+ */
+export const makeClusterBlockingPool = (
+  cluster: Cluster,
+  redacted: string,
+  connectTimeout: number,
+  setup: (conn: Redis) => void = () => {}
+): BlockingPool => {
+  const pools = new Map<string, BlockingPool>()
+  let closed = false
+  const nodeOf = (nodeKey: string): Redis => {
+    const node = cluster.nodes("master").find((n) => `${n.options.host}:${n.options.port}` === nodeKey)
+    if (node === undefined) throw new Error(`Redis Cluster node ${nodeKey} is not a master any more`)
+    return node
+  }
+  const poolOf = (key: string): Effect.Effect<BlockingPool, Error> =>
+    Effect.suspend(() => {
+      const nodeKey = cluster.slots[slot(key)]?.[0]
+      if (closed) return Effect.fail(new Error("The broker is closed"))
+      if (nodeKey === undefined) {
+        cluster.refreshSlotsCache()
+        return Effect.fail(new Error(`No Redis Cluster node serves the slot of ${key}`))
+      }
+      let pool = pools.get(nodeKey)
+      if (pool === undefined) {
+        pool = makePool(
+          {
+            duplicate: (options) => nodeOf(nodeKey).duplicate(options),
+            unblock: (id) => Promise.resolve().then(() => nodeOf(nodeKey).client("UNBLOCK", id)),
+            mark: (key) => cluster.zadd(key, 0, "1")
+          },
+          `${redacted} (node ${nodeKey})`,
+          connectTimeout,
+          setup
+        )
+        pools.set(nodeKey, pool)
+      }
+      return Effect.succeed(pool)
+    })
+  const onMoved = (error: Error) =>
+    Effect.sync(() => {
+      if (error.message.startsWith("MOVED") || error.message.startsWith("ASK")) cluster.refreshSlotsCache()
+    })
+  return {
+    wait: (key, ms) => Effect.flatMap(poolOf(key), (pool) => pool.wait(key, ms)).pipe(Effect.tapError(onMoved)),
+    waitThen: (key, ms, then, orphan) =>
+      Effect.flatMap(poolOf(key), (pool) => pool.waitThen(key, ms, then, orphan)).pipe(Effect.tapError(onMoved)),
+    close: Effect.suspend(() => {
+      closed = true
+      const all = Array.from(pools.values())
+      pools.clear()
+      return Effect.forEach(all, (pool) => pool.close, { discard: true })
+    })
+  }
+}
+
+const makePool = (
+  target: PoolTarget,
+  redacted: string,
+  connectTimeout: number,
+  setup: (conn: Redis) => void
 ): BlockingPool => {
   const idle: Array<Blocker> = []
   const all = new Set<Blocker>()
   let closed = false
 
   const create = Effect.gen(function*() {
-    const conn = client.duplicate({
-      lazyConnect: true,
-      commandTimeout: undefined,
-      retryStrategy: () => null,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false
+    const conn = yield* Effect.try({
+      try: () =>
+        target.duplicate({
+          lazyConnect: true,
+          commandTimeout: undefined,
+          retryStrategy: () => null,
+          enableOfflineQueue: false,
+          maxRetriesPerRequest: 0,
+          autoResendUnfulfilledCommands: false
+        }),
+      catch: sanitize
     })
     conn.on("error", () => {})
     setup(conn)
@@ -284,7 +436,7 @@ export const makeBlockingPool = (
       // Put the marker back for another waiter, and hand a reply nobody will read to `orphan`.
       const abandon = () => {
         if (reply !== undefined) then!.orphan(reply.value)
-        if (marker) client.zadd(key, 0, "1").catch(() => {})
+        if (marker) target.mark(key).catch(() => {})
       }
       const pending = (followed === undefined ? popped : popped.then(
         () => followed,
@@ -323,7 +475,7 @@ export const makeBlockingPool = (
           // Unblocked, BZPOPMIN answers at once; if it was not blocked (its reply is on the way, or it has not
           // reached Redis yet), give the reply a moment, then close the connection (which ends the command for sure).
           let giveUp: ReturnType<typeof setTimeout> | undefined = setTimeout(() => drop(blocker), 1000)
-          client.client("UNBLOCK", blocker.id).then(
+          target.unblock(blocker.id).then(
             (n) => {
               if (n === 1 || settled) return
               blocker.healthy = false

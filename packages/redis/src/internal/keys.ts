@@ -61,3 +61,30 @@ export const cache = (prefix: string): (queue: string) => QueueKeys => {
     return keys
   }
 }
+
+/** CRC16 (XMODEM) lookup table, as Redis Cluster uses for key slots. */
+const crcTable = (() => {
+  const table = new Uint16Array(256)
+  for (let i = 0; i < 256; i++) {
+    let crc = i << 8
+    for (let bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff
+    table[i] = crc
+  }
+  return table
+})()
+
+/**
+ * The Redis Cluster slot (0–16383) of a key: CRC16 of its hash tag (the part between the first `{` and the next `}`,
+ * when non-empty) or of the whole key, modulo 16384. All keys of a queue share one slot.
+ */
+export const slot = (key: string): number => {
+  const open = key.indexOf("{")
+  let hashed = key
+  if (open !== -1) {
+    const close = key.indexOf("}", open + 1)
+    if (close > open + 1) hashed = key.slice(open + 1, close)
+  }
+  let crc = 0
+  for (const byte of Buffer.from(hashed, "utf8")) crc = ((crc << 8) & 0xffff) ^ crcTable[((crc >> 8) ^ byte) & 0xff]!
+  return crc & 0x3fff
+}

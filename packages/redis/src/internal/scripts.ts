@@ -27,7 +27,7 @@
  *
  * @internal
  */
-import type { Redis } from "ioredis"
+import type { Cluster, Redis } from "ioredis"
 import { keyCount } from "./keys.ts"
 
 /** The most messages one script call handles (take size, sweep batch, enqueue chunk). */
@@ -493,10 +493,13 @@ export interface ScriptClient {
   readonly errand_deadPurge: (...args: ReadonlyArray<Arg>) => Promise<number>
 }
 
-/** Defines every script on a client (ioredis then uses EVALSHA and reloads on NOSCRIPT). */
-export const define = (redis: Redis): Redis & ScriptClient => {
+/**
+ * Defines every script on a client, standalone or Cluster (ioredis then uses EVALSHA and reloads on NOSCRIPT; a Cluster
+ * client routes each call by the slot of its keys, which all share one hash tag).
+ */
+export const define = <C extends Redis | Cluster>(redis: C): C & ScriptClient => {
   for (const name of Object.keys(sources) as Array<ScriptName>) {
     redis.defineCommand(`errand_${name}`, { lua: sources[name], numberOfKeys: keyCount })
   }
-  return redis as Redis & ScriptClient
+  return redis as C & ScriptClient
 }

@@ -1,0 +1,193 @@
+/**
+ * The broker on a real Redis Cluster of three masters (started by this file, stopped after it): the shared conformance
+ * suite, queues spread over the nodes by their hash slots, and blocking takes woken by an enqueue.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Broker } from "@errand/core"
+import { BrokerConformance } from "@errand/core/testing"
+import { RedisBroker } from "@errand/redis"
+import { Context, Duration, Effect, Exit, Fiber, Layer, Redacted } from "effect"
+import { afterAll } from "vitest"
+import * as Keys from "../src/internal/keys.ts"
+import { type RedisCluster, startRedisCluster } from "./utils/redisCluster.ts"
+import { hasRedisServer } from "./utils/redisServer.ts"
+import { ack, message, redisUrl, uniquePrefix } from "./utils/testing.ts"
+
+/** Registers the tests against a running cluster. */
+const clusterTests = (cluster: RedisCluster): void => {
+  const clusterLayer = (options: Partial<RedisBroker.RedisBrokerOptions> = {}) =>
+    RedisBroker.layer({ url: cluster.url, cluster: true, prefix: uniquePrefix(), ...options })
+
+  BrokerConformance.suite("redis cluster", clusterLayer())
+
+  /** The port of the master serving each slot, from `CLUSTER NODES`. */
+  const slotOwners = (): Map<number, number> => {
+    const owners = new Map<number, number>()
+    for (const line of cluster.cli(cluster.ports[0]!, "CLUSTER", "NODES").split("\n")) {
+      const fields = line.trim().split(" ")
+      if (fields.length < 9 || !fields[2]!.includes("master")) continue
+      const port = Number(/:(\d+)@/.exec(fields[1]!)![1])
+      for (const range of fields.slice(8)) {
+        const [from, to] = range.split("-").map(Number)
+        for (let slot = from!; slot <= (to ?? from!); slot++) owners.set(slot, port)
+      }
+    }
+    return owners
+  }
+
+  /** One queue name per master: each queue's keys live on a different node. */
+  const queuePerNode = (prefix: string): Array<{ readonly queue: string; readonly port: number }> => {
+    const owners = slotOwners()
+    const byPort = new Map<number, string>()
+    for (let i = 0; byPort.size < cluster.ports.length; i++) {
+      const queue = `q${i}`
+      const port = owners.get(Keys.slot(Keys.make(prefix, queue).ready))!
+      if (!byPort.has(port)) byPort.set(port, queue)
+    }
+    return Array.from(byPort, ([port, queue]) => ({ queue, port }))
+  }
+
+  const brokerOf = <E>(layer: Layer.Layer<Broker.Broker, E>) =>
+    Effect.map(Layer.build(layer), (context) => Context.get(context, Broker.Broker))
+
+  describe("RedisBroker on a Redis Cluster (3 private masters)", () => {
+    it("computes the same hash slots as Redis", () => {
+      for (const key of ["{errand:jobs}:r", "{t-1:emails}:w", "plain", "a{}b", "{user1000}.following", "ünï{cödé}"]) {
+        assert.strictEqual(Keys.slot(key), Number(cluster.cli(cluster.ports[0]!, "CLUSTER", "KEYSLOT", key).trim()))
+      }
+    })
+
+    it.live("queues on different nodes: one batch enqueue, take, settle, stats, dead letters and flush", () =>
+      Effect.gen(function*() {
+        const prefix = uniquePrefix()
+        const broker = yield* brokerOf(clusterLayer({ prefix }))
+        const queues = queuePerNode(prefix)
+        assert.strictEqual(new Set(queues.map((q) => q.port)).size, 3)
+        // One call across three hash slots on three nodes (a single script would fail with CROSSSLOT).
+        yield* broker.enqueue(queues.flatMap(({ queue }) => [message(queue), message(queue), message(queue)]))
+        for (const { queue, port } of queues) {
+          const keys = Keys.make(prefix, queue)
+          assert.strictEqual(cluster.cli(port, "LLEN", keys.ready).trim(), "3", `${queue} lives on node ${port}`)
+          const taken = yield* broker.take({ queue, max: 3, lease: "30 seconds" })
+          assert.strictEqual(taken.deliveries.length, 3)
+          const [first, second, third] = taken.deliveries
+          const rejected = yield* broker.settle([
+            ack(first!),
+            { _tag: "DeadLetter", delivery: second!, reason: { tag: "Boom", message: "no" } }
+          ])
+          assert.deepStrictEqual(rejected, [])
+          assert.deepStrictEqual(yield* broker.stats(queue), { ready: 0, delayed: 0, inFlight: 1, dead: 1 })
+          assert.deepStrictEqual((yield* broker.deadLetters(queue)).map((d) => d.id), [second!.id])
+          assert.strictEqual(yield* broker.requeueDeadLetters(queue), 1)
+          assert.deepStrictEqual(yield* broker.stats(queue), { ready: 1, delayed: 0, inFlight: 1, dead: 0 })
+          assert.deepStrictEqual(yield* broker.extend([third!], "1 minute"), [])
+          yield* broker.flush(queue)
+          assert.deepStrictEqual(yield* broker.stats(queue), { ready: 0, delayed: 0, inFlight: 0, dead: 0 })
+          assert.strictEqual(cluster.cli(port, "EXISTS", ...keys.all).trim(), "0")
+        }
+        // Settlements across queues in one call are split per queue too.
+        yield* broker.enqueue(queues.map(({ queue }) => message(queue)))
+        const deliveries: Array<Broker.Delivery> = []
+        for (const { queue } of queues) {
+          deliveries.push(...(yield* broker.take({ queue, max: 1, lease: "30 seconds" })).deliveries)
+        }
+        assert.deepStrictEqual(yield* broker.settle(deliveries.map(ack)), [])
+        for (const { queue } of queues) assert.strictEqual((yield* broker.stats(queue)).inFlight, 0)
+      }).pipe(Effect.scoped))
+
+    it.live("a blocking take on each node wakes within milliseconds of an enqueue from another broker", () =>
+      Effect.gen(function*() {
+        const prefix = uniquePrefix()
+        const consumer = yield* brokerOf(clusterLayer({ prefix }))
+        const producer = yield* brokerOf(clusterLayer({ prefix }))
+        const queues = queuePerNode(prefix)
+        const fibers = yield* Effect.forEach(queues, ({ queue }) =>
+          Effect.forkChild(
+            Effect.timed(consumer.take({ queue, max: 1, lease: "30 seconds", wait: "5 seconds" }))
+          ))
+        yield* Effect.sleep("150 millis") // every take is blocked by now
+        const sent = yield* Effect.forEach(queues, ({ queue }) => Effect.as(producer.enqueue([message(queue)]), queue))
+        for (const [i, fiber] of fibers.entries()) {
+          const [elapsed, taken] = yield* Fiber.join(fiber)
+          assert.strictEqual(taken.deliveries.length, 1)
+          assert.strictEqual(taken.deliveries[0]!.queue, sent[i])
+          assert.isBelow(Duration.toMillis(elapsed), 1500)
+        }
+      }).pipe(Effect.scoped))
+
+    it.live("an interrupted blocking take is unblocked on the node that serves its queue", () =>
+      Effect.gen(function*() {
+        const prefix = uniquePrefix()
+        const broker = yield* brokerOf(clusterLayer({ prefix }))
+        for (const { queue, port } of queuePerNode(prefix)) {
+          const unblocks = () =>
+            Number(/cmdstat_client\|unblock:calls=(\d+)/.exec(cluster.cli(port, "INFO", "commandstats"))?.[1] ?? 0)
+          const before = unblocks()
+          const fiber = yield* Effect.forkChild(broker.take({ queue, max: 1, lease: "30 seconds", wait: "10 seconds" }))
+          yield* Effect.sleep("100 millis")
+          const [elapsed] = yield* Effect.timed(Fiber.interrupt(fiber))
+          assert.isBelow(Duration.toMillis(elapsed), 500)
+          assert.strictEqual(unblocks(), before + 1)
+          // The connection is reused and the queue still works.
+          yield* broker.enqueue([message(queue)])
+          const taken = yield* broker.take({ queue, max: 1, lease: "30 seconds", wait: "1 second" })
+          assert.strictEqual(taken.deliveries.length, 1)
+        }
+      }).pipe(Effect.scoped))
+
+    it.live("fails with ConnectFailed on a server without cluster support", () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(brokerOf(RedisBroker.layer({ url: redisUrl, cluster: true })))
+        assert.strictEqual(error._tag, "RedisBrokerError")
+        assert.strictEqual(error.reason, "ConnectFailed")
+        assert.include(error.message, "cluster support disabled")
+      }).pipe(Effect.scoped))
+
+    it.live("a password-protected cluster: the URL's password reaches every node, and never shows", () =>
+      Effect.gen(function*() {
+        const secured = yield* Effect.acquireRelease(
+          Effect.promise(() => startRedisCluster({ password: "s3cret" })),
+          (c) => Effect.promise(() => c.dispose())
+        )
+        const url = (password: string) => Redacted.make(secured.url.replace("//", `//:${password}@`))
+        const broker = yield* brokerOf(RedisBroker.layer({ url: url("s3cret"), cluster: true, prefix: "auth" }))
+        for (const queue of ["a", "b", "c", "d", "e"]) {
+          const waiting = yield* Effect.forkChild(
+            broker.take({ queue, max: 1, lease: "30 seconds", wait: "5 seconds" })
+          )
+          yield* Effect.sleep("20 millis")
+          yield* broker.enqueue([message(queue)])
+          assert.strictEqual((yield* Fiber.join(waiting)).deliveries.length, 1)
+        }
+        const exit = yield* Effect.exit(brokerOf(RedisBroker.layer({ url: url("wr0ng"), cluster: true })))
+        const text = JSON.stringify(exit)
+        assert.include(text, "ConnectFailed")
+        assert.include(text, "WRONGPASS")
+        assert.notInclude(text, "wr0ng")
+      }).pipe(Effect.scoped))
+
+    it.live("rejects a database index, and never shows the password", () =>
+      Effect.gen(function*() {
+        const exit = yield* Effect.exit(
+          brokerOf(
+            RedisBroker.layer({ url: Redacted.make(`redis://u:s3cret@127.0.0.1:${cluster.ports[0]}/2`), cluster: true })
+          )
+        )
+        assert.isTrue(Exit.isFailure(exit))
+        const text = JSON.stringify(exit)
+        assert.include(text, "InvalidOptions")
+        assert.notInclude(text, "s3cret")
+      }).pipe(Effect.scoped))
+  })
+}
+
+// Without redis-server on PATH (tests run against REDIS_URL), the file is skipped like the other private-server tests.
+const cluster = hasRedisServer() ? await startRedisCluster() : undefined
+if (cluster === undefined) {
+  describe.skip("RedisBroker on a Redis Cluster (needs redis-server on PATH)", () => {
+    it("starts a private cluster", () => {})
+  })
+} else {
+  afterAll(() => cluster.dispose())
+  clusterTests(cluster)
+}

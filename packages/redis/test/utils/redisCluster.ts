@@ -1,0 +1,120 @@
+/**
+ * Starts and stops a private Redis Cluster for the tests: three `redis-server --cluster-enabled yes` masters on free
+ * ports of 127.0.0.1 in a temporary directory (no persistence, no replicas), joined by `redis-cli --cluster create`.
+ * Never touches a shared server.
+ */
+import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { freePort } from "./redisServer.ts"
+
+/** A private Redis Cluster of three masters. */
+export interface RedisCluster {
+  /** The ports of its nodes. */
+  readonly ports: ReadonlyArray<number>
+  /** The URL of its first node (a seed node). */
+  readonly url: string
+  /** Sends a command with redis-cli to the node on `port` and returns its raw output. */
+  readonly cli: (port: number, ...args: ReadonlyArray<string>) => string
+  /** Stops every node and deletes the directory. */
+  readonly dispose: () => Promise<void>
+}
+
+const cliAsync = (args: ReadonlyArray<string>): Promise<string> =>
+  new Promise((resolve, reject) =>
+    execFile(
+      "redis-cli",
+      args,
+      { encoding: "utf8" },
+      (error, stdout, stderr) =>
+        error === null ? resolve(stdout) : reject(new Error(`redis-cli ${args.join(" ")}: ${stderr || error.message}`))
+    )
+  )
+
+const waitFor = async (check: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> => {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  throw new Error(`Timed out waiting for ${what}`)
+}
+
+/** Options of a private Redis Cluster. */
+export interface RedisClusterOptions {
+  /** A password every node requires (`requirepass`, and `masterauth` for the cluster bus). */
+  readonly password?: string
+}
+
+/** Starts three cluster-enabled redis-servers, creates the cluster, and waits until every node says it is ok. */
+export const startRedisCluster = async (options: RedisClusterOptions = {}): Promise<RedisCluster> => {
+  const auth = options.password === undefined ? [] : ["-a", options.password, "--no-auth-warning"]
+  const ports = [await freePort(), await freePort(), await freePort()]
+  const dir = mkdtempSync(join(tmpdir(), "errand-cluster-"))
+  const children: Array<ChildProcess> = []
+  const dispose = async () => {
+    await Promise.all(children.map((child) => {
+      if (child.exitCode !== null) return Promise.resolve()
+      const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
+      child.kill("SIGTERM")
+      return exited
+    }))
+    rmSync(dir, { recursive: true, force: true })
+  }
+  try {
+    for (const port of ports) {
+      const child = spawn("redis-server", [
+        "--port",
+        String(port),
+        "--bind",
+        "127.0.0.1",
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        `nodes-${port}.conf`,
+        "--cluster-node-timeout",
+        "2000",
+        "--dir",
+        dir,
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        ...(options.password === undefined ? [] : ["--requirepass", options.password, "--masterauth", options.password])
+      ], { stdio: "ignore" })
+      child.unref()
+      children.push(child)
+    }
+    for (const port of ports) {
+      await waitFor(
+        async () => (await cliAsync([...auth, "-p", String(port), "PING"])).startsWith("PONG"),
+        `node ${port}`
+      )
+    }
+    await cliAsync([
+      ...auth,
+      "--cluster",
+      "create",
+      ...ports.map((port) => `127.0.0.1:${port}`),
+      "--cluster-replicas",
+      "0",
+      "--cluster-yes"
+    ])
+    for (const port of ports) {
+      await waitFor(
+        async () => (await cliAsync([...auth, "-p", String(port), "CLUSTER", "INFO"])).includes("cluster_state:ok"),
+        `cluster_state:ok on node ${port}`
+      )
+    }
+  } catch (error) {
+    await dispose()
+    throw error
+  }
+  return {
+    ports,
+    url: `redis://127.0.0.1:${ports[0]}`,
+    cli: (port, ...args) => execFileSync("redis-cli", [...auth, "-p", String(port), ...args], { encoding: "utf8" }),
+    dispose
+  }
+}

@@ -19,6 +19,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
   if (fromEnv !== undefined && fromEnv !== "") {
     project.provide("redisUrl", fromEnv)
     project.provide("redisPrivate", false)
+    if (!hasRedisServer()) {
+      // Never silently: say which tests cannot run against a shared server, and how to run them.
+      console.warn(
+        "@errand/redis: REDIS_URL is set and redis-server is not on PATH. The tests that start servers of their own " +
+          "(Redis restart, SIGKILLed worker, command and memory costs, Redis Cluster, private-server connection " +
+          "tests) are skipped. Install redis-server (e.g. `apt-get install redis-server`) to run them."
+      )
+    }
     return async () => {}
   }
   if (!hasRedisServer()) {

@@ -54,8 +54,10 @@ import {
 } from "./ErrandError.ts"
 import { issuePath } from "./ErrandError.ts"
 import { isEnvelope } from "./internal/envelope.ts"
+import { describe, isTagged, lastError } from "./internal/failure.ts"
 import { validateName } from "./internal/names.ts"
 import { decide, type RetryPolicy } from "./internal/retry.ts"
+import * as Watchdog from "./internal/watchdog.ts"
 import { Envelope, type LastError, type Message } from "./Message.ts"
 
 /**
@@ -151,24 +153,9 @@ interface Job {
   /** Interrupted by the time-limit watchdog. */
   timedOut: boolean
   /** The handler has finished (or never ran): the watchdog leaves it alone. */
-  handlerDone: boolean
+  finished: boolean
   fiber: Fiber.Fiber<void> | undefined
 }
-
-const describe = (error: unknown): string => {
-  if (error instanceof Error && error.message !== "") return error.message
-  if (typeof error === "object" && error !== null) {
-    const { _tag, ...fields } = error as Record<string, unknown>
-    try {
-      return Object.keys(fields).length === 0 ? String(_tag ?? error) : JSON.stringify(fields)
-    } catch {
-      return String(error)
-    }
-  }
-  return String(error)
-}
-
-const lastError = (failure: { readonly _tag: string }): LastError => ({ tag: failure._tag, message: describe(failure) })
 
 const brokerRetry = Schedule.exponential("100 millis").pipe(
   Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(5))))
@@ -354,51 +341,14 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
       )
 
     // ---- time limits: one watchdog for all running handlers, not a timer per message ----
-    /** Running jobs with a time limit, FIFO per limit: jobs start in time order, so each FIFO is in deadline order. */
-    const watched = new Map<number, Array<Job>>()
-    let alarmAt = Infinity
-    let alarm: Fiber.Fiber<void> | undefined
-    const dropFinished = (fifo: Array<Job>) => {
-      let head = 0
-      while (head < fifo.length && fifo[head]!.handlerDone) head++
-      if (head > 0) fifo.splice(0, head)
-    }
-    const earliestDeadline = () => {
-      let earliest = Infinity
-      for (const fifo of watched.values()) {
-        dropFinished(fifo)
-        if (fifo.length > 0 && fifo[0]!.deadline < earliest) earliest = fifo[0]!.deadline
+    const watchdog = Watchdog.make<Job>({
+      clock,
+      fork: runSystem,
+      expired: (job) => {
+        job.timedOut = true
+        job.fiber?.interruptUnsafe()
       }
-      return earliest
-    }
-    const arm = (at: number) => {
-      alarm?.interruptUnsafe()
-      alarmAt = at
-      alarm = at === Infinity ? undefined : runSystem(
-        Effect.andThen(Effect.sleep(Math.max(0, at - clock.currentTimeMillisUnsafe())), Effect.sync(fire))
-      )
-    }
-    const fire = () => {
-      alarm = undefined
-      const now = clock.currentTimeMillisUnsafe()
-      for (const fifo of watched.values()) {
-        dropFinished(fifo)
-        while (fifo.length > 0 && fifo[0]!.deadline <= now) {
-          const job = fifo.shift()!
-          if (job.handlerDone) continue
-          job.timedOut = true
-          job.fiber?.interruptUnsafe()
-        }
-      }
-      arm(earliestDeadline())
-    }
-    const watch = (job: Job) => {
-      let fifo = watched.get(job.registered!.actor.timeLimitMillis)
-      if (fifo === undefined) watched.set(job.registered!.actor.timeLimitMillis, fifo = [])
-      else dropFinished(fifo)
-      fifo.push(job)
-      if (job.deadline < alarmAt) arm(job.deadline)
-    }
+    })
 
     // ---- running one message ----
     const failureOf = (
@@ -426,7 +376,7 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
     }
 
     const handlerSucceeded = (job: Job): Effect.Effect<Settlement> => {
-      job.handlerDone = true
+      job.finished = true
       const ack: Settlement = { _tag: "Ack", delivery: job.delivery }
       if (job.timedOut) return settleFailure(job.delivery, job.message!, job.registered!, failureOf(job, Exit.void))
       return onEvent === undefined ? Effect.succeed(ack) : Effect.as(
@@ -440,7 +390,7 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
     }
 
     const handlerFailed = (job: Job, cause: Cause.Cause<unknown>): Effect.Effect<Settlement> => {
-      job.handlerDone = true
+      job.finished = true
       if (!job.timedOut && stopping && Cause.hasInterruptsOnly(cause)) {
         // interrupted by shutdown, not by the handler: put it back without burning an attempt
         return Effect.succeed({ _tag: "Release", delivery: job.delivery } satisfies Settlement)
@@ -570,7 +520,7 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
       job.startedAt = now
       if (Number.isFinite(actor.timeLimitMillis)) {
         job.deadline = now + actor.timeLimitMillis
-        watch(job)
+        watchdog.watch(job, actor.timeLimitMillis)
       }
       return onEvent === undefined ?
         runner.run :
@@ -610,7 +560,7 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
 
     const finishJob = (runner: Runner, job: Job, settlement: Settlement) => {
       runner.job = undefined
-      job.handlerDone = true
+      job.finished = true
       running--
       settled(job.delivery, settlement)
       if (running === 0 && onIdle !== undefined) onIdle()
@@ -652,7 +602,7 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
             startedAt: 0,
             deadline: Infinity,
             timedOut: false,
-            handlerDone: false,
+            finished: false,
             fiber: runner.fiber
           }
           runner.job = job
@@ -681,7 +631,7 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
       const replace = Effect.sync(() => {
         if (!stopping) spawnRunner()
       })
-      if (job === undefined || job.handlerDone) return replace
+      if (job === undefined || job.finished) return replace
       if (job.timedOut && job.message !== undefined) {
         // the watchdog interrupted it: a failed attempt, not a release
         return Effect.andThen(
@@ -847,7 +797,7 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
         }
         yield* FiberSet.clear(fibers) // interrupts the runners; a handler still running is released
         yield* Fiber.interrupt(keeper)
-        alarm?.interruptUnsafe()
+        watchdog.stop()
         for (const state of states.values()) {
           state.flushing = true
           yield* flush(state)
@@ -861,9 +811,6 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
     DuplicateActor | InvalidName,
     Scope.Scope | Requirements<Handlers>
   >
-
-const isTagged = (u: unknown): u is { readonly _tag: string } =>
-  typeof u === "object" && u !== null && typeof (u as { _tag?: unknown })._tag === "string"
 
 /**
  * A worker as a Layer: it starts when the layer is built and shuts down gracefully when the layer's scope closes.

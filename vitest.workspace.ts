@@ -16,7 +16,9 @@ export const projects: Array<TestProjectConfiguration> = [
       name: "redis",
       root: "./packages/redis",
       include: ["test/**/*.test.ts"],
-      globalSetup: ["./test/utils/globalSetup.ts"]
+      globalSetup: ["./test/utils/globalSetup.ts"],
+      // real servers on a 2-core machine: a loaded moment must not fail a test that takes ~1 s when idle
+      testTimeout: 20_000
     }
   },
   pkg("examples"),

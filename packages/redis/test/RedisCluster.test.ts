@@ -143,28 +143,32 @@ const clusterTests = (cluster: RedisCluster): void => {
         assert.include(error.message, "cluster support disabled")
       }).pipe(Effect.scoped))
 
-    it.live("a password-protected cluster: the URL's password reaches every node, and never shows", () =>
-      Effect.gen(function*() {
-        const secured = yield* Effect.acquireRelease(
-          Effect.promise(() => startRedisCluster({ password: "s3cret" })),
-          (c) => Effect.promise(() => c.dispose())
-        )
-        const url = (password: string) => Redacted.make(secured.url.replace("//", `//:${password}@`))
-        const broker = yield* brokerOf(RedisBroker.layer({ url: url("s3cret"), cluster: true, prefix: "auth" }))
-        for (const queue of ["a", "b", "c", "d", "e"]) {
-          const waiting = yield* Effect.forkChild(
-            broker.take({ queue, max: 1, lease: "30 seconds", wait: "5 seconds" })
+    it.live(
+      "a password-protected cluster: the URL's password reaches every node, and never shows",
+      () =>
+        Effect.gen(function*() {
+          const secured = yield* Effect.acquireRelease(
+            Effect.promise(() => startRedisCluster({ password: "s3cret" })),
+            (c) => Effect.promise(() => c.dispose())
           )
-          yield* Effect.sleep("20 millis")
-          yield* broker.enqueue([message(queue)])
-          assert.strictEqual((yield* Fiber.join(waiting)).deliveries.length, 1)
-        }
-        const exit = yield* Effect.exit(brokerOf(RedisBroker.layer({ url: url("wr0ng"), cluster: true })))
-        const text = JSON.stringify(exit)
-        assert.include(text, "ConnectFailed")
-        assert.include(text, "WRONGPASS")
-        assert.notInclude(text, "wr0ng")
-      }).pipe(Effect.scoped))
+          const url = (password: string) => Redacted.make(secured.url.replace("//", `//:${password}@`))
+          const broker = yield* brokerOf(RedisBroker.layer({ url: url("s3cret"), cluster: true, prefix: "auth" }))
+          for (const queue of ["a", "b", "c", "d", "e"]) {
+            const waiting = yield* Effect.forkChild(
+              broker.take({ queue, max: 1, lease: "30 seconds", wait: "5 seconds" })
+            )
+            yield* Effect.sleep("20 millis")
+            yield* broker.enqueue([message(queue)])
+            assert.strictEqual((yield* Fiber.join(waiting)).deliveries.length, 1)
+          }
+          const exit = yield* Effect.exit(brokerOf(RedisBroker.layer({ url: url("wr0ng"), cluster: true })))
+          const text = JSON.stringify(exit)
+          assert.include(text, "ConnectFailed")
+          assert.include(text, "WRONGPASS")
+          assert.notInclude(text, "wr0ng")
+        }).pipe(Effect.scoped),
+      30_000
+    ) // starts a second 3-node cluster: ~2 s, far more on a loaded machine
 
     it.live("rejects a database index, and never shows the password", () =>
       Effect.gen(function*() {

@@ -295,29 +295,34 @@ export const make = <
   }
 
   /**
-   * Encodes a payload synchronously when its schema allows (Schema returns an `Exit` then): the encoded value, or
-   * `undefined` to take the effectful path (an asynchronous or service-needing schema, or an invalid payload).
+   * Builds the message of a payload. Schema returns an `Exit` when the payload encodes synchronously: then the
+   * message is built at once (`sync`); otherwise (an asynchronous or service-needing schema, or an invalid payload)
+   * the encoding effect is used as it is, so a payload is encoded once on every path.
    */
-  const encodeNow = (payload: Payload["Type"]): { readonly value: unknown } | undefined => {
+  const buildWith = <A>(
+    payload: Payload["Type"],
+    sendOptions: SendOptions | undefined,
+    now: number,
+    sync: (message: Msg) => A,
+    async: (message: Effect.Effect<Msg, InvalidPayload, Payload["EncodingServices"]>) => A
+  ): A => {
     const encoded = encodePayload(payload)
-    return Exit.isExit(encoded) && Exit.isSuccess(encoded) ? encoded : undefined
+    if (Exit.isExit(encoded) && Exit.isSuccess(encoded)) {
+      return sync(assemble(payload, encoded.value, sendOptions, now))
+    }
+    return async(
+      Effect.map(Effect.mapError(encoded, invalidPayload), (value) => assemble(payload, value, sendOptions, now))
+    )
   }
 
   const build = (
     payload: Payload["Type"],
     sendOptions: SendOptions | undefined,
     now: number
-  ): Effect.Effect<Msg, InvalidPayload, Payload["EncodingServices"]> => {
-    const encoded = encodeNow(payload)
-    return encoded !== undefined
-      ? Effect.succeed(assemble(payload, encoded.value, sendOptions, now))
-      : Effect.map(
-        Effect.mapError(encodePayload(payload), invalidPayload),
-        (value) => assemble(payload, value, sendOptions, now)
-      )
-  }
+  ): Effect.Effect<Msg, InvalidPayload, Payload["EncodingServices"]> =>
+    buildWith(payload, sendOptions, now, Effect.succeed, (message) => message)
 
-  /** Builds every message, synchronously when every payload encodes synchronously. */
+  /** Builds every message, synchronously while every payload encodes synchronously. */
   const buildAll = (
     payloads: ReadonlyArray<Payload["Type"]>,
     sendOptions: SendOptions | undefined,
@@ -325,9 +330,18 @@ export const make = <
   ): Effect.Effect<Array<Msg>, InvalidPayload, Payload["EncodingServices"]> => {
     const messages = new Array<Msg>(payloads.length)
     for (let i = 0; i < payloads.length; i++) {
-      const encoded = encodeNow(payloads[i])
-      if (encoded === undefined) return Effect.forEach(payloads, (payload) => build(payload, sendOptions, now))
-      messages[i] = assemble(payloads[i], encoded.value, sendOptions, now)
+      const pending = buildWith(payloads[i], sendOptions, now, (message) => {
+        messages[i] = message
+        return undefined
+      }, (message) => message)
+      if (pending !== undefined) {
+        // from the first payload that needs an effect on, the rest are built as effects
+        const built = messages.slice(0, i)
+        return Effect.map(
+          Effect.forEach(payloads.slice(i), (payload, k) => k === 0 ? pending : build(payload, sendOptions, now)),
+          (rest) => built.concat(rest)
+        )
+      }
     }
     return Effect.succeed(messages)
   }
@@ -350,15 +364,8 @@ export const make = <
       Effect.withFiber<Msg, InvalidPayload | BrokerError, Broker | Payload["EncodingServices"]>((fiber) => {
         const broker = Context.get(fiber.context as Context.Context<Broker>, Broker)
         const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
-        const encoded = encodeNow(payload)
-        if (encoded === undefined) {
-          return Effect.flatMap(
-            build(payload, sendOptions, now),
-            (message) => Effect.as(enqueueOne(broker, toOutgoing(message)), message)
-          )
-        }
-        const message = assemble(payload, encoded.value, sendOptions, now)
-        return Effect.as(enqueueOne(broker, toOutgoing(message)), message)
+        const enqueueIt = (message: Msg) => Effect.as(enqueueOne(broker, toOutgoing(message)), message)
+        return buildWith(payload, sendOptions, now, enqueueIt, (message) => Effect.flatMap(message, enqueueIt))
       }),
     sendBatch: (payloads, sendOptions) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>

@@ -404,6 +404,19 @@ describe("Worker", () => {
       }).pipe(Effect.provide(MemoryBroker.layer))
     })
 
+    it.effect("rejects a batch with one invalid payload as a whole, naming its field", () => {
+      const typed = Actor.make("typed_batch", { queue: "q", payload: Schema.Struct({ email: Schema.String }) })
+      return Effect.gen(function*() {
+        const payloads = [{ email: "a@x" }, { email: 42 } as unknown as { email: string }, { email: "c@x" }]
+        const error = yield* Effect.flip(typed.sendBatch(payloads))
+        assert.instanceOf(error, ErrandError.InvalidPayload)
+        assert.strictEqual((error as ErrandError.InvalidPayload).path, "email")
+        assert.strictEqual(yield* MemoryBroker.size("q"), 0)
+        assert.strictEqual((yield* typed.sendBatch([{ email: "a@x" }, { email: "b@x" }])).length, 2)
+        assert.strictEqual(yield* MemoryBroker.size("q"), 2)
+      }).pipe(Effect.provide(MemoryBroker.layer))
+    })
+
     it.effect("refuses two handlers for one actor name", () => {
       const a = Actor.make("same", { payload: Job })
       return Effect.gen(function*() {

@@ -24,7 +24,7 @@
  *
  * @since 0.1.0
  */
-import { Broker } from "@errand/core"
+import { Broker, ErrandError } from "@errand/core"
 import { Clock, Context, Data, Duration, Effect, type Fiber, Layer } from "effect"
 import { type Alarm, type QueueState, Store, Waiter } from "./internal/store.ts"
 
@@ -167,7 +167,16 @@ export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
 
   const broker = Broker.Broker.of({
     name: "memory",
-    enqueue: (messages) => step((now) => store.enqueue(messages, now)),
+    enqueue: (messages) => {
+      // the shared check of the contract: a batch with an invalid message enqueues nothing
+      for (let i = 0; i < messages.length; i++) {
+        const invalid = Broker.validateOutgoing(messages[i]!)
+        if (invalid !== undefined) {
+          return Effect.fail(new ErrandError.BrokerError({ broker: "memory", operation: "enqueue", message: invalid }))
+        }
+      }
+      return step((now) => store.enqueue(messages, now))
+    },
     take: (request) =>
       Effect.withFiber((fiber) => {
         const clock = fiber.getRef(Clock.Clock)

@@ -119,7 +119,8 @@ const pushSettlements = (args: Array<string | number>, settlements: ReadonlyArra
         args.push("r", s.delivery.id, s.delivery.lease, s.eta, Codec.encodeLastError(s.error))
         break
       case "DeadLetter":
-        args.push("d", s.delivery.id, s.delivery.lease, "", Codec.encodeLastError(s.reason))
+        // the eta slot says whether this delivery ran the handler: a dead letter counts handler runs
+        args.push("d", s.delivery.id, s.delivery.lease, s.ran === false ? 0 : 1, Codec.encodeLastError(s.reason))
         break
     }
   }
@@ -242,9 +243,6 @@ export const make = Effect.fnUntraced(function*(
     let other: Array<string | number> | undefined
     for (const message of chunk) {
       const { eta, priority } = message
-      if (!Number.isFinite(priority) || !Number.isFinite(eta)) {
-        return `Message ${message.id}: priority and eta must be finite numbers (got ${priority}, ${eta})`
-      }
       const element = Codec.encode(message.id, priority, message.body)
       if (element === undefined) return `Message ${message.id}: its body is not JSON-serialisable`
       if (priority === 0 && eta <= now) args.push(element)
@@ -432,6 +430,11 @@ export const make = Effect.fnUntraced(function*(
   return Broker.Broker.of({
     name: "redis",
     enqueue: (messages) => {
+      // the contract's shared check, for the whole batch first: an invalid message enqueues nothing
+      for (let i = 0; i < messages.length; i++) {
+        const problem = Broker.validateOutgoing(messages[i]!)
+        if (problem !== undefined) return Effect.fail(invalid("enqueue", problem))
+      }
       const groups = byQueue(messages, (m) => m.queue)
       return groups.length === 0
         ? Effect.void

@@ -33,6 +33,7 @@ import { randomUUID } from "node:crypto"
 import {
   Broker,
   type Delivery,
+  maxPriority,
   type Outgoing,
   type QueueStats,
   type Settlement,
@@ -321,7 +322,7 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
           assert.deepStrictEqual(third.lastError, crash)
         }))
 
-      it.effect("release puts a message back, ready at once, without counting an attempt", () =>
+      it.effect("release puts a message back, ready at once, counting neither an attempt nor a delivery", () =>
         Effect.gen(function*() {
           const q = yield* fixture
           yield* q.enqueue([q.message("a")])
@@ -331,7 +332,8 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
           const second = yield* q.takeOne()
           assert.strictEqual(second.id, first.id)
           assert.strictEqual(second.attempts, 0)
-          assert.strictEqual(second.deliveries, 2)
+          // a released lease is not a lost one: deliveries - 1 - attempts stays 0
+          assert.strictEqual(second.deliveries, 1)
           assert.notStrictEqual(second.lease, first.lease)
         }))
 
@@ -516,7 +518,7 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
           const taken = yield* q.take({ settle: [release(first)] })
           // Then it gets the released message back
           assert.deepStrictEqual(q.labels(taken), ["a"])
-          assert.strictEqual(taken.deliveries[0]?.deliveries, 2)
+          assert.strictEqual(taken.deliveries[0]?.deliveries, 1)
           assert.deepStrictEqual(taken.rejected, [])
         }))
 
@@ -603,6 +605,77 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
           assert.deepStrictEqual([...seen.values()].filter((count) => count !== 1), [])
           assert.deepStrictEqual(labels.filter((label) => !seen.has(q.id(label))), [])
           assert.deepStrictEqual(yield* q.stats, zero)
+        }))
+    })
+    describe("validation and accounting", () => {
+      it.effect("rejects a priority that is not an integer within ±maxPriority, or an eta that is not finite", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const bad: ReadonlyArray<[string, Partial<Outgoing>, string]> = [
+            ["fraction", { priority: 1.5 }, "priority"],
+            ["NaN", { priority: Number.NaN }, "priority"],
+            ["too high", { priority: maxPriority + 1 }, "priority"],
+            ["too low", { priority: -maxPriority - 1 }, "priority"],
+            ["infinite", { priority: Infinity }, "priority"],
+            ["eta NaN", { eta: Number.NaN }, "eta"],
+            ["eta infinite", { eta: Infinity }, "eta"]
+          ]
+          for (const [label, override, field] of bad) {
+            const valid = yield* q.message("valid")
+            const invalid = { ...(yield* q.message(label)), ...override }
+            // a batch with one invalid message enqueues nothing
+            const error = yield* Effect.flip(q.broker.enqueue([valid, invalid]))
+            assert.strictEqual(error._tag, "BrokerError", label)
+            assert.strictEqual(error.operation, "enqueue", label)
+            assert.include(error.message, `"${field}"`, label)
+            assert.deepStrictEqual(yield* q.stats, zero, label)
+          }
+        }))
+
+      it.effect("accepts the extreme priorities, and takes them in order", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([
+            q.message("max", { priority: maxPriority }),
+            q.message("zero"),
+            q.message("min", { priority: -maxPriority })
+          ])
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 3 })), ["min", "zero", "max"])
+        }))
+
+      it.effect("a dead letter counts handler runs: a message dead-lettered unrun adds none", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("ran-once")])
+          const now = yield* Clock.currentTimeMillis
+          // Given a message whose handler failed once and was retried
+          yield* q.broker.settle([retry(yield* q.takeOne(), now, boom)])
+          // When it is dead-lettered unrun (say, too old) at its next delivery
+          yield* q.broker.settle([deadLetter(yield* q.takeOne(), boom, false)])
+          // And another is dead-lettered unrun at its first delivery
+          yield* q.enqueue([q.message("never-ran")])
+          yield* q.broker.settle([deadLetter(yield* q.takeOne(), boom, false)])
+          // Then the dead letters count the one run, and none
+          const letters = yield* q.broker.deadLetters(q.queue)
+          assert.deepStrictEqual(
+            letters.map((letter) => [q.deadLabels([letter])[0], letter.attempts]),
+            [["ran-once", 1], ["never-ran", 0]]
+          )
+        }))
+
+      it.effect("counts lost leases in deliveries, and releases not: deliveries - 1 - attempts", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("a")])
+          // a lease that lapses is a lost lease
+          yield* q.takeOne({ lease: 1_000 })
+          yield* TestClock.adjust(1_001)
+          const second = yield* q.takeOne({ lease: 1_000 })
+          assert.strictEqual(second.deliveries - 1 - second.attempts, 1)
+          // a release is not
+          yield* q.broker.settle([release(second)])
+          const third = yield* q.takeOne()
+          assert.strictEqual(third.deliveries - 1 - third.attempts, 1)
         }))
     })
   })
@@ -718,7 +791,8 @@ const retry = (delivery: Delivery, eta: number, error: LastError): Settlement =>
   eta,
   error
 })
-const deadLetter = (delivery: Delivery, reason: LastError): Settlement => ({ _tag: "DeadLetter", delivery, reason })
+const deadLetter = (delivery: Delivery, reason: LastError, ran?: boolean): Settlement =>
+  ran === undefined ? { _tag: "DeadLetter", delivery, reason } : { _tag: "DeadLetter", delivery, reason, ran }
 const release = (delivery: Delivery): Settlement => ({ _tag: "Release", delivery })
 
 interface MessageOptions {

@@ -283,8 +283,8 @@ export class Store {
           break
         }
         case "DeadLetter": {
-          // The attempt that dead-lettered it failed too: a dead letter counts it.
-          entry.attempts++
+          // A dead letter counts handler runs: this delivery's counts when it ran.
+          if (settlement.ran !== false) entry.attempts++
           entry.reason = settlement.reason
           entry.deadAt = now
           entry.deadSeq = ++q.deadSeq
@@ -292,6 +292,8 @@ export class Store {
           break
         }
         case "Release": {
+          // a released lease is not a lost one: it does not count in `deliveries`
+          entry.deliveries--
           this.pushReady(q, entry)
           break
         }

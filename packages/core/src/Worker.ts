@@ -19,9 +19,12 @@
  *   with the reason, and the worker keeps going.
  * - Graceful shutdown (the worker's scope closing — SIGINT/SIGTERM under `NodeRuntime.runMain`): the worker stops
  *   taking, releases prefetched messages at once, lets running handlers finish up to `shutdownTimeout`, then
- *   interrupts them and releases their messages without burning an attempt.
- * - A broker outage does not stop the worker: it logs the outage once, retries with backoff, and logs the recovery
- *   once.
+ *   interrupts them and releases their messages without burning an attempt. It stops after at most
+ *   `releaseTimeout` more, even if a handler ignores interruption or the broker is down.
+ * - A broker outage does not stop the worker: every failed broker call is retried after a jittered exponential
+ *   backoff (never in a tight loop), the outage is logged once and the recovery once.
+ * - A message whose lease keeps lapsing (its handler kills or freezes each worker) is dead-lettered after
+ *   `maxLostLeases` lost leases, unrun.
  *
  * @since 0.1.0
  */

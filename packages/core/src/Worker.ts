@@ -336,13 +336,12 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
           error
         )
       })
-    /** Logs the end of a queue's broker outage, once. */
-    const outageEnded = (state: QueueState) =>
-      Effect.suspend(() => {
-        if (!state.outage) return Effect.void
-        state.outage = false
-        return Effect.logInfo(`Broker recovered on queue "${state.queue}"`)
-      })
+    /** After a successful broker call: logs the end of the queue's outage, once, then runs `next`. */
+    const outageEnded = <A>(state: QueueState, next: Effect.Effect<A>): Effect.Effect<A> => {
+      if (!state.outage) return next
+      state.outage = false
+      return Effect.andThen(Effect.logInfo(`Broker recovered on queue "${state.queue}"`), next)
+    }
 
     /** One settle call of everything pending; on failure the batch goes back to the front of `pending`. */
     const settleOnce = (state: QueueState): Effect.Effect<void, BrokerError> =>
@@ -350,7 +349,7 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
         const batch = state.pending
         state.pending = []
         return broker.settle(batch).pipe(
-          Effect.flatMap((rejected) => Effect.andThen(outageEnded(state), recorded(batch, rejected))),
+          Effect.flatMap((rejected) => outageEnded(state, recorded(batch, rejected))),
           Effect.tapError((error) => {
             retryLater(batch)
             state.pending = batch.concat(state.pending)
@@ -858,7 +857,7 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
               buffer.push(delivery)
             }
             dispatch()
-            return Effect.andThen(outageEnded(state), recorded(settle, taken.rejected))
+            return outageEnded(state, recorded(settle, taken.rejected))
           }),
           Effect.tapError((error) => outageStarted(state, "take", error))
         )

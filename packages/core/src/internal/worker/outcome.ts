@@ -1,0 +1,195 @@
+/**
+ * How a run ends: the settlement of a job (ack, retry, dead letter or release), with the events and logs that go with
+ * it, and the log annotations and context a job's effects run with.
+ *
+ * @internal
+ */
+import { Cause, Context, Effect, Exit, References } from "effect"
+import type * as Actor from "../../Actor.ts"
+import type { Delivery, Settlement } from "../../Broker.ts"
+import { HandlerDefect, MessageDecodeError, TimeLimitExceeded } from "../../ErrandError.ts"
+import type { LastError, Message } from "../../Message.ts"
+import { describe, isTagged, lastError } from "../failure.ts"
+import { decide } from "../retry.ts"
+import { CurrentMessage, type Job, type Registered, type WorkerContext } from "./context.ts"
+
+/** A failed attempt: the handler's typed error, the time limit, or a defect. */
+type Failure = Actor.Failure<unknown> & { readonly _tag: string }
+
+/** @internal */
+export interface Outcomes {
+  /** The settlement of a failed attempt: a retry after the actor's backoff, or a dead letter. */
+  readonly settleFailure: (
+    delivery: Delivery,
+    message: Message,
+    registered: Registered,
+    failure: Failure
+  ) => Effect.Effect<Settlement>
+  /** Dead-letters a delivery; `ran` says whether it ran the handler (a dead letter counts handler runs). */
+  readonly deadLetter: (
+    delivery: Delivery,
+    message: Message | undefined,
+    reason: LastError,
+    why: string,
+    ran: boolean,
+    level?: "Info" | "Error"
+  ) => Effect.Effect<Settlement>
+  /** A message whose envelope or payload cannot be decoded: dead-lettered unrun. */
+  readonly undecodable: (job: Job, part: "envelope" | "payload", issue: string) => Effect.Effect<Settlement>
+  /** The settlement of a handler that returned (a failure if the time limit interrupted it first). */
+  readonly succeeded: (job: Job) => Effect.Effect<Settlement>
+  /** The settlement of a handler that failed, died or was interrupted. */
+  readonly failed: (job: Job, cause: Cause.Cause<unknown>) => Effect.Effect<Settlement>
+  /** What a run that ended with `exit` failed with. */
+  readonly failureOf: (job: Job, exit: Exit.Exit<unknown, unknown>) => Failure
+  /** A delivery goes back to its queue unrun or unfinished (shutdown): the `Released` event. */
+  readonly released: (delivery: Delivery) => Effect.Effect<void>
+  /** Runs `effect` with the job's log annotations: actor (once known), queue, message id, attempt (1-based). */
+  readonly annotate: <A, E, R>(job: Job, effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /**
+   * The context a handler runs in: `CurrentMessage` and the job's log annotations, added in one step (the same
+   * annotations `annotate` adds, without a second context update per message).
+   */
+  readonly handlerContext: (job: Job, context: Context.Context<never>) => Context.Context<unknown>
+}
+
+/** @internal */
+export const make = (ctx: WorkerContext): Outcomes => {
+  const { clock, emit } = ctx
+
+  const settleFailure = (
+    delivery: Delivery,
+    message: Message,
+    registered: Registered,
+    failure: Failure
+  ): Effect.Effect<Settlement> => {
+    const attempts = delivery.attempts + 1
+    const error = lastError(failure)
+    return Effect.flatMap(decide(registered.retryPolicy, failure, attempts), (decision) => {
+      if (decision._tag === "Retry") {
+        const eta = clock.currentTimeMillisUnsafe() + decision.delayMillis
+        return Effect.as(
+          Effect.andThen(
+            Effect.logWarning(
+              `Failed (attempt ${attempts}); retrying in ${decision.delayMillis} ms: ${error.message}`
+            ),
+            emit({ _tag: "Retrying", message, error, attempts, delayMillis: decision.delayMillis })
+          ),
+          { _tag: "Retry", delivery, eta, error } satisfies Settlement
+        )
+      }
+      // a failure the actor `throws` is an expected outcome: logged at Info, as Dramatiq does
+      return decision.why === "throws"
+        ? deadLetter(delivery, message, error, "throws", true, "Info")
+        : deadLetter(delivery, message, error, decision.why === "exhausted" ? "retries exhausted" : decision.why, true)
+    })
+  }
+
+  const deadLetter = (
+    delivery: Delivery,
+    message: Message | undefined,
+    reason: LastError,
+    why: string,
+    ran: boolean,
+    level: "Info" | "Error" = "Error"
+  ): Effect.Effect<Settlement> =>
+    Effect.as(
+      Effect.andThen(
+        Effect.logWithLevel(level)(`Dead-lettered (${why}): [${reason.tag}] ${reason.message}`),
+        emit({ _tag: "DeadLettered", messageId: delivery.id, queue: delivery.queue, message, reason })
+      ),
+      { _tag: "DeadLetter", delivery, reason, ran } satisfies Settlement
+    )
+
+  const failureOf = (job: Job, exit: Exit.Exit<unknown, unknown>): Failure => {
+    const actor = job.registered!.actor
+    const message = job.message!
+    if (job.timedOut) {
+      return new TimeLimitExceeded({
+        actor: actor.name,
+        messageId: message.id,
+        timeLimitMillis: actor.timeLimitMillis
+      })
+    }
+    const cause = Exit.isFailure(exit) ? exit.cause : Cause.empty
+    const typed = Cause.findErrorOption(cause)
+    return typed._tag === "Some" && isTagged(typed.value)
+      ? typed.value as Failure
+      : new HandlerDefect({
+        actor: actor.name,
+        messageId: message.id,
+        defect: typed._tag === "Some" ? describe(typed.value) : Cause.pretty(cause)
+      })
+  }
+
+  const succeeded = (job: Job): Effect.Effect<Settlement> => {
+    job.finished = true
+    const ack: Settlement = { _tag: "Ack", delivery: job.delivery }
+    if (job.timedOut) return settleFailure(job.delivery, job.message!, job.registered!, failureOf(job, Exit.void))
+    return !ctx.listening ? Effect.succeed(ack) : Effect.as(
+      emit({
+        _tag: "Succeeded",
+        message: job.message!,
+        durationMillis: clock.currentTimeMillisUnsafe() - job.startedAt
+      }),
+      ack
+    )
+  }
+
+  const released = (delivery: Delivery): Effect.Effect<void> =>
+    Effect.andThen(
+      Effect.logDebug("Released to the queue on shutdown"),
+      emit({ _tag: "Released", messageId: delivery.id, queue: delivery.queue })
+    )
+
+  const failed = (job: Job, cause: Cause.Cause<unknown>): Effect.Effect<Settlement> => {
+    job.finished = true
+    if (!job.timedOut && ctx.state.stopping && Cause.hasInterruptsOnly(cause)) {
+      // interrupted by shutdown, not by the handler: put it back without burning an attempt
+      return Effect.as(released(job.delivery), { _tag: "Release", delivery: job.delivery } satisfies Settlement)
+    }
+    return settleFailure(job.delivery, job.message!, job.registered!, failureOf(job, Exit.failCause(cause)))
+  }
+
+  const undecodable = (job: Job, part: "envelope" | "payload", issue: string) =>
+    deadLetter(
+      job.delivery,
+      undefined,
+      lastError(new MessageDecodeError({ messageId: job.delivery.id, part, issue })),
+      "undecodable",
+      false
+    )
+
+  const annotate = <A, E, R>(job: Job, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
+    const actor = job.registered?.actor.name
+    const annotations = { queue: job.delivery.queue, messageId: job.delivery.id, attempt: job.delivery.attempts + 1 }
+    return Effect.annotateLogs(effect, actor === undefined ? annotations : { actor, ...annotations })
+  }
+
+  const handlerContext = (job: Job, context: Context.Context<never>): Context.Context<unknown> => {
+    const message = job.message!
+    return Context.add(
+      Context.add(context, References.CurrentLogAnnotations, {
+        ...Context.get(context, References.CurrentLogAnnotations),
+        actor: message.actor,
+        queue: job.delivery.queue,
+        messageId: job.delivery.id,
+        attempt: job.delivery.attempts + 1
+      }),
+      CurrentMessage,
+      message
+    ) as Context.Context<unknown>
+  }
+
+  return {
+    settleFailure,
+    deadLetter,
+    undecodable,
+    succeeded,
+    failed,
+    failureOf,
+    released,
+    annotate,
+    handlerContext
+  }
+}

@@ -24,7 +24,8 @@ export const projects: Array<TestProjectConfiguration> = [
   pkg("examples"),
   pkg("bench"),
   // the published packages: build, pnpm pack, npm install into a temp project, compile and run the README quickstart.
-  // groupOrder 1: runs after every other project, so its npm and tsc processes do not compete with timed tests
+  // groupOrder 1: a group of its own (vitest runs groups one after another), so its npm and tsc processes never run
+  // alongside other projects' timed tests
   {
     extends: true,
     test: {

@@ -5,8 +5,8 @@
  * README's quickstart with its own `tsc` (strict, declarations of every installed package checked) and runs it on
  * Node 22 and Node 24.
  *
- * Runs after every other test project (`groupOrder` in `vitest.workspace.ts`), so its npm and tsc processes do not
- * compete with timing-sensitive tests. npm's cache lives in the OS temp dir, nowhere else.
+ * It runs in a vitest group of its own (`groupOrder` in `vitest.workspace.ts`), so its npm and tsc processes never
+ * compete with other projects' timing-sensitive tests. npm's cache lives in the OS temp dir, nowhere else.
  */
 import { assert, describe, layer } from "@effect/vitest"
 import { Context, Effect, Layer } from "effect"

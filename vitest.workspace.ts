@@ -22,6 +22,19 @@ export const projects: Array<TestProjectConfiguration> = [
     }
   },
   pkg("examples"),
-  pkg("bench")
+  pkg("bench"),
+  // the published packages: build, pnpm pack, npm install into a temp project, compile and run the README quickstart.
+  // groupOrder 1: a group of its own (vitest runs groups one after another), so its npm and tsc processes never run
+  // alongside other projects' timed tests
+  {
+    extends: true,
+    test: {
+      name: "package",
+      root: "./test",
+      include: ["**/*.test.ts"],
+      sequence: { groupOrder: 1 },
+      testTimeout: 120_000 // npm, tsc and two Node runs on a loaded 2-core machine; ~1 s each when idle
+    }
+  }
 ]
 export default projects

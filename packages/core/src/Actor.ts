@@ -35,6 +35,10 @@ import {
   type InvalidOption,
   InvalidPayload,
   issuePath,
+  MessageFailed,
+  ResultDecodeError,
+  ResultMissing,
+  ResultTimeout,
   type TimeLimitExceeded
 } from "./ErrandError.ts"
 import type { HandlerDefect } from "./ErrandError.ts"
@@ -44,6 +48,7 @@ import { isValidName } from "./internal/names.ts"
 import * as Check from "./internal/options.ts"
 import { defaultBackoff, type RetryPolicy } from "./internal/retry.ts"
 import type { Envelope, Message } from "./Message.ts"
+import { defaultTtl, Results } from "./Results.ts"
 
 /**
  * @category type IDs
@@ -103,6 +108,22 @@ export interface Options<Payload extends Schema.Top, Success extends Schema.Top,
   readonly timeLimit?: Duration.Input | undefined
   /** How long past its eta a message may wait before it is dead-lettered unrun (default: no limit). */
   readonly maxAge?: Duration.Input | undefined
+  /**
+   * Store each message's outcome for `actor.result` (default: not stored): `true` keeps it 10 minutes (Dramatiq's
+   * default), a duration keeps it that long. See `Results`.
+   */
+  readonly storeResults?: boolean | Duration.Input | undefined
+}
+
+/**
+ * Options of `actor.result`.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface ResultOptions {
+  /** Wait up to this long for the result, woken by its write (default: do not wait). */
+  readonly timeout?: Duration.Input | undefined
 }
 
 /**
@@ -148,6 +169,8 @@ export interface Actor<
   readonly maxAgeMillis: number
   /** How failures are retried. */
   readonly retryPolicy: RetryPolicy<Failure<Error["Type"]>>
+  /** How long outcomes are stored, in milliseconds; `undefined` when the actor does not store results. */
+  readonly resultTtlMillis: number | undefined
 
   /**
    * Encodes, validates and enqueues one message. A payload that fails the schema fails with `InvalidPayload`.
@@ -183,6 +206,21 @@ export interface Actor<
     Payload["EncodingServices"]
   >
 
+  /**
+   * The result of a message of this actor, typed as its success, failing with its typed error. Without `timeout` it
+   * reads what is stored (`ResultMissing` if nothing is yet); with one it waits for the write (`ResultTimeout`). A
+   * message that failed for good without a typed error (time limit, defect...) fails with `MessageFailed`. Needs
+   * `storeResults` on the actor.
+   */
+  result(
+    message: Message<Payload["Type"], Success["Type"]> | string,
+    options?: ResultOptions
+  ): Effect.Effect<
+    Success["Type"],
+    Error["Type"] | ResultMissing | ResultTimeout | MessageFailed | ResultDecodeError | BrokerError,
+    Results | Success["DecodingServices"] | Error["DecodingServices"]
+  >
+
   /** Attaches a handler, for `Worker.layer({ handlers })`. Its services `R` become the worker's requirements. */
   handle<R = never>(
     handler: (
@@ -206,6 +244,9 @@ export interface Any extends Pipeable {
   readonly timeLimitMillis: number
   readonly maxAgeMillis: number
   readonly retryPolicy: RetryPolicy<never>
+  readonly successSchema: Schema.Top
+  readonly errorSchema: Schema.Top
+  readonly resultTtlMillis: number | undefined
 }
 
 /**
@@ -249,7 +290,7 @@ const orThrow = <A>(value: A | InvalidOption): A => {
 const actorSettings = (
   options: Pick<
     Options<Schema.Top, Schema.Top, Schema.Top>,
-    "minBackoff" | "maxBackoff" | "priority" | "maxRetries" | "timeLimit" | "maxAge"
+    "minBackoff" | "maxBackoff" | "priority" | "maxRetries" | "timeLimit" | "maxAge" | "storeResults"
   >
 ) => {
   const minBackoff = orThrow(
@@ -266,7 +307,19 @@ const actorSettings = (
     timeLimit: orThrow(
       Check.duration("actor", "timeLimit", options.timeLimit, Duration.toMillis(DEFAULT_TIME_LIMIT), 1, true)
     ),
-    maxAge: orThrow(Check.duration("actor", "maxAge", options.maxAge, Infinity, 1, true))
+    maxAge: orThrow(Check.duration("actor", "maxAge", options.maxAge, Infinity, 1, true)),
+    resultTtl: options.storeResults === undefined || options.storeResults === false
+      ? undefined
+      : orThrow(
+        Check.duration(
+          "actor",
+          "storeResults",
+          options.storeResults === true ? defaultTtl : options.storeResults,
+          1,
+          1,
+          false
+        )
+      )
   }
 }
 
@@ -314,6 +367,40 @@ export const make = <
   type Msg = Message<Payload["Type"], Success["Type"]>
 
   const defaultSettings = { delay: 0, priority: defaultPriority }
+
+  const decodeSuccess = Schema.decodeUnknownEffect(Schema.toCodecJson(successSchema))
+  const decodeError = Schema.decodeUnknownEffect(Schema.toCodecJson(errorSchema))
+
+  /** Reads (or waits for) a stored result, and turns it back into the handler's success or typed error. */
+  const readResult = (messageId: string, resultOptions: ResultOptions | undefined) =>
+    Effect.gen(function*() {
+      const results = yield* Results
+      const timeout = resultOptions?.timeout
+      const stored = timeout === undefined ? yield* results.get(messageId) : yield* results.await(messageId, timeout)
+      if (stored === undefined) {
+        return yield* timeout === undefined
+          ? Effect.fail(new ResultMissing({ actor: name, messageId }))
+          : Effect.fail(
+            new ResultTimeout({
+              actor: name,
+              messageId,
+              timeoutMillis: Duration.toMillis(Duration.fromInputUnsafe(timeout))
+            })
+          )
+      }
+      const undecodable = (error: Schema.SchemaError) =>
+        new ResultDecodeError({ actor: name, messageId, issue: error.message })
+      switch (stored._tag) {
+        case "Success":
+          return yield* Effect.mapError(decodeSuccess(stored.value), undecodable)
+        case "Failure":
+          return yield* Effect.flatMap(Effect.mapError(decodeError(stored.error), undecodable), Effect.fail)
+        case "Died":
+          return yield* Effect.fail(
+            new MessageFailed({ actor: name, messageId, tag: stored.tag, reason: stored.message })
+          )
+      }
+    })
 
   const invalidPayload = (error: Schema.SchemaError) =>
     new InvalidPayload({ actor: name, path: issuePath(error.issue), issue: error.message })
@@ -424,6 +511,8 @@ export const make = <
     timeLimitMillis: settings.timeLimit,
     maxAgeMillis: settings.maxAge,
     retryPolicy,
+    resultTtlMillis: settings.resultTtl,
+    result: (message, resultOptions) => readResult(typeof message === "string" ? message : message.id, resultOptions),
     message: (payload, sendOptions) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => build(payload, sendOptions, now)),
     send: (payload, sendOptions) =>

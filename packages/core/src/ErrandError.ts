@@ -201,3 +201,71 @@ export class DeliveryLimitExceeded extends Schema.TaggedError<DeliveryLimitExcee
       `(limit ${this.maxLostLeases}): a handler that freezes or crashes its worker is not run again`
   }
 }
+
+/**
+ * `actor.result(message)` found no result: the message has not finished yet, its result expired, or its actor does
+ * not store results (`storeResults`).
+ *
+ * @category errors
+ * @since 0.2.0
+ */
+export class ResultMissing extends Schema.TaggedError<ResultMissing>()("ResultMissing", {
+  actor: Schema.String,
+  messageId: Schema.String
+}) {
+  override get message(): string {
+    return `No result for message ${this.messageId} of actor "${this.actor}" (not finished, expired, or not stored)`
+  }
+}
+
+/**
+ * `actor.result(message, { timeout })` waited `timeoutMillis` and no result was written.
+ *
+ * @category errors
+ * @since 0.2.0
+ */
+export class ResultTimeout extends Schema.TaggedError<ResultTimeout>()("ResultTimeout", {
+  actor: Schema.String,
+  messageId: Schema.String,
+  timeoutMillis: Schema.Number
+}) {
+  override get message(): string {
+    return `No result for message ${this.messageId} of actor "${this.actor}" within ${this.timeoutMillis} ms`
+  }
+}
+
+/**
+ * The result of a message that failed for good without a typed error: it ran past its time limit, died with a
+ * defect, was too old, or could not be decoded. `tag` and `reason` are those of its dead letter.
+ *
+ * @category errors
+ * @since 0.2.0
+ */
+export class MessageFailed extends Schema.TaggedError<MessageFailed>()("MessageFailed", {
+  actor: Schema.String,
+  messageId: Schema.String,
+  /** The tag of the failure, e.g. `"TimeLimitExceeded"` or `"HandlerDefect"`. */
+  tag: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `Message ${this.messageId} of actor "${this.actor}" failed: [${this.tag}] ${this.reason}`
+  }
+}
+
+/**
+ * A stored result could not be decoded with the actor's `success` or `error` schema (the schema changed since it was
+ * stored, or another producer wrote it).
+ *
+ * @category errors
+ * @since 0.2.0
+ */
+export class ResultDecodeError extends Schema.TaggedError<ResultDecodeError>()("ResultDecodeError", {
+  actor: Schema.String,
+  messageId: Schema.String,
+  issue: Schema.String
+}) {
+  override get message(): string {
+    return `Cannot decode the result of message ${this.messageId} of actor "${this.actor}": ${this.issue}`
+  }
+}

@@ -32,7 +32,7 @@ import { Clock, type Context, Effect, Layer, Schema } from "effect"
 import type { Duration, Scope } from "effect"
 import type * as Actor from "./Actor.ts"
 import { Broker } from "./Broker.ts"
-import { DuplicateActor, type InvalidName, type InvalidOption } from "./ErrandError.ts"
+import { DuplicateActor, type InvalidName, InvalidOption } from "./ErrandError.ts"
 import { validateName } from "./internal/names.ts"
 import * as Check from "./internal/options.ts"
 import type { RetryPolicy } from "./internal/retry.ts"
@@ -50,6 +50,7 @@ import * as Settlement from "./internal/worker/settlement.ts"
 import { shutdown } from "./internal/worker/shutdown.ts"
 import { takeLoop } from "./internal/worker/takeLoop.ts"
 import type { LastError, Message } from "./Message.ts"
+import { Results } from "./Results.ts"
 
 export {
   /**
@@ -188,16 +189,30 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
         actor,
         run: handler.run,
         decodePayload: Schema.decodeUnknownEffect(Schema.toCodecJson(actor.payloadSchema)),
-        retryPolicy: actor.retryPolicy as RetryPolicy<Actor.Failure<unknown>>
+        retryPolicy: actor.retryPolicy as RetryPolicy<Actor.Failure<unknown>>,
+        resultTtlMillis: actor.resultTtlMillis,
+        encodeSuccess: Schema.encodeUnknownEffect(Schema.toCodecJson(actor.successSchema)),
+        encodeError: Schema.encodeUnknownEffect(Schema.toCodecJson(actor.errorSchema))
       })
     }
     const queues = [...new Set(options.queues ?? options.handlers.map((handler) => handler.actor.queue))]
     for (const queue of queues) yield* validateName("queue", queue)
     const settings = yield* validate(options)
+    const results = yield* Effect.serviceOption(Results)
+    const storing = [...registry.values()].find((registered) => registered.resultTtlMillis !== undefined)
+    if (storing !== undefined && results._tag === "None") {
+      return yield* new InvalidOption({
+        of: "worker",
+        option: "handlers",
+        value: storing.actor.name,
+        expected: "a Results service for actors with storeResults (the broker layers provide one)"
+      })
+    }
 
     const onEvent = options.onEvent
     const ctx: WorkerContext = {
       broker: yield* Broker,
+      results: results._tag === "Some" ? results.value : undefined,
       clock: yield* Clock.Clock,
       settings,
       capacity: settings.concurrency + settings.prefetch,

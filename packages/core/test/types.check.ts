@@ -3,7 +3,7 @@
  * fail to compile, or the check fails. This file is never run.
  */
 import { Context, Effect, Layer, Schema } from "effect"
-import { Actor, type Broker, Worker } from "../src/index.ts"
+import { Actor, type Broker, type Results, Worker } from "../src/index.ts"
 
 class UserNotFound extends Schema.TaggedError<UserNotFound>()("UserNotFound", { userId: Schema.Number }) {}
 class Unrelated extends Schema.TaggedError<Unrelated>()("Unrelated", {}) {}
@@ -84,3 +84,29 @@ const withCurrent = sendWelcomeEmail.handle(() =>
   })
 )
 export const currentProvided: Layer.Layer<never, unknown, Broker.Broker> = Worker.layer({ handlers: [withCurrent] })
+
+// ---- results are typed as the actor's success, and fail with its typed error ----
+const generateReport = Actor.make("generate_report", {
+  payload: Schema.Struct({ day: Schema.String }),
+  success: Schema.Struct({ total: Schema.Number }),
+  error: UserNotFound,
+  storeResults: true
+})
+export const readsResult = Effect.gen(function*() {
+  const message = yield* generateReport.send({ day: "2026-11-29" })
+  const report = yield* generateReport.result(message, { timeout: "10 seconds" })
+  const total: number = report.total
+  // @ts-expect-error a result read as the wrong type does not compile
+  const wrong: string = yield* generateReport.result(message)
+  // @ts-expect-error a message of another actor (another success type) is not this actor's
+  yield* generateReport.result(yield* sendWelcomeEmail.send({ userId: 1 }))
+  return [total, wrong]
+})
+export const resultErrors = generateReport.result("id").pipe(
+  Effect.catchTag("UserNotFound", (error) => Effect.succeed({ total: error.userId })),
+  Effect.catchTag("ResultTimeout", () => Effect.succeed({ total: 0 })),
+  Effect.catchTag("ResultMissing", () => Effect.succeed({ total: 0 })),
+  Effect.catchTag("MessageFailed", () => Effect.succeed({ total: 0 }))
+)
+// reading a result needs the Results store (the broker layers provide it)
+export const needsResults: Effect.Effect<unknown, unknown, Results.Results> = generateReport.result("id")

@@ -24,9 +24,10 @@
  *
  * @since 0.1.0
  */
-import { Broker, ErrandError } from "@errand/core"
+import { Broker, ErrandError, Results } from "@errand/core"
 import { Clock, Context, Data, Duration, Effect, type Fiber, Layer } from "effect"
 import { type Alarm, type QueueState, Store, Waiter } from "./internal/store.ts"
+import * as MemoryResults from "./MemoryResults.ts"
 
 /**
  * Options of `join`.
@@ -250,13 +251,21 @@ export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
 })
 
 /**
- * An in-memory broker, provided both as the `Broker` and as its `MemoryBroker` inspection service.
+ * An in-memory broker, provided as the `Broker`, as its `MemoryBroker` inspection service, and with an in-memory
+ * `Results` store (see `MemoryResults`).
  *
  * @category layers
  * @since 0.1.0
  */
-export const layer: Layer.Layer<Broker.Broker | MemoryBroker> = Layer.effectContext(
-  Effect.map(make, (memory) => Context.make(MemoryBroker, memory).pipe(Context.add(Broker.Broker, memory.broker)))
+export const layer: Layer.Layer<Broker.Broker | MemoryBroker | Results.Results> = Layer.effectContext(
+  Effect.map(
+    Effect.all([make, MemoryResults.make]),
+    ([memory, results]) =>
+      Context.make(MemoryBroker, memory).pipe(
+        Context.add(Broker.Broker, memory.broker),
+        Context.add(Results.Results, results)
+      )
+  )
 )
 
 /**

@@ -6,3 +6,6 @@
 
 /** @since 0.1.0 */
 export * as MemoryBroker from "./MemoryBroker.ts"
+
+/** @since 0.2.0 */
+export * as MemoryResults from "./MemoryResults.ts"

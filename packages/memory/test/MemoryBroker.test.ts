@@ -1,11 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Broker } from "@errand/core"
-import { BrokerConformance } from "@errand/core/testing"
+import { BrokerConformance, ResultsConformance } from "@errand/core/testing"
 import { MemoryBroker } from "@errand/memory"
 import { Clock, Effect, Fiber } from "effect"
 import { TestClock } from "effect/testing"
 
 BrokerConformance.suite("memory", MemoryBroker.layer)
+ResultsConformance.suite("memory", MemoryBroker.layer)
 
 // Memory-only behaviour. Each test gets its own broker.
 

@@ -23,7 +23,7 @@
  *
  * @since 0.1.0
  */
-import { Broker, ErrandError } from "@errand/core"
+import { Broker, ErrandError, Results } from "@errand/core"
 import { Clock, Config, Context, Duration, Effect, Layer, Redacted, Schema, type Scope } from "effect"
 import { type Cluster, Redis, type RedisOptions } from "ioredis"
 import { randomBytes } from "node:crypto"
@@ -31,6 +31,7 @@ import * as Codec from "./internal/codec.ts"
 import * as Connection from "./internal/connection.ts"
 import * as Keys from "./internal/keys.ts"
 import * as Scripts from "./internal/scripts.ts"
+import * as RedisResults from "./RedisResults.ts"
 
 /**
  * The Redis broker could not be built: the URL or options are invalid, or Redis could not be reached in time. The
@@ -167,9 +168,22 @@ const warnOnEviction = (client: Redis | Cluster, redacted: string) =>
  * @category constructors
  * @since 0.1.0
  */
-export const make = Effect.fnUntraced(function*(
+export const make = (options: RedisBrokerOptions): Effect.Effect<BrokerShape, RedisBrokerError, Scope.Scope> =>
+  Effect.map(makeWithResults(options), (built) => built.broker)
+
+/**
+ * Builds the broker and its `Results` store (on the same connection) in a scope, as `layer` provides them.
+ *
+ * @category constructors
+ * @since 0.2.0
+ */
+export const makeWithResults = Effect.fnUntraced(function*(
   options: RedisBrokerOptions
-): Effect.fn.Return<BrokerShape, RedisBrokerError, Scope.Scope> {
+): Effect.fn.Return<
+  { readonly broker: BrokerShape; readonly results: Results.Results["Service"] },
+  RedisBrokerError,
+  Scope.Scope
+> {
   const rawUrl = Redacted.isRedacted(options.url) ? Redacted.value(options.url) : options.url
   const checked = Connection.checkUrl(rawUrl)
   if ("reason" in checked) {
@@ -427,7 +441,8 @@ export const make = Effect.fnUntraced(function*(
   const deadSelection = (selection: Broker.DeadLetterSelection | undefined): Array<string> | undefined =>
     selection?.ids === undefined ? undefined : [...selection.ids]
 
-  return Broker.Broker.of({
+  const results = yield* RedisResults.make({ client, prefix, redacted: checked.redacted, connectTimeout })
+  const broker = Broker.Broker.of({
     name: "redis",
     enqueue: (messages) => {
       // the contract's shared check, for the whole batch first: an invalid message enqueues nothing
@@ -513,7 +528,17 @@ export const make = Effect.fnUntraced(function*(
     },
     flush: (queue) => Effect.asVoid(call("flush", () => redis.del(...keysOf(queue).all)))
   })
+  return { broker, results }
 })
+
+/** The broker and its results store as one context. */
+const provideBoth = <E, R>(
+  built: Effect.Effect<{ readonly broker: BrokerShape; readonly results: Results.Results["Service"] }, E, R>
+) =>
+  Layer.effectContext(
+    Effect.map(built, ({ broker, results }) =>
+      Context.make(Broker.Broker, broker).pipe(Context.add(Results.Results, results)))
+  )
 
 /**
  * The Redis broker as a Layer, swappable for the memory broker. Fails with a `RedisBrokerError` when the URL is
@@ -522,8 +547,8 @@ export const make = Effect.fnUntraced(function*(
  * @category layers
  * @since 0.1.0
  */
-export const layer = (options: RedisBrokerOptions): Layer.Layer<Broker.Broker, RedisBrokerError> =>
-  Layer.effect(Broker.Broker, make(options))
+export const layer = (options: RedisBrokerOptions): Layer.Layer<Broker.Broker | Results.Results, RedisBrokerError> =>
+  provideBoth(makeWithResults(options))
 
 /**
  * The Redis broker as a Layer whose URL is read from the `REDIS_URL` config (as a `Redacted` value).
@@ -533,11 +558,10 @@ export const layer = (options: RedisBrokerOptions): Layer.Layer<Broker.Broker, R
  */
 export const layerConfig = (
   options: Omit<RedisBrokerOptions, "url"> = {}
-): Layer.Layer<Broker.Broker, RedisBrokerError | Config.ConfigError> =>
-  Layer.effect(
-    Broker.Broker,
+): Layer.Layer<Broker.Broker | Results.Results, RedisBrokerError | Config.ConfigError> =>
+  provideBoth(
     Effect.gen(function*() {
       const url = yield* Config.Redacted("REDIS_URL")
-      return yield* make({ ...options, url })
+      return yield* makeWithResults({ ...options, url })
     })
   )

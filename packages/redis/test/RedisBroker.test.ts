@@ -1,4 +1,5 @@
-import { BrokerConformance } from "@errand/core/testing"
+import { BrokerConformance, ResultsConformance } from "@errand/core/testing"
 import { brokerLayer } from "./utils/testing.ts"
 
 BrokerConformance.suite("redis", brokerLayer())
+ResultsConformance.suite("redis", brokerLayer())

@@ -4,7 +4,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Broker } from "@errand/core"
-import { BrokerConformance } from "@errand/core/testing"
+import { BrokerConformance, ResultsConformance } from "@errand/core/testing"
 import { RedisBroker } from "@errand/redis"
 import { Context, Duration, Effect, Exit, Fiber, Layer, Redacted } from "effect"
 import { afterAll } from "vitest"
@@ -19,6 +19,7 @@ const clusterTests = (cluster: RedisCluster): void => {
     RedisBroker.layer({ url: cluster.url, cluster: true, prefix: uniquePrefix(), ...options })
 
   BrokerConformance.suite("redis cluster", clusterLayer())
+  ResultsConformance.suite("redis cluster", clusterLayer())
 
   /** The port of the master serving each slot, from `CLUSTER NODES`. */
   const slotOwners = (): Map<number, number> => {

@@ -10,6 +10,7 @@ import { type Clock, Context, type Effect, type Fiber, type Schema } from "effec
 import type * as Actor from "../../Actor.ts"
 import type { Broker, Delivery, Settlement } from "../../Broker.ts"
 import type { Message } from "../../Message.ts"
+import type { Results } from "../../Results.ts"
 import type { Event } from "../../Worker.ts"
 import type { RetryPolicy } from "../retry.ts"
 
@@ -28,6 +29,10 @@ export interface Registered {
   readonly run: (payload: unknown, message: Message) => Effect.Effect<unknown, unknown, unknown>
   readonly decodePayload: (encoded: unknown) => Effect.Effect<unknown, Schema.SchemaError, unknown>
   readonly retryPolicy: RetryPolicy<Actor.Failure<unknown>>
+  /** How long outcomes are stored (`undefined`: not stored), and their encoders. */
+  readonly resultTtlMillis: number | undefined
+  readonly encodeSuccess: (value: unknown) => Effect.Effect<unknown, Schema.SchemaError, unknown>
+  readonly encodeError: (error: unknown) => Effect.Effect<unknown, Schema.SchemaError, unknown>
 }
 
 /**
@@ -163,6 +168,8 @@ export class WorkerState {
  */
 export interface WorkerContext {
   readonly broker: Broker["Service"]
+  /** Where outcomes are stored, for actors with `storeResults` (provided by the broker layers). */
+  readonly results: Results["Service"] | undefined
   readonly clock: Clock.Clock
   readonly settings: Settings
   /** How many deliveries the worker holds at most: running plus prefetched. */

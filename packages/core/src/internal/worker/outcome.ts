@@ -9,9 +9,11 @@ import type * as Actor from "../../Actor.ts"
 import type { Delivery, Settlement } from "../../Broker.ts"
 import { HandlerDefect, MessageDecodeError, TimeLimitExceeded } from "../../ErrandError.ts"
 import type { LastError, Message } from "../../Message.ts"
+import type { Stored } from "../../Results.ts"
 import { describe, isTagged, lastError } from "../failure.ts"
 import { decide } from "../retry.ts"
 import { CurrentMessage, type Job, type Registered, type WorkerContext } from "./context.ts"
+import { brokerBackoff } from "./settlement.ts"
 
 /** A failed attempt: the handler's typed error, the time limit, or a defect. */
 type Failure = Actor.Failure<unknown> & { readonly _tag: string }
@@ -36,8 +38,18 @@ export interface Outcomes {
   ) => Effect.Effect<Settlement>
   /** A message whose envelope or payload cannot be decoded: dead-lettered unrun. */
   readonly undecodable: (job: Job, part: "envelope" | "payload", issue: string) => Effect.Effect<Settlement>
-  /** The settlement of a handler that returned (a failure if the time limit interrupted it first). */
-  readonly succeeded: (job: Job) => Effect.Effect<Settlement>
+  /**
+   * The settlement of a handler that returned `value` (a failure if the time limit interrupted it first). For an
+   * actor that stores results, the value is encoded and stored before the ack; a value its `success` schema cannot
+   * encode fails the attempt.
+   */
+  readonly succeeded: (job: Job, value: unknown) => Effect.Effect<Settlement>
+  /** For an actor that stores results: stores the failure a message failed with for good. */
+  readonly storeFailure: (
+    registered: Registered,
+    messageId: string,
+    failure: { readonly _tag: string }
+  ) => Effect.Effect<void>
   /** The settlement of a handler that failed, died or was interrupted. */
   readonly failed: (job: Job, cause: Cause.Cause<unknown>) => Effect.Effect<Settlement>
   /** What a run that ended with `exit` failed with. */
@@ -79,9 +91,18 @@ export const make = (ctx: WorkerContext): Outcomes => {
         )
       }
       // a failure the actor `throws` is an expected outcome: logged at Info, as Dramatiq does
-      return decision.why === "throws"
-        ? deadLetter(delivery, message, error, "throws", true, "Info")
-        : deadLetter(delivery, message, error, decision.why === "exhausted" ? "retries exhausted" : decision.why, true)
+      return Effect.andThen(
+        storeFailure(registered, message.id, failure),
+        decision.why === "throws"
+          ? deadLetter(delivery, message, error, "throws", true, "Info")
+          : deadLetter(
+            delivery,
+            message,
+            error,
+            decision.why === "exhausted" ? "retries exhausted" : decision.why,
+            true
+          )
+      )
     })
   }
 
@@ -122,11 +143,33 @@ export const make = (ctx: WorkerContext): Outcomes => {
       })
   }
 
-  const succeeded = (job: Job): Effect.Effect<Settlement> => {
+  /** Stores an outcome, retrying a failed write after `brokerBackoff` (the message is acked only once it is stored). */
+  const store = (messageId: string, result: Stored, ttlMillis: number): Effect.Effect<void> =>
+    ctx.results === undefined ? Effect.void : ctx.results.put(messageId, result, ttlMillis).pipe(
+      Effect.tapError((error) => Effect.logWarning("Could not store a result; trying again with backoff", error)),
+      Effect.retry(brokerBackoff),
+      Effect.catch(() => Effect.void)
+    )
+
+  const storeFailure = (
+    registered: Registered,
+    messageId: string,
+    failure: { readonly _tag: string }
+  ): Effect.Effect<void> => {
+    const ttl = registered.resultTtlMillis
+    if (ttl === undefined) return Effect.void
+    // the actor's typed error is stored encoded, to be read back typed; anything else as why the message died
+    return Effect.matchEffect(registered.encodeError(failure), {
+      onFailure: () => store(messageId, { _tag: "Died", ...lastError(failure) }, ttl),
+      onSuccess: (error) => store(messageId, { _tag: "Failure", error }, ttl)
+    }) as Effect.Effect<void>
+  }
+
+  const succeeded = (job: Job, value: unknown): Effect.Effect<Settlement> => {
     job.finished = true
-    const ack: Settlement = { _tag: "Ack", delivery: job.delivery }
     if (job.timedOut) return settleFailure(job.delivery, job.message!, job.registered!, failureOf(job, Exit.void))
-    return !ctx.listening ? Effect.succeed(ack) : Effect.as(
+    const ack: Settlement = { _tag: "Ack", delivery: job.delivery }
+    const acked = !ctx.listening ? Effect.succeed(ack) : Effect.as(
       emit({
         _tag: "Succeeded",
         message: job.message!,
@@ -134,6 +177,23 @@ export const make = (ctx: WorkerContext): Outcomes => {
       }),
       ack
     )
+    const registered = job.registered!
+    const ttl = registered.resultTtlMillis
+    if (ttl === undefined) return acked
+    return Effect.matchEffect(registered.encodeSuccess(value), {
+      onFailure: (error) =>
+        settleFailure(
+          job.delivery,
+          job.message!,
+          registered,
+          new HandlerDefect({
+            actor: registered.actor.name,
+            messageId: job.delivery.id,
+            defect: `its result does not match the actor's success schema: ${error.message}`
+          })
+        ),
+      onSuccess: (encoded) => Effect.andThen(store(job.delivery.id, { _tag: "Success", value: encoded }, ttl), acked)
+    }) as Effect.Effect<Settlement>
   }
 
   const released = (delivery: Delivery): Effect.Effect<void> =>
@@ -183,6 +243,7 @@ export const make = (ctx: WorkerContext): Outcomes => {
 
   return {
     settleFailure,
+    storeFailure,
     deadLetter,
     undecodable,
     succeeded,

@@ -191,7 +191,14 @@ export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Out
         ageMillis: now - eta,
         maxAgeMillis: actor.maxAgeMillis
       })
-      return finishWith(runner, job, deadLetter(delivery, message, lastError(error), "too old", false))
+      return finishWith(
+        runner,
+        job,
+        Effect.andThen(
+          outcomes.storeFailure(registered, message.id, error),
+          deadLetter(delivery, message, lastError(error), "too old", false)
+        )
+      )
     }
     job.startedAt = now
     if (Number.isFinite(actor.timeLimitMillis)) {
@@ -247,9 +254,11 @@ export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Out
         return runJob(runner, job)
       },
       run: Effect.matchCauseEffect(enter, {
-        onSuccess: (_value: unknown) => {
+        onSuccess: (value: unknown) => {
           const job = leave()
-          if (job.timedOut || ctx.listening) return finishWith(runner, job, outcomes.succeeded(job))
+          if (job.timedOut || ctx.listening || job.registered!.resultTtlMillis !== undefined) {
+            return finishWith(runner, job, outcomes.succeeded(job, value))
+          }
           finishJob(runner, job, { _tag: "Ack", delivery: job.delivery })
           return Effect.void
         },

@@ -39,6 +39,7 @@ import {
   ResultDecodeError,
   ResultMissing,
   ResultTimeout,
+  type RetryLater,
   type TimeLimitExceeded
 } from "./ErrandError.ts"
 import type { HandlerDefect } from "./ErrandError.ts"
@@ -47,7 +48,7 @@ import { messageId } from "./internal/id.ts"
 import { isValidName } from "./internal/names.ts"
 import * as Check from "./internal/options.ts"
 import { defaultBackoff, type RetryPolicy } from "./internal/retry.ts"
-import type { Envelope, Message } from "./Message.ts"
+import type { Envelope, Limits, Message } from "./Message.ts"
 import { defaultTtl, Results } from "./Results.ts"
 
 /**
@@ -142,6 +143,16 @@ export interface SendOptions {
   readonly priority?: number | undefined
   /** Extra options carried in the envelope for middleware and later features. */
   readonly options?: { readonly [key: string]: unknown } | undefined
+  /** Overrides the actor's `maxRetries` for this message (a finite integer ≥ 0). */
+  readonly maxRetries?: number | undefined
+  /** Overrides the actor's `minBackoff` for this message (Dramatiq's `send_with_options(min_backoff=…)`). */
+  readonly minBackoff?: Duration.Input | undefined
+  /** Overrides the actor's `maxBackoff` for this message. */
+  readonly maxBackoff?: Duration.Input | undefined
+  /** Overrides the actor's `timeLimit` for this message. */
+  readonly timeLimit?: Duration.Input | undefined
+  /** Overrides the actor's `maxAge` for this message. */
+  readonly maxAge?: Duration.Input | undefined
 }
 
 /**
@@ -226,7 +237,7 @@ export interface Actor<
     handler: (
       payload: Payload["Type"],
       message: Message<Payload["Type"], Success["Type"]>
-    ) => Effect.Effect<Success["Type"], Error["Type"], R>
+    ) => Effect.Effect<Success["Type"], Error["Type"] | RetryLater, R>
   ): Handler<Actor<Name, Payload, Success, Error>, R>
 }
 
@@ -323,16 +334,39 @@ const actorSettings = (
   }
 }
 
-/** The validated options of one send: the delay in milliseconds and the priority. */
-const sendSettings = (
-  options: SendOptions | undefined,
-  defaultPriority: number
-): { readonly delay: number; readonly priority: number } | InvalidOption => {
-  const delay = Check.duration("send", "delay", options?.delay, 0, 0, false)
+/** The validated options of one send: the delay in milliseconds, the priority, and the limits it overrides. */
+interface SendSettings {
+  readonly delay: number
+  readonly priority: number
+  readonly limits: Limits | undefined
+}
+
+const sendSettings = (options: SendOptions, defaultPriority: number): SendSettings | InvalidOption => {
+  const delay = Check.duration("send", "delay", options.delay, 0, 0, false)
   if (typeof delay !== "number") return delay
-  const priority = Check.priority("send", options?.priority, defaultPriority)
+  const priority = Check.priority("send", options.priority, defaultPriority)
   if (typeof priority !== "number") return priority
-  return { delay, priority }
+  if (
+    options.maxRetries === undefined && options.minBackoff === undefined && options.maxBackoff === undefined &&
+    options.timeLimit === undefined && options.maxAge === undefined
+  ) return { delay, priority, limits: undefined }
+  const limits: { -readonly [K in keyof Limits]: Limits[K] } = {}
+  const maxRetries = Check.integer("send", "maxRetries", options.maxRetries, -1, 0, Number.MAX_SAFE_INTEGER)
+  if (typeof maxRetries !== "number") return maxRetries
+  if (maxRetries >= 0) limits.maxRetries = maxRetries
+  const minBackoff = Check.duration("send", "minBackoff", options.minBackoff, -1, 0, false)
+  if (typeof minBackoff !== "number") return minBackoff
+  if (minBackoff >= 0) limits.minBackoff = minBackoff
+  const maxBackoff = Check.duration("send", "maxBackoff", options.maxBackoff, -1, Math.max(0, minBackoff), false)
+  if (typeof maxBackoff !== "number") return maxBackoff
+  if (maxBackoff >= 0) limits.maxBackoff = maxBackoff
+  const timeLimit = Check.duration("send", "timeLimit", options.timeLimit, -1, 1, false)
+  if (typeof timeLimit !== "number") return timeLimit
+  if (timeLimit >= 0) limits.timeLimit = timeLimit
+  const maxAge = Check.duration("send", "maxAge", options.maxAge, -1, 1, false)
+  if (typeof maxAge !== "number") return maxAge
+  if (maxAge >= 0) limits.maxAge = maxAge
+  return { delay, priority, limits }
 }
 
 /**
@@ -361,12 +395,14 @@ export const make = <
     schedule: options.retry ?? defaultBackoff(settings.minBackoff, settings.maxBackoff),
     maxRetries: options.retry === undefined ? settings.maxRetries : undefined,
     retryWhen: options.retryWhen,
-    throws: new Set<string>(options.throws ?? [])
+    throws: new Set<string>(options.throws ?? []),
+    minBackoffMillis: settings.minBackoff,
+    maxBackoffMillis: settings.maxBackoff
   }
 
   type Msg = Message<Payload["Type"], Success["Type"]>
 
-  const defaultSettings = { delay: 0, priority: defaultPriority }
+  const defaultSettings: SendSettings = { delay: 0, priority: defaultPriority, limits: undefined }
 
   const decodeSuccess = Schema.decodeUnknownEffect(Schema.toCodecJson(successSchema))
   const decodeError = Schema.decodeUnknownEffect(Schema.toCodecJson(errorSchema))
@@ -410,7 +446,7 @@ export const make = <
     payload: Payload["Type"],
     encoded: unknown,
     sendOptions: SendOptions | undefined,
-    checked: { readonly delay: number; readonly priority: number },
+    checked: SendSettings,
     now: number
   ): Msg => {
     const id = messageId()
@@ -427,6 +463,7 @@ export const make = <
     if (eta !== now) envelope.eta = eta
     if (priority !== 0) envelope.priority = priority
     if (extra !== undefined && Object.keys(extra).length > 0) envelope.options = extra
+    if (checked.limits !== undefined) envelope.limits = checked.limits
     const message: Msg & EnvelopeCarrier = {
       id,
       actor: name,
@@ -436,6 +473,7 @@ export const make = <
       eta,
       priority,
       options: extra ?? {},
+      limits: checked.limits,
       attempts: 0,
       [ENVELOPE]: envelope
     }

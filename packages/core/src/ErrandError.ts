@@ -269,3 +269,18 @@ export class ResultDecodeError extends Schema.TaggedError<ResultDecodeError>()("
     return `Cannot decode the result of message ${this.messageId} of actor "${this.actor}": ${this.issue}`
   }
 }
+
+/**
+ * A handler asks to be run again after `delayMillis` (`Retry.later("30 seconds")`): the attempt counts against the
+ * actor's retry limit, but is neither a failure to log as an error nor subject to `retryWhen` or the backoff.
+ *
+ * @category errors
+ * @since 0.2.0
+ */
+export class RetryLater extends Schema.TaggedError<RetryLater>()("RetryLater", {
+  delayMillis: Schema.Number
+}) {
+  override get message(): string {
+    return `The handler asked to be retried in ${this.delayMillis} ms`
+  }
+}

@@ -15,6 +15,8 @@
  * | `eta`        | number, optional  | when it becomes due, epoch milliseconds; absent means `enqueuedAt`           |
  * | `priority`   | number, optional  | lower runs first (as in Dramatiq and BullMQ); absent means `0`               |
  * | `options`    | object, optional  | per-message options read by the worker and by later features                 |
+ * | `limits`     | object, optional  | per-message overrides of the actor's limits, in milliseconds: `maxRetries`,  |
+ * |              |                   | `minBackoff`, `maxBackoff`, `timeLimit`, `maxAge` (each optional)            |
  *
  * Fields at their default are left out to keep messages small. The envelope never changes after it is sent: the
  * attempt count and the last error are delivery metadata kept by the broker (see `Broker.Delivery`).
@@ -41,8 +43,34 @@ export const Envelope = Schema.Struct({
   enqueuedAt: Schema.Number,
   eta: Schema.optionalKey(Schema.Number),
   priority: Schema.optionalKey(Schema.Number),
-  options: Schema.optionalKey(Schema.Record(Schema.String, Schema.Unknown))
+  options: Schema.optionalKey(Schema.Record(Schema.String, Schema.Unknown)),
+  limits: Schema.optionalKey(Schema.suspend(() => Limits))
 })
+
+const nonNegative = Schema.Number.check(Schema.isGreaterThanOrEqualTo(0))
+
+/**
+ * Per-message overrides of an actor's limits, as they travel in the envelope (`send(payload, { maxRetries: 1 })`):
+ * retry count, backoff bounds, time limit and max age, durations in milliseconds.
+ *
+ * @category schemas
+ * @since 0.2.0
+ */
+export const Limits = Schema.Struct({
+  maxRetries: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
+  minBackoff: Schema.optionalKey(nonNegative),
+  maxBackoff: Schema.optionalKey(nonNegative),
+  timeLimit: Schema.optionalKey(Schema.Number.check(Schema.isGreaterThan(0))),
+  maxAge: Schema.optionalKey(Schema.Number.check(Schema.isGreaterThan(0)))
+})
+
+/**
+ * Per-message overrides of an actor's limits (see `Limits`).
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export type Limits = typeof Limits.Type
 
 /**
  * The envelope as it travels: a plain JSON-compatible object.
@@ -82,6 +110,8 @@ export interface Message<out Payload = unknown, out Success = unknown> {
   readonly eta: number
   readonly priority: number
   readonly options: { readonly [key: string]: unknown }
+  /** Per-message overrides of the actor's limits, when the sender gave any. */
+  readonly limits?: Limits | undefined
   /** Failed attempts so far: 0 on the first run, 1 on the first retry, … */
   readonly attempts: number
   /** Why the previous attempt failed, on a retry. */

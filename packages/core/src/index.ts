@@ -22,3 +22,6 @@ export * as Worker from "./Worker.ts"
 
 /** @since 0.2.0 */
 export * as Results from "./Results.ts"
+
+/** @since 0.2.0 */
+export * as Retry from "./Retry.ts"

@@ -18,7 +18,24 @@ export const isEnvelope = (u: unknown): u is Envelope => {
     typeof record["enqueuedAt"] !== "number" || !("payload" in record)
   ) return false
   if (!isOptionalNumber(record, "eta") || !isOptionalNumber(record, "priority")) return false
+  if ("limits" in record && !isLimits(record["limits"])) return false
   if (!("options" in record)) return true
   const options = record["options"]
   return typeof options === "object" && options !== null && !Array.isArray(options)
+}
+
+const isAtLeast = (record: Record<string, unknown>, key: string, min: number, strict: boolean): boolean => {
+  if (!(key in record)) return true
+  const value = record[key]
+  return typeof value === "number" && !Number.isNaN(value) && (strict ? value > min : value >= min)
+}
+
+/** The `limits` of `Message.Limits`, checked the same way (the Schema explains a failure). */
+const isLimits = (u: unknown): boolean => {
+  if (typeof u !== "object" || u === null || Array.isArray(u)) return false
+  const record = u as Record<string, unknown>
+  return (!("maxRetries" in record) ||
+    Number.isInteger(record["maxRetries"]) && (record["maxRetries"] as number) >= 0) &&
+    isAtLeast(record, "minBackoff", 0, false) && isAtLeast(record, "maxBackoff", 0, false) &&
+    isAtLeast(record, "timeLimit", 0, true) && isAtLeast(record, "maxAge", 0, true)
 }

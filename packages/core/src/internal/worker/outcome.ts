@@ -7,11 +7,11 @@
 import { Cause, Context, Effect, Exit, References } from "effect"
 import type * as Actor from "../../Actor.ts"
 import type { Delivery, Settlement } from "../../Broker.ts"
-import { HandlerDefect, MessageDecodeError, TimeLimitExceeded } from "../../ErrandError.ts"
+import { HandlerDefect, MessageDecodeError, RetryLater, TimeLimitExceeded } from "../../ErrandError.ts"
 import type { LastError, Message } from "../../Message.ts"
 import type { Stored } from "../../Results.ts"
 import { describe, isTagged, lastError } from "../failure.ts"
-import { decide } from "../retry.ts"
+import { decide, decideLater, withLimits } from "../retry.ts"
 import { CurrentMessage, type Job, type Registered, type WorkerContext } from "./context.ts"
 import { brokerBackoff } from "./settlement.ts"
 
@@ -77,14 +77,24 @@ export const make = (ctx: WorkerContext): Outcomes => {
   ): Effect.Effect<Settlement> => {
     const attempts = delivery.attempts + 1
     const error = lastError(failure)
-    return Effect.flatMap(decide(registered.retryPolicy, failure, attempts), (decision) => {
+    const policy = withLimits(registered.retryPolicy, message.limits)
+    // a handler that asked to run again later: its delay, no backoff, logged as what it is, not as an error
+    const later = failure instanceof RetryLater
+    const decided = later
+      ? decideLater(policy, failure, attempts, failure.delayMillis)
+      : decide(policy, failure, attempts)
+    return Effect.flatMap(decided, (decision) => {
       if (decision._tag === "Retry") {
         const eta = clock.currentTimeMillisUnsafe() + decision.delayMillis
         return Effect.as(
           Effect.andThen(
-            Effect.logWarning(
-              `Failed (attempt ${attempts}); retrying in ${decision.delayMillis} ms: ${error.message}`
-            ),
+            later
+              ? Effect.logInfo(
+                `Retrying later, as the handler asked (attempt ${attempts}): in ${decision.delayMillis} ms`
+              )
+              : Effect.logWarning(
+                `Failed (attempt ${attempts}); retrying in ${decision.delayMillis} ms: ${error.message}`
+              ),
             emit({ _tag: "Retrying", message, error, attempts, delayMillis: decision.delayMillis })
           ),
           { _tag: "Retry", delivery, eta, error } satisfies Settlement
@@ -129,7 +139,7 @@ export const make = (ctx: WorkerContext): Outcomes => {
       return new TimeLimitExceeded({
         actor: actor.name,
         messageId: message.id,
-        timeLimitMillis: actor.timeLimitMillis
+        timeLimitMillis: message.limits?.timeLimit ?? actor.timeLimitMillis
       })
     }
     const cause = Exit.isFailure(exit) ? exit.cause : Cause.empty

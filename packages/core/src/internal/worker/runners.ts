@@ -178,18 +178,20 @@ export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Out
       eta,
       priority: envelope.priority ?? 0,
       options: envelope.options ?? noOptions,
+      limits: envelope.limits,
       attempts: delivery.attempts,
       lastError: delivery.lastError
     }
     job.message = message
     const actor = registered.actor
     const now = clock.currentTimeMillisUnsafe()
-    if (now - eta > actor.maxAgeMillis) {
+    const maxAgeMillis = envelope.limits?.maxAge ?? actor.maxAgeMillis
+    if (now - eta > maxAgeMillis) {
       const error = new MaxAgeExceeded({
         actor: actor.name,
         messageId: message.id,
         ageMillis: now - eta,
-        maxAgeMillis: actor.maxAgeMillis
+        maxAgeMillis
       })
       return finishWith(
         runner,
@@ -201,9 +203,10 @@ export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Out
       )
     }
     job.startedAt = now
-    if (Number.isFinite(actor.timeLimitMillis)) {
-      job.deadline = now + actor.timeLimitMillis
-      watchdog.watch(job, actor.timeLimitMillis)
+    const timeLimitMillis = envelope.limits?.timeLimit ?? actor.timeLimitMillis
+    if (Number.isFinite(timeLimitMillis)) {
+      job.deadline = now + timeLimitMillis
+      watchdog.watch(job, timeLimitMillis)
     }
     return !ctx.listening ?
       runner.run :

@@ -31,6 +31,7 @@ import * as Codec from "./internal/codec.ts"
 import * as Connection from "./internal/connection.ts"
 import * as Keys from "./internal/keys.ts"
 import * as Scripts from "./internal/scripts.ts"
+import * as Url from "./internal/url.ts"
 
 /**
  * The Redis broker could not be built: the URL or options are invalid, or Redis could not be reached in time. The
@@ -170,9 +171,9 @@ export const make = Effect.fnUntraced(function*(
   options: RedisBrokerOptions
 ): Effect.fn.Return<BrokerShape, RedisBrokerError, Scope.Scope> {
   const rawUrl = Redacted.isRedacted(options.url) ? Redacted.value(options.url) : options.url
-  const checked = Connection.checkUrl(rawUrl)
+  const checked = Url.check(rawUrl)
   if ("reason" in checked) {
-    return yield* new RedisBrokerError({ reason: checked.reason, url: "(invalid)", message: checked.message })
+    return yield* new RedisBrokerError({ reason: checked.reason, url: checked.redacted, message: checked.message })
   }
   const prefix = options.prefix ?? "errand"
   const deadLetterMax = options.deadLetterMax ?? 10_000

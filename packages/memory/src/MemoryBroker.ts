@@ -24,7 +24,7 @@
  *
  * @since 0.1.0
  */
-import { Broker } from "@errand/core"
+import { Broker, ErrandError } from "@errand/core"
 import { Clock, Context, Data, Duration, Effect, type Fiber, Layer } from "effect"
 import { type Alarm, type QueueState, Store, Waiter } from "./internal/store.ts"
 
@@ -167,7 +167,12 @@ export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
 
   const broker = Broker.Broker.of({
     name: "memory",
-    enqueue: (messages) => step((now) => store.enqueue(messages, now)),
+    enqueue: (messages) =>
+      Effect.withFiber((fiber) => {
+        const refused = store.enqueue(messages, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
+        endStep(fiber)
+        return refused === undefined ? Effect.void : Effect.fail(ErrandError.InvalidMessageId.refuse("memory", refused))
+      }),
     take: (request) =>
       Effect.withFiber((fiber) => {
         const clock = fiber.getRef(Clock.Clock)

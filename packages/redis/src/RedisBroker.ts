@@ -23,7 +23,7 @@
  *
  * @since 0.1.0
  */
-import { Broker, ErrandError } from "@errand/core"
+import { Broker, ErrandError, Message } from "@errand/core"
 import { Clock, Config, Context, Duration, Effect, Layer, Redacted, Schema, type Scope } from "effect"
 import { type Cluster, Redis, type RedisOptions } from "ioredis"
 import { randomBytes } from "node:crypto"
@@ -433,6 +433,10 @@ export const make = Effect.fnUntraced(function*(
   return Broker.Broker.of({
     name: "redis",
     enqueue: (messages) => {
+      // The whole batch is checked before any of it is sent: calls are per queue and per `maxBatch` messages.
+      for (const message of messages) {
+        if (!Message.isMessageId(message.id)) return Effect.fail(ErrandError.InvalidMessageId.refuse("redis", message))
+      }
       const groups = byQueue(messages, (m) => m.queue)
       return groups.length === 0
         ? Effect.void

@@ -27,7 +27,7 @@
  *
  * @internal
  */
-import type { Broker, Message } from "@errand/core"
+import { type Broker, Message } from "@errand/core"
 import type { Fiber } from "effect"
 import { Deque } from "./Deque.ts"
 import { Heap, type HeapItem } from "./Heap.ts"
@@ -224,7 +224,14 @@ export class Store {
   // ---------------------------------------------------------------------------------------------------------------
   // operations
 
-  enqueue(messages: ReadonlyArray<Broker.Outgoing>, now: number): void {
+  /**
+   * Enqueues a batch; or, when a message's id is outside the grammar (`Message.isMessageId`), enqueues nothing and
+   * returns that message.
+   */
+  enqueue(messages: ReadonlyArray<Broker.Outgoing>, now: number): Broker.Outgoing | undefined {
+    for (let i = 0; i < messages.length; i++) {
+      if (!Message.isMessageId(messages[i]!.id)) return messages[i]
+    }
     let q: QueueState | undefined = undefined
     for (let i = 0; i < messages.length; i++) {
       const message = messages[i]!
@@ -237,6 +244,7 @@ export class Store {
       this.schedule(q, entry, message.eta, now)
     }
     if (q !== undefined) this.finish(q, now)
+    return undefined
   }
 
   /** Leases up to `max` ready messages of a queue. */

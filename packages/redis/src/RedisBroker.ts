@@ -30,21 +30,28 @@ import { randomBytes } from "node:crypto"
 import * as Codec from "./internal/codec.ts"
 import * as Connection from "./internal/connection.ts"
 import * as Keys from "./internal/keys.ts"
+import * as Permissions from "./internal/permissions.ts"
 import * as Scripts from "./internal/scripts.ts"
 import * as Url from "./internal/url.ts"
 
 /**
- * The Redis broker could not be built: the URL or options are invalid, or Redis could not be reached in time. The
- * `url` and `message` never contain the password.
+ * The Redis broker could not be built: the URL or options are invalid, Redis could not be reached in time, or the
+ * Redis user lacks a permission the broker needs (`MissingPermissions`, with the denied commands in `permissions`).
+ * The `url` and `message` never contain the password.
  *
  * @category errors
  * @since 0.1.0
  */
 export class RedisBrokerError extends Schema.TaggedError<RedisBrokerError>()("RedisBrokerError", {
-  reason: Schema.Literals(["InvalidUrl", "InvalidOptions", "ConnectFailed", "ConnectTimeout"]),
-  /** The URL with its password replaced by `***`. */
+  reason: Schema.Literals(["InvalidUrl", "InvalidOptions", "ConnectFailed", "ConnectTimeout", "MissingPermissions"]),
+  /** The URL with its password replaced by `***` (no query or fragment; see the README for URLs that do not parse). */
   url: Schema.String,
   message: Schema.String,
+  /**
+   * With `MissingPermissions`: the ACL permissions the user lacks, as `ACL SETUSER` names them (`client|unblock`,
+   * `bzpopmin`, `rpush`…), and `~{<prefix>:*` when the keys of the prefix are denied.
+   */
+  permissions: Schema.optional(Schema.Array(Schema.String)),
   cause: Schema.optional(Schema.Defect())
 }) {}
 
@@ -217,6 +224,15 @@ export const make = Effect.fnUntraced(function*(
     Connection.close
   )
   yield* warnOnEviction(client, checked.redacted)
+  const missing = yield* Permissions.check(client, prefix)
+  if (missing.commands.length > 0 || missing.keys) {
+    return yield* new RedisBrokerError({
+      reason: "MissingPermissions",
+      url: checked.redacted,
+      message: `${Permissions.explain(missing, prefix)} (Redis at ${checked.redacted})`,
+      permissions: missing.keys ? [...missing.commands, `~{${prefix}:*`] : missing.commands
+    })
+  }
   const redis = Scripts.define(client)
   // Blocking connections get the scripts too: a take is pipelined behind each wait.
   const pool = client instanceof Redis

@@ -19,7 +19,9 @@
  * **Retries** follow Dramatiq: after a failed attempt a message is retried up to `maxRetries` times (default 20, so at
  * most 21 runs) with exponential backoff from `minBackoff` (15 s) to `maxBackoff` (7 days), jittered. Pass `retry` to
  * use any `Schedule` instead (its end is the limit), `retryWhen` to decide per failure, and `throws` for error tags
- * that are never retried. The delay is replayed from the attempt count stored with the message, so every process
+ * that are never retried. One rule decides: a failure is retried only when its tag is not in `throws`, `retryWhen`
+ * (if given) returns true, *and* the limit (`maxRetries`, or the end of `retry`) is not reached — `retryWhen` can
+ * stop retries early, never extend them (`maxRetries: Infinity` lifts the limit). The delay is replayed from the attempt count stored with the message, so every process
  * computes the same backoff.
  *
  * @since 0.1.0
@@ -27,11 +29,19 @@
 import { Clock, Context, Duration, Effect, Exit, type Schedule, Schema } from "effect"
 import { type Pipeable, pipeArguments } from "effect/Pipeable"
 import { Broker, type Outgoing } from "./Broker.ts"
-import { type BrokerError, InvalidName, InvalidPayload, issuePath, type TimeLimitExceeded } from "./ErrandError.ts"
+import {
+  type BrokerError,
+  InvalidName,
+  type InvalidOption,
+  InvalidPayload,
+  issuePath,
+  type TimeLimitExceeded
+} from "./ErrandError.ts"
 import type { HandlerDefect } from "./ErrandError.ts"
 import { enqueueOne } from "./internal/coalesce.ts"
 import { messageId } from "./internal/id.ts"
 import { isValidName } from "./internal/names.ts"
+import * as Check from "./internal/options.ts"
 import { defaultBackoff, type RetryPolicy } from "./internal/retry.ts"
 import type { Envelope, Message } from "./Message.ts"
 
@@ -74,7 +84,7 @@ export interface Options<Payload extends Schema.Top, Success extends Schema.Top,
   readonly queue?: string | undefined
   /** The default priority of its messages: lower runs first (default 0). */
   readonly priority?: number | undefined
-  /** Retries after the first run (default 20). Ignored when `retry` is given. */
+  /** Retries after the first run (default 20; `Infinity` for no limit). Ignored when `retry` is given. */
   readonly maxRetries?: number | undefined
   /** The first retry's delay (default 15 seconds). */
   readonly minBackoff?: Duration.Input | undefined
@@ -82,7 +92,10 @@ export interface Options<Payload extends Schema.Top, Success extends Schema.Top,
   readonly maxBackoff?: Duration.Input | undefined
   /** A schedule of retry delays, replacing `maxRetries`/`minBackoff`/`maxBackoff`; when it ends, retries stop. */
   readonly retry?: Schedule.Schedule<unknown, Failure<Error["Type"]>> | undefined
-  /** Decides per failure whether to retry (`attempts` counts failed attempts, this one included). */
+  /**
+   * Decides per failure whether to retry (`attempts` counts failed attempts, this one included). It can only stop
+   * retries: the limit (`maxRetries`, or the end of `retry`) still applies.
+   */
   readonly retryWhen?: ((failure: Failure<Error["Type"]>, attempts: number) => boolean) | undefined
   /** Error tags that are never retried: such a failure is dead-lettered at once. */
   readonly throws?: ReadonlyArray<ErrorTag<Error["Type"]>> | undefined
@@ -99,9 +112,12 @@ export interface Options<Payload extends Schema.Top, Success extends Schema.Top,
  * @since 0.1.0
  */
 export interface SendOptions {
-  /** Run no earlier than this long from now. The message waits in the broker, not in any process's memory. */
+  /**
+   * Run no earlier than this long from now (finite, not negative). The message waits in the broker, not in any
+   * process's memory.
+   */
   readonly delay?: Duration.Input | undefined
-  /** Overrides the actor's priority for this message: lower runs first. */
+  /** Overrides the actor's priority for this message: lower runs first (an integer within ±2,097,151). */
   readonly priority?: number | undefined
   /** Extra options carried in the envelope for middleware and later features. */
   readonly options?: { readonly [key: string]: unknown } | undefined
@@ -143,7 +159,7 @@ export interface Actor<
     options?: SendOptions
   ): Effect.Effect<
     Message<Payload["Type"], Success["Type"]>,
-    InvalidPayload | BrokerError,
+    InvalidPayload | InvalidOption | BrokerError,
     Broker | Payload["EncodingServices"]
   >
 
@@ -153,7 +169,7 @@ export interface Actor<
     options?: SendOptions
   ): Effect.Effect<
     ReadonlyArray<Message<Payload["Type"], Success["Type"]>>,
-    InvalidPayload | BrokerError,
+    InvalidPayload | InvalidOption | BrokerError,
     Broker | Payload["EncodingServices"]
   >
 
@@ -161,7 +177,11 @@ export interface Actor<
   message(
     payload: Payload["Type"],
     options?: SendOptions
-  ): Effect.Effect<Message<Payload["Type"], Success["Type"]>, InvalidPayload, Payload["EncodingServices"]>
+  ): Effect.Effect<
+    Message<Payload["Type"], Success["Type"]>,
+    InvalidPayload | InvalidOption,
+    Payload["EncodingServices"]
+  >
 
   /** Attaches a handler, for `Worker.layer({ handlers })`. Its services `R` become the worker's requirements. */
   handle<R = never>(
@@ -219,12 +239,53 @@ const DEFAULT_MIN_BACKOFF = Duration.seconds(15)
 const DEFAULT_MAX_BACKOFF = Duration.days(7)
 const DEFAULT_TIME_LIMIT = Duration.minutes(10)
 
-const toMillisOrInfinity = (input: Duration.Input | undefined, fallback: number): number =>
-  input === undefined ? fallback : Duration.toMillis(Duration.fromInputUnsafe(input))
+/** Returns a checked value, or throws its `InvalidOption`: an actor definition error is reported where it is made. */
+const orThrow = <A>(value: A | InvalidOption): A => {
+  if (typeof value !== "number") throw value
+  return value
+}
+
+/** The validated actor options, in milliseconds. */
+const actorSettings = (
+  options: Pick<
+    Options<Schema.Top, Schema.Top, Schema.Top>,
+    "minBackoff" | "maxBackoff" | "priority" | "maxRetries" | "timeLimit" | "maxAge"
+  >
+) => {
+  const minBackoff = orThrow(
+    Check.duration("actor", "minBackoff", options.minBackoff, Duration.toMillis(DEFAULT_MIN_BACKOFF), 0, false)
+  )
+  const maxBackoff = orThrow(
+    Check.duration("actor", "maxBackoff", options.maxBackoff, Duration.toMillis(DEFAULT_MAX_BACKOFF), minBackoff, false)
+  )
+  return {
+    priority: orThrow(Check.priority("actor", options.priority, 0)),
+    maxRetries: orThrow(Check.integer("actor", "maxRetries", options.maxRetries, DEFAULT_MAX_RETRIES, 0, Infinity)),
+    minBackoff,
+    maxBackoff,
+    timeLimit: orThrow(
+      Check.duration("actor", "timeLimit", options.timeLimit, Duration.toMillis(DEFAULT_TIME_LIMIT), 1, true)
+    ),
+    maxAge: orThrow(Check.duration("actor", "maxAge", options.maxAge, Infinity, 1, true))
+  }
+}
+
+/** The validated options of one send: the delay in milliseconds and the priority. */
+const sendSettings = (
+  options: SendOptions | undefined,
+  defaultPriority: number
+): { readonly delay: number; readonly priority: number } | InvalidOption => {
+  const delay = Check.duration("send", "delay", options?.delay, 0, 0, false)
+  if (typeof delay !== "number") return delay
+  const priority = Check.priority("send", options?.priority, defaultPriority)
+  if (typeof priority !== "number") return priority
+  return { delay, priority }
+}
 
 /**
- * Defines an actor. Throws `InvalidName` when the actor or queue name does not match `[a-zA-Z_][a-zA-Z0-9._-]*`:
- * a definition error is a programming error, reported where the actor is declared.
+ * Defines an actor. Throws `InvalidName` when the actor or queue name does not match `[a-zA-Z_][a-zA-Z0-9._-]*`, and
+ * `InvalidOption` for an option out of range (a priority of 1.5, `maxRetries: -1`, a `minBackoff` above `maxBackoff`,
+ * a zero `timeLimit`): a definition error is a programming error, reported where the actor is declared.
  *
  * @category constructors
  * @since 0.1.0
@@ -238,19 +299,21 @@ export const make = <
   if (!isValidName(name)) throw new InvalidName({ kind: "actor", name })
   const queue = options.queue ?? "default"
   if (!isValidName(queue)) throw new InvalidName({ kind: "queue", name: queue })
-  const defaultPriority = options.priority ?? 0
+  const settings = actorSettings(options)
+  const defaultPriority = settings.priority
   const successSchema = (options.success ?? Schema.Void) as Success
   const errorSchema = (options.error ?? Schema.Never) as Error
   const encodePayload = Schema.encodeEffect(Schema.toCodecJson(options.payload))
   const retryPolicy: RetryPolicy<Failure<Error["Type"]>> = {
-    schedule: options.retry ??
-      defaultBackoff(options.minBackoff ?? DEFAULT_MIN_BACKOFF, options.maxBackoff ?? DEFAULT_MAX_BACKOFF),
-    maxRetries: options.retry === undefined ? options.maxRetries ?? DEFAULT_MAX_RETRIES : undefined,
+    schedule: options.retry ?? defaultBackoff(settings.minBackoff, settings.maxBackoff),
+    maxRetries: options.retry === undefined ? settings.maxRetries : undefined,
     retryWhen: options.retryWhen,
     throws: new Set<string>(options.throws ?? [])
   }
 
   type Msg = Message<Payload["Type"], Success["Type"]>
+
+  const defaultSettings = { delay: 0, priority: defaultPriority }
 
   const invalidPayload = (error: Schema.SchemaError) =>
     new InvalidPayload({ actor: name, path: issuePath(error.issue), issue: error.message })
@@ -260,14 +323,12 @@ export const make = <
     payload: Payload["Type"],
     encoded: unknown,
     sendOptions: SendOptions | undefined,
+    checked: { readonly delay: number; readonly priority: number },
     now: number
   ): Msg => {
     const id = messageId()
-    const delay = sendOptions?.delay === undefined
-      ? 0
-      : Duration.toMillis(Duration.fromInputUnsafe(sendOptions.delay))
-    const eta = now + Math.max(0, delay)
-    const priority = sendOptions?.priority ?? defaultPriority
+    const eta = now + checked.delay
+    const priority = checked.priority
     const extra = sendOptions?.options
     const envelope: { -readonly [K in keyof Envelope]: Envelope[K] } = {
       id,
@@ -297,21 +358,27 @@ export const make = <
   /**
    * Builds the message of a payload. Schema returns an `Exit` when the payload encodes synchronously: then the
    * message is built at once (`sync`); otherwise (an asynchronous or service-needing schema, or an invalid payload)
-   * the encoding effect is used as it is, so a payload is encoded once on every path.
+   * the encoding effect is used as it is, so a payload is encoded once on every path. Invalid send options fail
+   * with `InvalidOption` before anything is encoded.
    */
   const buildWith = <A>(
     payload: Payload["Type"],
     sendOptions: SendOptions | undefined,
     now: number,
     sync: (message: Msg) => A,
-    async: (message: Effect.Effect<Msg, InvalidPayload, Payload["EncodingServices"]>) => A
+    async: (message: Effect.Effect<Msg, InvalidPayload | InvalidOption, Payload["EncodingServices"]>) => A
   ): A => {
+    const checked = sendOptions === undefined ? defaultSettings : sendSettings(sendOptions, defaultPriority)
+    if ("_tag" in checked) return async(Effect.fail(checked))
     const encoded = encodePayload(payload)
     if (Exit.isExit(encoded) && Exit.isSuccess(encoded)) {
-      return sync(assemble(payload, encoded.value, sendOptions, now))
+      return sync(assemble(payload, encoded.value, sendOptions, checked, now))
     }
     return async(
-      Effect.map(Effect.mapError(encoded, invalidPayload), (value) => assemble(payload, value, sendOptions, now))
+      Effect.map(
+        Effect.mapError(encoded, invalidPayload),
+        (value) => assemble(payload, value, sendOptions, checked, now)
+      )
     )
   }
 
@@ -319,7 +386,7 @@ export const make = <
     payload: Payload["Type"],
     sendOptions: SendOptions | undefined,
     now: number
-  ): Effect.Effect<Msg, InvalidPayload, Payload["EncodingServices"]> =>
+  ): Effect.Effect<Msg, InvalidPayload | InvalidOption, Payload["EncodingServices"]> =>
     buildWith(payload, sendOptions, now, Effect.succeed, (message) => message)
 
   /** Builds every message, synchronously while every payload encodes synchronously. */
@@ -327,7 +394,7 @@ export const make = <
     payloads: ReadonlyArray<Payload["Type"]>,
     sendOptions: SendOptions | undefined,
     now: number
-  ): Effect.Effect<Array<Msg>, InvalidPayload, Payload["EncodingServices"]> => {
+  ): Effect.Effect<Array<Msg>, InvalidPayload | InvalidOption, Payload["EncodingServices"]> => {
     const messages = new Array<Msg>(payloads.length)
     for (let i = 0; i < payloads.length; i++) {
       const pending = buildWith(payloads[i], sendOptions, now, (message) => {
@@ -354,19 +421,21 @@ export const make = <
     payloadSchema: options.payload,
     successSchema,
     errorSchema,
-    timeLimitMillis: toMillisOrInfinity(options.timeLimit, Duration.toMillis(DEFAULT_TIME_LIMIT)),
-    maxAgeMillis: toMillisOrInfinity(options.maxAge, Infinity),
+    timeLimitMillis: settings.timeLimit,
+    maxAgeMillis: settings.maxAge,
     retryPolicy,
     message: (payload, sendOptions) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => build(payload, sendOptions, now)),
     send: (payload, sendOptions) =>
       // one step reads the broker and the clock, and a synchronously encodable payload is built in place
-      Effect.withFiber<Msg, InvalidPayload | BrokerError, Broker | Payload["EncodingServices"]>((fiber) => {
-        const broker = Context.get(fiber.context as Context.Context<Broker>, Broker)
-        const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
-        const enqueueIt = (message: Msg) => Effect.as(enqueueOne(broker, toOutgoing(message)), message)
-        return buildWith(payload, sendOptions, now, enqueueIt, (message) => Effect.flatMap(message, enqueueIt))
-      }),
+      Effect.withFiber<Msg, InvalidPayload | InvalidOption | BrokerError, Broker | Payload["EncodingServices"]>(
+        (fiber) => {
+          const broker = Context.get(fiber.context as Context.Context<Broker>, Broker)
+          const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+          const enqueueIt = (message: Msg) => Effect.as(enqueueOne(broker, toOutgoing(message)), message)
+          return buildWith(payload, sendOptions, now, enqueueIt, (message) => Effect.flatMap(message, enqueueIt))
+        }
+      ),
     sendBatch: (payloads, sendOptions) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
         Effect.flatMap(

@@ -11,6 +11,9 @@
  * - Delivery is at-least-once. A taken message is *leased*, not removed: it leaves the broker only when it is acked or
  *   dead-lettered. A lease that is not extended lapses, and the message becomes available to `take` again with its
  *   `deliveries` count raised. Handlers must therefore be idempotent.
+ * - Priorities are integers in `[-maxPriority, maxPriority]`; an `enqueue` with a priority outside that range, or an
+ *   eta that is not a finite number, fails with a `BrokerError` naming the field, and enqueues nothing of its batch
+ *   (`validateOutgoing` is the shared check).
  * - Within a queue, a lower `priority` is taken first, and messages of equal priority are taken in the order they
  *   became due (FIFO). A message is not taken before its `eta`.
  * - Leases are fenced: a settlement or extension carrying a lease token that is no longer current (the lease lapsed and
@@ -21,7 +24,37 @@
  */
 import { Context, type Duration, type Effect } from "effect"
 import type { BrokerError } from "./ErrandError.ts"
+import * as Options from "./internal/options.ts"
 import type { LastError } from "./Message.ts"
+
+/**
+ * The largest priority magnitude: priorities are integers in `[-maxPriority, maxPriority]` (2^21 - 1).
+ *
+ * @category constants
+ * @since 0.2.0
+ */
+export const maxPriority: number = Options.maxPriority
+
+/**
+ * The check every broker applies to `enqueue`d messages, so that all brokers reject the same inputs: returns what is
+ * wrong with a message (naming the field), or `undefined` when it is valid. Adapters fail the whole batch with a
+ * `BrokerError` of operation `"enqueue"` carrying this text.
+ *
+ * @category validation
+ * @since 0.2.0
+ */
+export const validateOutgoing = (message: Outgoing): string | undefined => {
+  const { priority, eta } = message
+  if (typeof priority !== "number" || !Number.isInteger(priority) || Math.abs(priority) > maxPriority) {
+    return `Message ${message.id}: "priority" must be an integer from -${maxPriority} to ${maxPriority} (got ${
+      String(priority)
+    })`
+  }
+  if (typeof eta !== "number" || !Number.isFinite(eta)) {
+    return `Message ${message.id}: "eta" must be a finite number of epoch milliseconds (got ${String(eta)})`
+  }
+  return undefined
+}
 
 /**
  * A message handed to the broker by `enqueue`. `body` is the encoded envelope (see `Message`); the other fields repeat
@@ -54,7 +87,10 @@ export interface Delivery {
   readonly body: unknown
   /** Failed attempts recorded by `Retry` settlements so far (0 on a first run). Reset to 0 by `requeueDeadLetters`. */
   readonly attempts: number
-  /** How many times the message has been leased, this time included: above `attempts + 1` after lost leases. */
+  /**
+   * How many times the message has been leased, this time included, less the leases that ended in a `Release`:
+   * `deliveries - 1 - attempts` is the number of leases that lapsed without an outcome (lost leases).
+   */
   readonly deliveries: number
   /** The last error recorded by a `Retry` settlement. */
   readonly lastError?: LastError | undefined
@@ -69,8 +105,10 @@ export interface Delivery {
  *
  * - `Ack`: finished; the message leaves the broker.
  * - `Retry`: failed; due again at `eta`, with `attempts` raised by one and `error` recorded.
- * - `DeadLetter`: failed for good; moved to the queue's dead-letter set with `reason`.
- * - `Release`: put back, ready at once, with `attempts` unchanged (used on shutdown: no attempt is burned).
+ * - `DeadLetter`: failed for good; moved to the queue's dead-letter set with `reason`. Its `attempts` is recorded as
+ *   the delivery's `attempts`, plus one unless the settlement says it did not run the handler (`ran: false`): a dead letter counts handler runs.
+ * - `Release`: put back, ready at once, with `attempts` unchanged and this lease not counted in `deliveries` (used on
+ *   shutdown: no attempt is burned, and no lease counts as lost).
  *
  * @category models
  * @since 0.1.0
@@ -78,7 +116,16 @@ export interface Delivery {
 export type Settlement =
   | { readonly _tag: "Ack"; readonly delivery: Delivery }
   | { readonly _tag: "Retry"; readonly delivery: Delivery; readonly eta: number; readonly error: LastError }
-  | { readonly _tag: "DeadLetter"; readonly delivery: Delivery; readonly reason: LastError }
+  | {
+    readonly _tag: "DeadLetter"
+    readonly delivery: Delivery
+    readonly reason: LastError
+    /**
+     * Whether this delivery ran the handler (default `true`); `false` for messages dead-lettered unrun (undecodable,
+     * unknown actor, too old, too many lost leases).
+     */
+    readonly ran?: boolean | undefined
+  }
   | { readonly _tag: "Release"; readonly delivery: Delivery }
 
 /**
@@ -144,7 +191,7 @@ export interface DeadLetter {
   readonly id: string
   readonly queue: string
   readonly body: unknown
-  /** Failed attempts at the time it was dead-lettered. */
+  /** How many times its handler ran and failed (0 for a message dead-lettered unrun). */
   readonly attempts: number
   readonly reason: LastError
   /** When it was dead-lettered, epoch milliseconds. */

@@ -159,8 +159,52 @@ export const issuePath = (issue: SchemaIssue.Issue): string => {
 }
 
 /**
+ * An option of an actor, a send, or a worker is out of range or malformed (a priority of 1.5, a delay of `Infinity`,
+ * a concurrency of 0, a lease of 0). Nothing was sent or started. `Actor.make` throws it, like `InvalidName`; `send`
+ * and `Worker.make` fail with it.
+ *
+ * @category errors
+ * @since 0.2.0
+ */
+export class InvalidOption extends Schema.TaggedError<InvalidOption>()("InvalidOption", {
+  /** Whose option it is. */
+  of: Schema.Literals(["actor", "send", "worker"]),
+  /** The option's name, e.g. `"priority"`. */
+  option: Schema.String,
+  /** The value given, rendered for reading. */
+  value: Schema.String,
+  /** What the option accepts. */
+  expected: Schema.String
+}) {
+  override get message(): string {
+    return `Invalid ${this.of} option "${this.option}": ${this.value} (expected ${this.expected})`
+  }
+}
+
+/**
+ * A message lost its lease more often than the worker's `maxLostLeases` allows: each time it was taken, its worker
+ * stopped extending the lease without settling it (the process died or froze — a handler that blocks the event loop
+ * with a synchronous loop does this). It is dead-lettered unrun, so one poison message cannot take down a fleet.
+ *
+ * @category errors
+ * @since 0.2.0
+ */
+export class DeliveryLimitExceeded extends Schema.TaggedError<DeliveryLimitExceeded>()("DeliveryLimitExceeded", {
+  messageId: Schema.String,
+  queue: Schema.String,
+  /** Leases that lapsed without an outcome. */
+  lostLeases: Schema.Number,
+  maxLostLeases: Schema.Number
+}) {
+  override get message(): string {
+    return `Message ${this.messageId} on queue "${this.queue}" lost its lease ${this.lostLeases} times ` +
+      `(limit ${this.maxLostLeases}): a handler that freezes or crashes its worker is not run again`
+  }
+}
+
+/**
  * A message handed to a broker's `enqueue` has an id outside the grammar (see `Message.isMessageId`): 1 to 255
- * visible ASCII characters other than `"` and `\`. Nothing of its batch is enqueued; the broker fails with a
+ * printable ASCII characters other than `"` and `\`. Nothing of its batch is enqueued; the broker fails with a
  * `BrokerError` (operation `"enqueue"`) whose `cause` is this error. Ids made by `send` always satisfy the grammar, so
  * only a producer that builds `Broker.Outgoing` messages itself can meet it.
  *
@@ -173,7 +217,9 @@ export class InvalidMessageId extends Schema.TaggedError<InvalidMessageId>()("In
   queue: Schema.String
 }) {
   override get message(): string {
-    return `Invalid message id ${JSON.stringify(this.messageId)} on queue "${this.queue}": ids are 1 to 255 visible ` +
+    return `Invalid message id ${
+      JSON.stringify(this.messageId)
+    } on queue "${this.queue}": ids are 1 to 255 printable ` +
       "ASCII characters other than '\"' and '\\'"
   }
 

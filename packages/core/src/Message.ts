@@ -92,7 +92,7 @@ export interface Message<out Payload = unknown, out Success = unknown> {
 }
 
 /**
- * Whether a string is a valid message id: 1 to 255 visible ASCII characters (`!` to `~`) other than `"` and `\`
+ * Whether a string is a valid message id: 1 to 255 printable ASCII characters (space to `~`) other than `"` and `\`
  * (a UUID, a ULID, `order:42/refund` are all valid). Ids made by `send` always are; a broker's `enqueue` refuses a
  * batch holding any other id with a `BrokerError` whose `cause` is an `InvalidMessageId`, and enqueues none of it.
  * Such an id reads the same in JSON, in a Lua pattern and in a Redis key, so every broker hands it back unchanged.

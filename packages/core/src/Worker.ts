@@ -19,34 +19,26 @@
  *   with the reason, and the worker keeps going.
  * - Graceful shutdown (the worker's scope closing — SIGINT/SIGTERM under `NodeRuntime.runMain`): the worker stops
  *   taking, releases prefetched messages at once, lets running handlers finish up to `shutdownTimeout`, then
- *   interrupts them and releases their messages without burning an attempt.
- * - A broker outage does not stop the worker: it logs the outage once, retries with backoff, and logs the recovery
- *   once.
+ *   interrupts them and releases their messages without burning an attempt. It stops after at most
+ *   `releaseTimeout` more, even if a handler ignores interruption or the broker is down.
+ * - A broker outage does not stop the worker: every failed broker call is retried after a jittered exponential
+ *   backoff (never in a tight loop), the outage is logged once and the recovery once.
+ * - A message whose lease keeps lapsing (its handler kills or freezes each worker) is dead-lettered after
+ *   `maxLostLeases` lost leases, unrun.
  *
  * @since 0.1.0
  */
-import {
-  Cause,
-  Clock,
-  Context,
-  Duration,
-  Effect,
-  Exit,
-  Fiber,
-  FiberSet,
-  Layer,
-  References,
-  Schedule,
-  Schema
-} from "effect"
-import type { Scope } from "effect"
+import { Cause, Clock, Context, Effect, Exit, type Fiber, Layer, References, Schedule, Schema } from "effect"
+import type { Duration, Scope } from "effect"
 import type * as Actor from "./Actor.ts"
 import { Broker, type Delivery, type Settlement } from "./Broker.ts"
 import {
   type BrokerError,
+  DeliveryLimitExceeded,
   DuplicateActor,
   HandlerDefect,
   type InvalidName,
+  type InvalidOption,
   MaxAgeExceeded,
   MessageDecodeError,
   TimeLimitExceeded,
@@ -56,6 +48,7 @@ import { issuePath } from "./ErrandError.ts"
 import { isEnvelope } from "./internal/envelope.ts"
 import { describe, isTagged, lastError } from "./internal/failure.ts"
 import { validateName } from "./internal/names.ts"
+import * as Check from "./internal/options.ts"
 import { decide, type RetryPolicy } from "./internal/retry.ts"
 import * as Watchdog from "./internal/watchdog.ts"
 import { Envelope, type LastError, type Message } from "./Message.ts"
@@ -117,6 +110,17 @@ export interface Options<Handlers extends ReadonlyArray<Actor.Handler<Actor.Any,
   readonly idleWait?: Duration.Input | undefined
   /** How long shutdown lets running handlers finish before interrupting them (default 30 seconds). */
   readonly shutdownTimeout?: Duration.Input | undefined
+  /**
+   * How long shutdown may then spend on interrupting handlers and recording what they and the prefetched messages
+   * leave behind (default 5 seconds). Past it the worker stops anyway, even if a handler ignores interruption or the
+   * broker is down: what it could not release comes back when its lease lapses.
+   */
+  readonly releaseTimeout?: Duration.Input | undefined
+  /**
+   * How many times a message may lose its lease (its worker died or froze while running it) before it is
+   * dead-lettered unrun with `DeliveryLimitExceeded` (default 5). Releases on shutdown do not count.
+   */
+  readonly maxLostLeases?: number | undefined
   /** Called for each lifecycle event. Its failures and defects are logged, never fatal. */
   readonly onEvent?: ((event: Event) => Effect.Effect<void>) | undefined
 }
@@ -157,9 +161,54 @@ interface Job {
   fiber: Fiber.Fiber<void> | undefined
 }
 
-const brokerRetry = Schedule.exponential("100 millis").pipe(
-  Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(5))))
+/**
+ * The wait between retries of a failed broker call (take, settle, extend): exponential from 50 ms, capped at 5 s,
+ * jittered. Every retry sleeps, so a broker that fails at once never starves timers, I/O or signal handlers.
+ */
+const brokerBackoff = Schedule.min([Schedule.exponential("50 millis"), Schedule.spaced("5 seconds")]).pipe(
+  Schedule.jittered
 )
+
+/** A worker's options, validated, with defaults applied; durations in milliseconds. */
+interface Settings {
+  readonly concurrency: number
+  readonly prefetch: number
+  readonly leaseMillis: number
+  readonly idleWait: number
+  readonly shutdownTimeout: number
+  readonly releaseTimeout: number
+  readonly maxLostLeases: number
+}
+
+/** Validates a worker's options: a value out of range fails with `InvalidOption`, never clamped. */
+const validate = (options: Options<ReadonlyArray<Actor.Handler<Actor.Any, unknown>>>) =>
+  Effect.suspend((): Effect.Effect<Settings, InvalidOption> => {
+    const concurrency = Check.integer("worker", "concurrency", options.concurrency, 8, 1, 100_000)
+    if (typeof concurrency !== "number") return Effect.fail(concurrency)
+    const values = [
+      concurrency,
+      Check.integer("worker", "prefetch", options.prefetch, concurrency, 0, 100_000),
+      // a lease must outlast a round trip to the broker; it is extended every third of it
+      Check.duration("worker", "lease", options.lease, 30_000, 100, false),
+      Check.duration("worker", "idleWait", options.idleWait, 5_000, 0, false),
+      Check.duration("worker", "shutdownTimeout", options.shutdownTimeout, 30_000, 0, false),
+      Check.duration("worker", "releaseTimeout", options.releaseTimeout, 5_000, 0, false),
+      Check.integer("worker", "maxLostLeases", options.maxLostLeases, 5, 0, Infinity)
+    ] as const
+    for (const value of values) if (typeof value !== "number") return Effect.fail(value)
+    const [, prefetch, leaseMillis, idleWait, shutdownTimeout, releaseTimeout, maxLostLeases] = values as ReadonlyArray<
+      number
+    >
+    return Effect.succeed({
+      concurrency,
+      prefetch: prefetch!,
+      leaseMillis: leaseMillis!,
+      idleWait: idleWait!,
+      shutdownTimeout: shutdownTimeout!,
+      releaseTimeout: releaseTimeout!,
+      maxLostLeases: maxLostLeases!
+    })
+  })
 
 /**
  * Starts a worker in the current scope: it runs until the scope closes, then shuts down gracefully. Fails with
@@ -170,7 +219,7 @@ const brokerRetry = Schedule.exponential("100 millis").pipe(
  */
 export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.Any, unknown>>>(
   options: Options<Handlers>
-): Effect.Effect<void, DuplicateActor | InvalidName, Scope.Scope | Requirements<Handlers>> =>
+): Effect.Effect<void, DuplicateActor | InvalidName | InvalidOption, Scope.Scope | Requirements<Handlers>> =>
   Effect.gen(function*() {
     const registry = new Map<string, Registered>()
     for (const handler of options.handlers) {
@@ -187,11 +236,9 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
     for (const queue of queues) yield* validateName("queue", queue)
 
     const broker = yield* Broker
-    const concurrency = Math.max(1, options.concurrency ?? 8)
-    const capacity = concurrency + Math.max(0, options.prefetch ?? concurrency)
-    const leaseMillis = Duration.toMillis(Duration.fromInputUnsafe(options.lease ?? "30 seconds"))
-    const idleWait = options.idleWait ?? "5 seconds"
-    const shutdownTimeout = options.shutdownTimeout ?? "30 seconds"
+    const settings = yield* validate(options)
+    const { concurrency, leaseMillis, idleWait, shutdownTimeout, releaseTimeout, maxLostLeases } = settings
+    const capacity = concurrency + settings.prefetch
     const onEvent = options.onEvent
     const clock = yield* Clock.Clock
 
@@ -200,8 +247,18 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
         Effect.void :
         Effect.catchCause(onEvent(event), (cause) => Effect.logWarning("Worker onEvent failed", cause))
 
+    /** A delivery goes back to its queue unrun or unfinished (shutdown): the `Released` event. */
+    const releasedEvent = (delivery: Delivery): Effect.Effect<void> =>
+      Effect.andThen(
+        Effect.logDebug("Released to the queue on shutdown"),
+        emit({ _tag: "Released", messageId: delivery.id, queue: delivery.queue })
+      )
+
     // ---- shared state (single-threaded: plain mutable structures) ----
     let stopping = false
+    /** Messages run to an outcome (acked, retried or dead-lettered), and messages released, for the stop line. */
+    let finishedCount = 0
+    let releasedCount = 0
     /** Taken, waiting for a free handler slot. */
     let buffer: Array<Delivery> = []
     let bufferHead = 0
@@ -229,14 +286,19 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
       blocking: boolean
       flushing: boolean
       wake: (() => void) | undefined
+      /** A broker call for this queue failed and none has succeeded since: the outage is logged once. */
+      outage: boolean
     }
     const states = new Map<string, QueueState>()
     for (const queue of queues) {
-      states.set(queue, { queue, pending: [], blocking: false, flushing: false, wake: undefined })
+      states.set(queue, { queue, pending: [], blocking: false, flushing: false, wake: undefined, outage: false })
     }
 
-    const fibers = yield* FiberSet.make<void, never>()
-    const runFork = yield* FiberSet.runtime(fibers)<Requirements<Handlers>>()
+    /**
+     * Runs handler fibers. Not a `FiberSet`: its finalizer would await every fiber, and a handler that ignores
+     * interruption would then hold shutdown past its deadline.
+     */
+    const runFork = Effect.runForkWith(yield* Effect.context<Requirements<Handlers>>())
     /** Runs the worker's own background fibers (the time-limit alarm), outside the set shutdown waits for. */
     const runSystem = Effect.runForkWith(yield* Effect.context<never>())
 
@@ -249,30 +311,67 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
     const recorded = (batch: ReadonlyArray<Settlement>, rejected: ReadonlyArray<string>) => {
       const lost = maybeApplied.size === 0 ? rejected : rejected.filter((id) => !maybeApplied.has(id))
       if (maybeApplied.size > 0) { for (const settlement of batch) maybeApplied.delete(settlement.delivery.id) }
-      return lost.length === 0 ? Effect.void : Effect.logWarning(
-        `Lease lost before the outcome was recorded; the message will run again: ${lost.join(", ")}`
-      )
+      return lost.length === 0 ?
+        Effect.void :
+        Effect.forEach(
+          lost,
+          (messageId) =>
+            Effect.logWarning("Lease lost before the outcome was recorded; the message will run again").pipe(
+              Effect.annotateLogs({ messageId })
+            ),
+          { discard: true }
+        )
     }
     const retryLater = (batch: ReadonlyArray<Settlement>) => {
       for (const settlement of batch) maybeApplied.add(settlement.delivery.id)
     }
 
+    /** Logs the start of a queue's broker outage, once. */
+    const outageStarted = (state: QueueState, operation: string, error: BrokerError) =>
+      Effect.suspend(() => {
+        if (state.outage) return Effect.void
+        state.outage = true
+        return Effect.logError(
+          `Broker unavailable on queue "${state.queue}" (${operation}); retrying with backoff`,
+          error
+        )
+      })
+    /** Logs the end of a queue's broker outage, once. */
+    const outageEnded = (state: QueueState) =>
+      Effect.suspend(() => {
+        if (!state.outage) return Effect.void
+        state.outage = false
+        return Effect.logInfo(`Broker recovered on queue "${state.queue}"`)
+      })
+
+    /** One settle call of everything pending; on failure the batch goes back to the front of `pending`. */
+    const settleOnce = (state: QueueState): Effect.Effect<void, BrokerError> =>
+      Effect.suspend(() => {
+        const batch = state.pending
+        state.pending = []
+        return broker.settle(batch).pipe(
+          Effect.flatMap((rejected) => Effect.andThen(outageEnded(state), recorded(batch, rejected))),
+          Effect.tapError((error) => {
+            retryLater(batch)
+            state.pending = batch.concat(state.pending)
+            return outageStarted(state, "settle", error)
+          })
+        )
+      })
+
+    /**
+     * Sends a queue's pending settlements until none is left. A failed call is retried after `brokerBackoff`: the
+     * worker never spins on a broker that fails at once.
+     */
     const flush = (state: QueueState): Effect.Effect<void> =>
       Effect.suspend(() => {
         if (state.pending.length === 0) {
           state.flushing = false
           return Effect.void
         }
-        const batch = state.pending
-        state.pending = []
-        return broker.settle(batch).pipe(
-          Effect.flatMap((rejected) => recorded(batch, rejected)),
-          Effect.catch((error: BrokerError) => {
-            retryLater(batch)
-            state.pending = batch.concat(state.pending)
-            return Effect.logWarning("Could not record outcomes; will try again", error)
-          }),
-          Effect.andThen(flush(state))
+        return Effect.andThen(
+          Effect.retry(settleOnce(state), brokerBackoff).pipe(Effect.catch(() => Effect.void)),
+          flush(state)
         )
       })
 
@@ -322,22 +421,34 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
             { _tag: "Retry", delivery, eta, error } satisfies Settlement
           )
         }
-        return deadLetter(delivery, message, error, decision.why === "exhausted" ? "retries exhausted" : decision.why)
+        // a failure the actor `throws` is an expected outcome: logged at Info, as Dramatiq does
+        return decision.why === "throws"
+          ? deadLetter(delivery, message, error, "throws", true, "Info")
+          : deadLetter(
+            delivery,
+            message,
+            error,
+            decision.why === "exhausted" ? "retries exhausted" : decision.why,
+            true
+          )
       })
     }
 
+    /** Dead-letters a delivery; `ran` says whether it ran the handler (a dead letter counts handler runs). */
     const deadLetter = (
       delivery: Delivery,
       message: Message | undefined,
       reason: LastError,
-      why: string
+      why: string,
+      ran: boolean,
+      level: "Info" | "Error" = "Error"
     ): Effect.Effect<Settlement> =>
       Effect.as(
         Effect.andThen(
-          Effect.logError(`Dead-lettered (${why}): [${reason.tag}] ${reason.message}`),
+          Effect.logWithLevel(level)(`Dead-lettered (${why}): [${reason.tag}] ${reason.message}`),
           emit({ _tag: "DeadLettered", messageId: delivery.id, queue: delivery.queue, message, reason })
         ),
-        { _tag: "DeadLetter", delivery, reason } satisfies Settlement
+        { _tag: "DeadLetter", delivery, reason, ran } satisfies Settlement
       )
 
     // ---- time limits: one watchdog for all running handlers, not a timer per message ----
@@ -393,7 +504,7 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
       job.finished = true
       if (!job.timedOut && stopping && Cause.hasInterruptsOnly(cause)) {
         // interrupted by shutdown, not by the handler: put it back without burning an attempt
-        return Effect.succeed({ _tag: "Release", delivery: job.delivery } satisfies Settlement)
+        return Effect.as(releasedEvent(job.delivery), { _tag: "Release", delivery: job.delivery } satisfies Settlement)
       }
       return settleFailure(job.delivery, job.message!, job.registered!, failureOf(job, Exit.failCause(cause)))
     }
@@ -403,13 +514,17 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
         job.delivery,
         undefined,
         lastError(new MessageDecodeError({ messageId: job.delivery.id, part, issue })),
-        "undecodable"
+        "undecodable",
+        false
       )
 
-    /** The log annotations of a job's effects: the actor (once known), queue, message id and attempt. */
+    /**
+     * The log annotations of a job's effects: the actor (once known), queue, message id and attempt (1 on a first
+     * run, the number the retry log line names).
+     */
     const annotate = <A, E, R>(job: Job, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
       const actor = job.registered?.actor.name
-      const annotations = { queue: job.delivery.queue, messageId: job.delivery.id, attempt: job.delivery.attempts }
+      const annotations = { queue: job.delivery.queue, messageId: job.delivery.id, attempt: job.delivery.attempts + 1 }
       return Effect.annotateLogs(effect, actor === undefined ? annotations : { actor, ...annotations })
     }
 
@@ -425,7 +540,7 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
           actor: message.actor,
           queue: job.delivery.queue,
           messageId: job.delivery.id,
-          attempt: job.delivery.attempts
+          attempt: job.delivery.attempts + 1
         }),
         CurrentMessage,
         message
@@ -443,6 +558,17 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
      */
     const runJob = (runner: Runner, job: Job): Effect.Effect<void, never, unknown> => {
       const delivery = job.delivery
+      const lostLeases = delivery.deliveries - 1 - delivery.attempts
+      if (lostLeases > maxLostLeases) {
+        // its handler froze or crashed its worker each time: do not hand it to another one
+        const error = new DeliveryLimitExceeded({
+          messageId: delivery.id,
+          queue: delivery.queue,
+          lostLeases,
+          maxLostLeases
+        })
+        return finishWith(runner, job, deadLetter(delivery, undefined, lastError(error), "lost leases", false))
+      }
       const envelope = delivery.body
       if (!isEnvelope(envelope)) {
         const decoded = decodeEnvelope(envelope)
@@ -462,7 +588,8 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
             delivery,
             undefined,
             lastError(new UnknownActor({ actor: envelope.actor, queue: delivery.queue })),
-            "unknown actor"
+            "unknown actor",
+            false
           )
         )
       }
@@ -515,7 +642,7 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
           ageMillis: now - eta,
           maxAgeMillis: actor.maxAgeMillis
         })
-        return finishWith(runner, job, deadLetter(delivery, message, lastError(error), "too old"))
+        return finishWith(runner, job, deadLetter(delivery, message, lastError(error), "too old", false))
       }
       job.startedAt = now
       if (Number.isFinite(actor.timeLimitMillis)) {
@@ -562,6 +689,8 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
       runner.job = undefined
       job.finished = true
       running--
+      if (settlement._tag === "Release") releasedCount++
+      else finishedCount++
       settled(job.delivery, settlement)
       if (running === 0 && onIdle !== undefined) onIdle()
     }
@@ -631,6 +760,7 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
       const replace = Effect.sync(() => {
         if (!stopping) spawnRunner()
       })
+      runners.delete(runner)
       if (job === undefined || job.finished) return replace
       if (job.timedOut && job.message !== undefined) {
         // the watchdog interrupted it: a failed attempt, not a release
@@ -643,11 +773,14 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
         )
       }
       finishJob(runner, job, { _tag: "Release", delivery: job.delivery })
-      return replace
+      return Effect.andThen(annotate(job, releasedEvent(job.delivery)), replace)
     }
 
+    /** The runners alive, for shutdown to interrupt. */
+    const runners = new Set<Runner>()
     const spawnRunner = () => {
       const runner = makeRunner()
+      runners.add(runner)
       runner.fiber = runFork(
         Effect.onExit(
           Effect.forever(runner.step, { disableYield: true }),
@@ -687,7 +820,6 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
 
     const takeLoop = (state: QueueState): Effect.Effect<never> => {
       let expectMore = true
-      let outage = false
       const once: Effect.Effect<void, BrokerError> = Effect.suspend(() => {
         // Takes of different queues may overlap and together overshoot `capacity` a little; the surplus waits in
         // the buffer with its lease extended. Reserving capacity for a blocking take would starve the other queues.
@@ -726,21 +858,13 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
               buffer.push(delivery)
             }
             dispatch()
-            const recovered = outage ? Effect.logInfo(`Broker recovered on queue "${state.queue}"`) : Effect.void
-            outage = false
-            return Effect.andThen(recovered, recorded(settle, taken.rejected))
+            return Effect.andThen(outageEnded(state), recorded(settle, taken.rejected))
           }),
-          Effect.catch((error: BrokerError) =>
-            Effect.suspend(() => {
-              if (outage) return Effect.void
-              outage = true
-              return Effect.logError(`Broker unavailable on queue "${state.queue}"; retrying`, error)
-            }).pipe(Effect.andThen(Effect.fail(error)))
-          )
+          Effect.tapError((error) => outageStarted(state, "take", error))
         )
       })
       return once.pipe(
-        Effect.retry(brokerRetry),
+        Effect.retry(brokerBackoff),
         Effect.catch(() => Effect.void),
         Effect.forever,
         Effect.annotateLogs({ queue: state.queue })
@@ -748,20 +872,31 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
     }
 
     // ---- leases ----
+    /** Extension failed and none has succeeded since: logged once. */
+    let extendOutage = false
     const extendLeases = Effect.suspend(() => {
       if (held.size === 0) return Effect.void
       return broker.extend([...held.values()], leaseMillis).pipe(
         Effect.flatMap((lost) => {
           for (const id of lost) held.delete(id)
-          return lost.length === 0 ? Effect.void : Effect.logWarning(
-            `Lease lost while the handler was running; its outcome will be rejected and the message will run again: ${
-              lost.join(", ")
-            }`
+          const recovered = extendOutage ? Effect.logInfo("Leases extended again") : Effect.void
+          extendOutage = false
+          return Effect.andThen(
+            recovered,
+            Effect.forEach(lost, (messageId) =>
+              Effect.logWarning(
+                "Lease lost while the handler was running; its outcome will be rejected and the message will run again"
+              ).pipe(Effect.annotateLogs({ messageId })), { discard: true })
           )
         }),
-        Effect.catch((error: BrokerError) => Effect.logWarning("Could not extend leases", error))
+        Effect.catch((error: BrokerError) => {
+          if (extendOutage) return Effect.void
+          extendOutage = true
+          return Effect.logWarning("Could not extend leases; trying again every third of the lease", error)
+        })
       )
     })
+    /** Extends every third of the lease; a failed extension is tried again at the next turn, not at once. */
     const leaseKeeper = extendLeases.pipe(
       Effect.delay(Math.max(1, Math.floor(leaseMillis / 3))),
       Effect.forever
@@ -776,39 +911,68 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
     )
     const keeper = yield* Effect.forkDetach(leaseKeeper)
 
-    yield* Effect.addFinalizer(() =>
-      Effect.gen(function*() {
-        stopping = true
-        yield* Effect.forEach(loops, Fiber.interrupt, { concurrency: "unbounded", discard: true })
-        // prefetched messages go back at once
-        for (let delivery = nextBuffered(); delivery !== undefined; delivery = nextBuffered()) {
-          settled(delivery, { _tag: "Release", delivery })
-        }
-        const allIdle = Effect.callback<void>((resume) => {
-          if (running === 0) return resume(Effect.void)
-          onIdle = () => resume(Effect.void)
-          return Effect.sync(() => {
-            onIdle = undefined
-          })
-        })
-        const finished = yield* allIdle.pipe(Effect.timeoutOption(shutdownTimeout))
-        if (finished._tag === "None") {
-          yield* Effect.logWarning(`${running} handler(s) still running after the shutdown timeout; releasing them`)
-        }
-        yield* FiberSet.clear(fibers) // interrupts the runners; a handler still running is released
-        yield* Fiber.interrupt(keeper)
-        watchdog.stop()
-        for (const state of states.values()) {
+    /** Waits until no handler runs. */
+    const untilIdle = Effect.callback<void>((resume) => {
+      if (running === 0) return resume(Effect.void)
+      onIdle = () => resume(Effect.void)
+      return Effect.sync(() => {
+        onIdle = undefined
+      })
+    })
+    /** Runs a step of shutdown for at most `millis`: true when it finished in time. */
+    const within = (millis: number, step: Effect.Effect<void>): Effect.Effect<boolean> =>
+      Effect.interruptible(step).pipe(
+        Effect.timeoutOption(millis),
+        Effect.map((done) => done._tag === "Some")
+      )
+
+    /**
+     * Shutdown: stop taking, release prefetched messages, let handlers finish for `shutdownTimeout`, interrupt the
+     * rest and record what they leave behind for at most `releaseTimeout`. Every step is bounded, so the worker stops
+     * even if a handler ignores interruption or the broker is down; what it could not release comes back when its
+     * lease lapses.
+     */
+    const shutdown = Effect.gen(function*() {
+      stopping = true
+      for (const loop of loops) loop.interruptUnsafe()
+      // prefetched messages go back at once
+      for (let delivery = nextBuffered(); delivery !== undefined; delivery = nextBuffered()) {
+        releasedCount++
+        settled(delivery, { _tag: "Release", delivery })
+        yield* releasedEvent(delivery).pipe(Effect.annotateLogs({ queue: delivery.queue, messageId: delivery.id }))
+      }
+      if (!(yield* within(shutdownTimeout, untilIdle))) {
+        yield* Effect.logWarning(`${running} handler(s) still running after the shutdown timeout; interrupting them`)
+      }
+      const deadline = clock.currentTimeMillisUnsafe() + releaseTimeout
+      for (const runner of runners) runner.fiber?.interruptUnsafe()
+      const stopped = yield* within(releaseTimeout, untilIdle)
+      keeper.interruptUnsafe()
+      watchdog.stop()
+      const recorded = yield* within(
+        Math.max(0, deadline - clock.currentTimeMillisUnsafe()),
+        Effect.forEach(stateList, (state) => {
           state.flushing = true
-          yield* flush(state)
-        }
-        yield* Effect.logDebug("Worker stopped")
-      }).pipe(Effect.annotateLogs({ module: "Worker" }))
-    )
+          return flush(state)
+        }, { concurrency: "unbounded", discard: true })
+      )
+      const unsettled = stateList.reduce((n, state) => n + state.pending.length, 0)
+      const abandoned = running + (recorded ? 0 : unsettled)
+      const summary = `Worker stopped: ${finishedCount} message(s) finished, ${releasedCount} released`
+      yield* abandoned === 0 && stopped
+        ? Effect.logInfo(summary)
+        : Effect.logWarning(
+          `${summary}; ${running} handler(s) ignored interruption and ${
+            recorded ? 0 : unsettled
+          } outcome(s) could not be recorded in time: their messages come back when their leases lapse`
+        )
+    }).pipe(Effect.annotateLogs({ module: "Worker" }))
+
+    yield* Effect.addFinalizer(() => shutdown)
     yield* Effect.logDebug(`Worker started on ${queues.join(", ")} (concurrency ${concurrency})`)
   }).pipe(Effect.annotateLogs({ module: "Worker" })) as Effect.Effect<
     void,
-    DuplicateActor | InvalidName,
+    DuplicateActor | InvalidName | InvalidOption,
     Scope.Scope | Requirements<Handlers>
   >
 
@@ -821,4 +985,5 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
  */
 export const layer = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.Any, unknown>>>(
   options: Options<Handlers>
-): Layer.Layer<never, DuplicateActor | InvalidName, Requirements<Handlers>> => Layer.effectDiscard(make(options))
+): Layer.Layer<never, DuplicateActor | InvalidName | InvalidOption, Requirements<Handlers>> =>
+  Layer.effectDiscard(make(options))

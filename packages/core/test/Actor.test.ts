@@ -57,7 +57,7 @@ describe("Actor", () => {
           { orderId: "o-3", items: [{ sku: "A", quantity: 1.5 }], placedAt: new Date(0) }
         )
       )
-      assert.strictEqual(error._tag, "InvalidPayload")
+      assert(error._tag === "InvalidPayload")
       assert.strictEqual(error.actor, "process_order")
       assert.strictEqual(error.path, "items.0.quantity")
       assert.include(error.message, `at "items.0.quantity"`)
@@ -67,6 +67,7 @@ describe("Actor", () => {
     Effect.gen(function*() {
       const sendWelcome = Actor.make("send_welcome", { payload: Schema.Struct({ userId: Schema.Number }) })
       const error = yield* Effect.flip(sendWelcome.message({} as { userId: number }))
+      assert(error._tag === "InvalidPayload")
       assert.strictEqual(error.path, "userId")
     }))
 

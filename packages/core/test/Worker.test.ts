@@ -75,7 +75,7 @@ describe("Worker", () => {
           actor: "chatty",
           queue: "q",
           messageId: sent.id,
-          attempt: 0
+          attempt: 1
         })
       }).pipe(
         withWorker({ handlers: [handler] }),

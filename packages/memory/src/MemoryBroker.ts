@@ -24,7 +24,7 @@
  *
  * @since 0.1.0
  */
-import { Broker, ErrandError } from "@errand/core"
+import { Broker, ErrandError, Message } from "@errand/core"
 import { Clock, Context, Data, Duration, Effect, type Fiber, Layer } from "effect"
 import { type Alarm, type QueueState, Store, Waiter } from "./internal/store.ts"
 
@@ -167,12 +167,20 @@ export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
 
   const broker = Broker.Broker.of({
     name: "memory",
-    enqueue: (messages) =>
-      Effect.withFiber((fiber) => {
-        const refused = store.enqueue(messages, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
-        endStep(fiber)
-        return refused === undefined ? Effect.void : Effect.fail(ErrandError.InvalidMessageId.refuse("memory", refused))
-      }),
+    enqueue: (messages) => {
+      // the shared checks of the contract: a batch with an invalid message enqueues nothing
+      for (let i = 0; i < messages.length; i++) {
+        const message = messages[i]!
+        if (!Message.isMessageId(message.id)) {
+          return Effect.fail(ErrandError.InvalidMessageId.refuse("memory", message))
+        }
+        const invalid = Broker.validateOutgoing(message)
+        if (invalid !== undefined) {
+          return Effect.fail(new ErrandError.BrokerError({ broker: "memory", operation: "enqueue", message: invalid }))
+        }
+      }
+      return step((now) => store.enqueue(messages, now))
+    },
     take: (request) =>
       Effect.withFiber((fiber) => {
         const clock = fiber.getRef(Clock.Clock)

@@ -127,7 +127,8 @@ const pushSettlements = (args: Array<string | number>, settlements: ReadonlyArra
         args.push("r", s.delivery.id, s.delivery.lease, s.eta, Codec.encodeLastError(s.error))
         break
       case "DeadLetter":
-        args.push("d", s.delivery.id, s.delivery.lease, "", Codec.encodeLastError(s.reason))
+        // the eta slot says whether this delivery ran the handler: a dead letter counts handler runs
+        args.push("d", s.delivery.id, s.delivery.lease, s.ran === false ? 0 : 1, Codec.encodeLastError(s.reason))
         break
     }
   }
@@ -259,9 +260,6 @@ export const make = Effect.fnUntraced(function*(
     let other: Array<string | number> | undefined
     for (const message of chunk) {
       const { eta, priority } = message
-      if (!Number.isFinite(priority) || !Number.isFinite(eta)) {
-        return `Message ${message.id}: priority and eta must be finite numbers (got ${priority}, ${eta})`
-      }
       const element = Codec.encode(message.id, priority, message.body)
       if (element === undefined) return `Message ${message.id}: its body is not JSON-serialisable`
       if (priority === 0 && eta <= now) args.push(element)
@@ -449,9 +447,12 @@ export const make = Effect.fnUntraced(function*(
   return Broker.Broker.of({
     name: "redis",
     enqueue: (messages) => {
-      // The whole batch is checked before any of it is sent: calls are per queue and per `maxBatch` messages.
-      for (const message of messages) {
+      // the contract's shared checks, for the whole batch first: an invalid message enqueues nothing
+      for (let i = 0; i < messages.length; i++) {
+        const message = messages[i]!
         if (!Message.isMessageId(message.id)) return Effect.fail(ErrandError.InvalidMessageId.refuse("redis", message))
+        const problem = Broker.validateOutgoing(message)
+        if (problem !== undefined) return Effect.fail(invalid("enqueue", problem))
       }
       const groups = byQueue(messages, (m) => m.queue)
       return groups.length === 0

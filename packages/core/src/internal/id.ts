@@ -54,13 +54,13 @@ export const leaseToken = messageId
 export const MAX_ID_LENGTH = 255
 
 /**
- * The message id grammar: 1 to 255 visible ASCII characters (`!` to `~`) other than `"` and `\`. Such an id is the same
+ * The message id grammar: 1 to 255 printable ASCII characters (space to `~`) other than `"` and `\`. Such an id is the same
  * string in JSON, in a Lua pattern and in a Redis key, so every broker and script reads it alike. The ids above (21
  * characters of `[0-9A-Za-z_-]`) satisfy it.
  *
  * @internal
  */
-export const ID_PATTERN = /^[!#-[\]-~]{1,255}$/
+export const ID_PATTERN = /^[ !#-[\]-~]{1,255}$/
 
 /** @internal */
 export const isMessageId = (id: unknown): id is string => typeof id === "string" && ID_PATTERN.test(id)

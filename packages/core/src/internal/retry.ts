@@ -48,22 +48,21 @@ const GIVE_UP_EXHAUSTED: RetryDecision = { _tag: "GiveUp", why: "exhausted" }
 
 /**
  * Replays `schedule` for `attempts` steps (each fed `failure`) and returns the delay of the last step, or `undefined`
- * when the schedule ended first. `lastDelayWhenDone` keeps the final delay instead of ending.
+ * when the schedule ended first.
  *
  * @internal
  */
 export const replayDelay = Effect.fnUntraced(function*<Failure>(
   schedule: Schedule.Schedule<unknown, Failure>,
   failure: Failure,
-  attempts: number,
-  lastDelayWhenDone: boolean
+  attempts: number
 ): Effect.fn.Return<number | undefined> {
   const step = yield* Schedule.toStep(schedule)
   let now = 0
   let delay: number | undefined = undefined
   for (let i = 0; i < attempts; i++) {
     const result = yield* Pull.catchDone(step(now, failure), () => Effect.undefined)
-    if (result === undefined) return lastDelayWhenDone ? delay ?? 0 : undefined
+    if (result === undefined) return undefined
     delay = Math.round(Duration.toMillis(result[1]))
     now += delay
   }
@@ -71,7 +70,9 @@ export const replayDelay = Effect.fnUntraced(function*<Failure>(
 })
 
 /**
- * Decides what happens after a failed attempt. `attempts` counts failed attempts including this one.
+ * Decides what happens after a failed attempt. `attempts` counts failed attempts including this one. One rule: a
+ * failure is retried only when its tag is not in `throws`, `retryWhen` (if any) allows it, and the limit
+ * (`maxRetries`, or the end of the schedule) is not reached. `retryWhen` never extends the limit.
  *
  * @internal
  */
@@ -81,16 +82,12 @@ export const decide = <Failure extends { readonly _tag: string }>(
   attempts: number
 ): Effect.Effect<RetryDecision> => {
   if (policy.throws.has(failure._tag)) return Effect.succeed(GIVE_UP_THROWS)
-  if (policy.retryWhen !== undefined) {
-    if (!policy.retryWhen(failure, attempts)) return Effect.succeed(GIVE_UP_RETRY_WHEN)
-    return Effect.map(
-      replayDelay(policy.schedule, failure, attempts, true),
-      (delay): RetryDecision => ({ _tag: "Retry", delayMillis: delay ?? 0 })
-    )
+  if (policy.retryWhen !== undefined && !policy.retryWhen(failure, attempts)) {
+    return Effect.succeed(GIVE_UP_RETRY_WHEN)
   }
   if (policy.maxRetries !== undefined && attempts > policy.maxRetries) return Effect.succeed(GIVE_UP_EXHAUSTED)
   return Effect.map(
-    replayDelay(policy.schedule, failure, attempts, false),
+    replayDelay(policy.schedule, failure, attempts),
     (delay): RetryDecision => delay === undefined ? GIVE_UP_EXHAUSTED : { _tag: "Retry", delayMillis: delay }
   )
 }

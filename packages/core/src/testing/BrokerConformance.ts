@@ -33,6 +33,7 @@ import { randomUUID } from "node:crypto"
 import {
   Broker,
   type Delivery,
+  maxPriority,
   type Outgoing,
   type QueueStats,
   type Settlement,
@@ -321,7 +322,7 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
           assert.deepStrictEqual(third.lastError, crash)
         }))
 
-      it.effect("release puts a message back, ready at once, without counting an attempt", () =>
+      it.effect("release puts a message back, ready at once, counting neither an attempt nor a delivery", () =>
         Effect.gen(function*() {
           const q = yield* fixture
           yield* q.enqueue([q.message("a")])
@@ -331,7 +332,8 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
           const second = yield* q.takeOne()
           assert.strictEqual(second.id, first.id)
           assert.strictEqual(second.attempts, 0)
-          assert.strictEqual(second.deliveries, 2)
+          // a released lease is not a lost one: deliveries - 1 - attempts stays 0
+          assert.strictEqual(second.deliveries, 1)
           assert.notStrictEqual(second.lease, first.lease)
         }))
 
@@ -516,7 +518,7 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
           const taken = yield* q.take({ settle: [release(first)] })
           // Then it gets the released message back
           assert.deepStrictEqual(q.labels(taken), ["a"])
-          assert.strictEqual(taken.deliveries[0]?.deliveries, 2)
+          assert.strictEqual(taken.deliveries[0]?.deliveries, 1)
           assert.deepStrictEqual(taken.rejected, [])
         }))
 
@@ -605,10 +607,81 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
           assert.deepStrictEqual(yield* q.stats, zero)
         }))
     })
+    describe("validation and accounting", () => {
+      it.effect("rejects a priority that is not an integer within ±maxPriority, or an eta that is not finite", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const bad: ReadonlyArray<[string, Partial<Outgoing>, string]> = [
+            ["fraction", { priority: 1.5 }, "priority"],
+            ["NaN", { priority: Number.NaN }, "priority"],
+            ["too high", { priority: maxPriority + 1 }, "priority"],
+            ["too low", { priority: -maxPriority - 1 }, "priority"],
+            ["infinite", { priority: Infinity }, "priority"],
+            ["eta NaN", { eta: Number.NaN }, "eta"],
+            ["eta infinite", { eta: Infinity }, "eta"]
+          ]
+          for (const [label, override, field] of bad) {
+            const valid = yield* q.message("valid")
+            const invalid = { ...(yield* q.message(label)), ...override }
+            // a batch with one invalid message enqueues nothing
+            const error = yield* Effect.flip(q.broker.enqueue([valid, invalid]))
+            assert.strictEqual(error._tag, "BrokerError", label)
+            assert.strictEqual(error.operation, "enqueue", label)
+            assert.include(error.message, `"${field}"`, label)
+            assert.deepStrictEqual(yield* q.stats, zero, label)
+          }
+        }))
+
+      it.effect("accepts the extreme priorities, and takes them in order", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([
+            q.message("max", { priority: maxPriority }),
+            q.message("zero"),
+            q.message("min", { priority: -maxPriority })
+          ])
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 3 })), ["min", "zero", "max"])
+        }))
+
+      it.effect("a dead letter counts handler runs: a message dead-lettered unrun adds none", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("ran-once")])
+          const now = yield* Clock.currentTimeMillis
+          // Given a message whose handler failed once and was retried
+          yield* q.broker.settle([retry(yield* q.takeOne(), now, boom)])
+          // When it is dead-lettered unrun (say, too old) at its next delivery
+          yield* q.broker.settle([deadLetter(yield* q.takeOne(), boom, false)])
+          // And another is dead-lettered unrun at its first delivery
+          yield* q.enqueue([q.message("never-ran")])
+          yield* q.broker.settle([deadLetter(yield* q.takeOne(), boom, false)])
+          // Then the dead letters count the one run, and none
+          const letters = yield* q.broker.deadLetters(q.queue)
+          assert.deepStrictEqual(
+            letters.map((letter) => [q.deadLabels([letter])[0], letter.attempts]),
+            [["ran-once", 1], ["never-ran", 0]]
+          )
+        }))
+
+      it.effect("counts lost leases in deliveries, and releases not: deliveries - 1 - attempts", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("a")])
+          // a lease that lapses is a lost lease
+          yield* q.takeOne({ lease: 1_000 })
+          yield* TestClock.adjust(1_001)
+          const second = yield* q.takeOne({ lease: 1_000 })
+          assert.strictEqual(second.deliveries - 1 - second.attempts, 1)
+          // a release is not
+          yield* q.broker.settle([release(second)])
+          const third = yield* q.takeOne()
+          assert.strictEqual(third.deliveries - 1 - third.attempts, 1)
+        }))
+    })
 
     describe("message ids", () => {
-      /** Ids outside the grammar (`Message.isMessageId`): empty, too long, a space, a quote, a backslash, non-ASCII. */
-      const invalidIds = ["", "x".repeat(256), "a b", "a\"b", "a\\b", "a\nb", "caf\u00e9", "\u{1F600}", "\u0000"]
+      /** Ids outside the grammar (`Message.isMessageId`): empty, too long, a quote, a backslash, a control, non-ASCII. */
+      const invalidIds = ["", "x".repeat(256), "a\tb", "a\"b", "a\\b", "a\nb", "caf\u00e9", "\u{1F600}", "\u0000"]
 
       it.effect("refuses a batch holding an id outside the grammar, enqueuing none of it, on any queue", () =>
         Effect.gen(function*() {
@@ -638,10 +711,25 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
       it.effect("hands back every id the grammar allows unchanged, and acks it", () =>
         Effect.gen(function*() {
           const q = yield* fixture
-          let visible = "!"
-          for (let code = 0x23; code <= 0x7e; code++) if (code !== 0x5c) visible += String.fromCharCode(code)
+          let printable = " !"
+          for (let code = 0x23; code <= 0x7e; code++) if (code !== 0x5c) printable += String.fromCharCode(code)
           // Every allowed character, the longest id, and ids that look like JSON, Lua patterns, escapes or tokens
-          const ids = [visible, "z".repeat(255), "%", "[", "]", "^", "-", "{", "}", "}{", "#[0,0,1,", "!", "#", "u0041"]
+          const ids = [
+            printable,
+            "z".repeat(255),
+            "%",
+            "[",
+            "]",
+            "^",
+            "-",
+            "{",
+            "}",
+            "}{",
+            "#[0,0,1,",
+            "!",
+            "#",
+            "u0041"
+          ]
           const messages = ids.map((id, i) =>
             Effect.map(q.message(`m${i}`), (message) => ({ ...message, id, body: { id, n: i } }))
           )
@@ -771,7 +859,8 @@ const retry = (delivery: Delivery, eta: number, error: LastError): Settlement =>
   eta,
   error
 })
-const deadLetter = (delivery: Delivery, reason: LastError): Settlement => ({ _tag: "DeadLetter", delivery, reason })
+const deadLetter = (delivery: Delivery, reason: LastError, ran?: boolean): Settlement =>
+  ran === undefined ? { _tag: "DeadLetter", delivery, reason } : { _tag: "DeadLetter", delivery, reason, ran }
 const release = (delivery: Delivery): Settlement => ({ _tag: "Release", delivery })
 
 interface MessageOptions {

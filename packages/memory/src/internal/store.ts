@@ -27,7 +27,7 @@
  *
  * @internal
  */
-import { type Broker, Message } from "@errand/core"
+import type { Broker, Message } from "@errand/core"
 import type { Fiber } from "effect"
 import { Deque } from "./Deque.ts"
 import { Heap, type HeapItem } from "./Heap.ts"
@@ -224,14 +224,7 @@ export class Store {
   // ---------------------------------------------------------------------------------------------------------------
   // operations
 
-  /**
-   * Enqueues a batch; or, when a message's id is outside the grammar (`Message.isMessageId`), enqueues nothing and
-   * returns that message.
-   */
-  enqueue(messages: ReadonlyArray<Broker.Outgoing>, now: number): Broker.Outgoing | undefined {
-    for (let i = 0; i < messages.length; i++) {
-      if (!Message.isMessageId(messages[i]!.id)) return messages[i]
-    }
+  enqueue(messages: ReadonlyArray<Broker.Outgoing>, now: number): void {
     let q: QueueState | undefined = undefined
     for (let i = 0; i < messages.length; i++) {
       const message = messages[i]!
@@ -244,7 +237,6 @@ export class Store {
       this.schedule(q, entry, message.eta, now)
     }
     if (q !== undefined) this.finish(q, now)
-    return undefined
   }
 
   /** Leases up to `max` ready messages of a queue. */
@@ -291,8 +283,8 @@ export class Store {
           break
         }
         case "DeadLetter": {
-          // The attempt that dead-lettered it failed too: a dead letter counts it.
-          entry.attempts++
+          // A dead letter counts handler runs: this delivery's counts when it ran.
+          if (settlement.ran !== false) entry.attempts++
           entry.reason = settlement.reason
           entry.deadAt = now
           entry.deadSeq = ++q.deadSeq
@@ -300,6 +292,8 @@ export class Store {
           break
         }
         case "Release": {
+          // a released lease is not a lost one: it does not count in `deliveries`
+          entry.deliveries--
           this.pushReady(q, entry)
           break
         }

@@ -21,7 +21,7 @@ export interface Decoded {
 const compactPrefix = "{\"id\":\""
 
 /** The characters of the id grammar, without its length limit (checked at enqueue), as the scripts check it. */
-const readableId = /^[!#-\[\]-~]+$/
+const readableId = /^[ !#-\[\]-~]+$/
 
 /**
  * Encodes a message for enqueue. Returns `undefined` when the body is not JSON-serialisable (`undefined`, a function,
@@ -64,7 +64,7 @@ export const parseBody = (raw: string): unknown => {
  * `luaIdClass` in `scripts.ts`). An element whose id is not made of them gets its lease token as id, here and in the
  * scripts alike.
  */
-const compactId = /^\{"id":"([!#-\[\]-~]+)"/
+const compactId = /^\{"id":"([ !#-\[\]-~]+)"/
 
 /** Decodes an element written by `encode` or by the scripts. */
 export const decode = (element: string, fallbackId: string): Decoded => {

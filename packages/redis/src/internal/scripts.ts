@@ -43,12 +43,12 @@ local wake = false
 `
 
 /**
- * The characters of a message id, as a Lua pattern class: visible ASCII (`!` to `~`) other than `"` and `\`, the
+ * The characters of a message id, as a Lua pattern class: printable ASCII (space to `~`) other than `"` and `\`, the
  * grammar of `Message.isMessageId` (whose length limit, 255, is checked at enqueue). The scripts and the codec read an
  * id only when it is made of these characters, so both read the same id from every element; an element whose id is
  * not (written by another producer) gets its lease token as id, on both sides alike.
  */
-export const luaIdClass = "[!#-[%]^-~]"
+export const luaIdClass = "[ !#-[%]^-~]"
 
 /** `decode(e)`: splits an element into priority, attempts, deliveries, id (or nil), lastError (or nil) and body JSON. */
 const decode = String.raw`
@@ -164,8 +164,9 @@ end
 
 /**
  * `settle(now, o, list, ttl, max)`: applies the n settlements read from ARGV[o]: n, then per settlement (kind, id,
- * token, eta, json), kind one of a (ack), r (retry: eta, json = lastError), d (dead-letter: json = reason), l
- * (release). A settlement whose lease is not current (no in-flight record for the id under that token: the lease was
+ * token, eta, json), kind one of a (ack), r (retry: eta, json = lastError), d (dead-letter: eta slot "1" when the
+ * delivery ran the handler, "0" when not; json = reason), l (release: deliveries - 1, since a released lease is not
+ * a lost one). A settlement whose lease is not current (no in-flight record for the id under that token: the lease was
  * swept after lapsing and the message perhaps taken again, or it was settled, or flushed) changes nothing; its
  * 0-based index is returned. A lapsed lease stays current until a sweep returns its message to the queue.
  * Needs decode, encode, pushReady and trimDead.
@@ -203,7 +204,8 @@ local function settle(now, o, list, ttl, max)
       local p, a, d, id, err, body = decode(rec)
       if type(id) ~= "string" then id = ids[i] end
       if kind == "l" then
-        pushReady(rec, p, list)
+        -- a released lease is not a lost one: it does not count in deliveries
+        pushReady(encode(p, a, math.max(d - 1, 0), id, err, body), p, list)
       elseif kind == "r" then
         local e = encode(p, a + 1, d, id, cjson.decode(ARGV[o + 5 * i]), body)
         local eta = tonumber(ARGV[o + 5 * i - 1])
@@ -214,8 +216,9 @@ local function settle(now, o, list, ttl, max)
           wake = true
         end
       else
-        -- the attempt that dead-letters a message failed too: the dead letter counts it
-        local e = encode(p, a + 1, d, id, cjson.decode(ARGV[o + 5 * i]), body)
+        -- a dead letter counts handler runs: this delivery's counts when it ran (eta slot "1")
+        if ARGV[o + 5 * i - 1] ~= "0" then a = a + 1 end
+        local e = encode(p, a, d, id, cjson.decode(ARGV[o + 5 * i]), body)
         local seq = call("INCR", SEQ)
         call("ZADD", D, now * 1000 + seq % 1000, id)
         call("HSET", DH, id, e)

@@ -14,7 +14,7 @@
  * - duplicated: messages done more than once. Each is *explained* when it was in flight (leased) at a kill, worker or
  *   Redis (the run snapshots the in-flight hash then), or ambiguous; otherwise it is *unexplained*: a bug.
  * - recovery: after a Redis restart, until the first message sent after it is done; after a worker kill, until every
- *   message in flight at the kill is done again (about one lease).
+ *   message in flight at the kill is done (the killed worker's after their lease lapses: about one lease).
  *
  * @internal
  */
@@ -83,6 +83,8 @@ export interface ChaosReport {
   /** From the first message sent to the last one done. */
   readonly processingMs: number
   readonly drained: boolean
+  /** What the run knows of a message: when it was sent and done, whether it was at risk. */
+  readonly explain: (id: string) => string
 }
 
 const workerPath = fileURLToPath(new URL("./worker.ts", import.meta.url))
@@ -116,7 +118,11 @@ export const run = (options: ChaosOptions): Effect.Effect<ChaosReport, Error, Sc
     const inFlightAtKills = new Set<string>()
 
     const admin = yield* Effect.acquireRelease(
-      Effect.sync(() => new Redis(server.url, { maxRetriesPerRequest: 1 })),
+      Effect.sync(() => {
+        const client = new Redis(server.url, { maxRetriesPerRequest: 1 })
+        client.on("error", () => {}) // down during outages; it is only used while Redis is up
+        return client
+      }),
       (client) => Effect.sync(() => client.disconnect())
     )
     const leasedIds = Effect.promise(() => admin.hkeys(`{${prefix}:${queue}}:f`))
@@ -328,17 +334,35 @@ export const run = (options: ChaosOptions): Effect.Effect<ChaosReport, Error, Sc
       kills: kills.map(({ at, inFlight, worker }) => ({
         worker,
         inFlight: inFlight.length,
-        recoveryMs: Math.max(0, ...inFlight.map((id) => (firstDoneAfter(id, at) ?? Infinity) - at))
+        // The leases of every worker are in the snapshot: those done before the kill and not after were acked by
+        // their (live) worker; the others, the killed worker's, are done again once their lease lapsed
+        recoveryMs: Math.max(
+          0,
+          ...inFlight.map((id) => {
+            const after = firstDoneAfter(id, at)
+            return after !== undefined ? after - at : (doneAt.get(id)?.[0] ?? Infinity) < at ? 0 : Infinity
+          })
+        )
       })),
       exits,
       stats: stats._tag === "Some" ? stats.value : undefined,
       processingMs: lastDone - started,
-      drained
+      drained,
+      explain: (id) => {
+        const at = (t: number | undefined) => t === undefined ? "never" : `at ${((t - started) / 1000).toFixed(3)} s`
+        return `sent ${at(sentAt.get(id))}, done ${(doneAt.get(id) ?? []).map(at).join(" and ") || "never"}` +
+          `${ambiguous.has(id) ? ", ambiguous send" : ""}${inFlightAtKills.has(id) ? ", in flight at a kill" : ""}; ` +
+          `kills at ${kills.map((k) => at(k.at)).join(", ") || "-"}, Redis restarts at ${
+            outages.map((o) => at(o.restartedAt)).join(", ") || "-"
+          }`
+      }
     }
   })
 
 /** The report as lines, for the soak and the test's output. */
 export const render = (report: ChaosReport): Array<string> => [
+  ...report.lost.slice(0, 10).map((id) => `LOST ${id}: ${report.explain(id)}`),
+  ...report.unexplained.slice(0, 10).map((id) => `UNEXPLAINED DUPLICATE ${id}: ${report.explain(id)}`),
   `sent ${report.sent} · completed ${report.completed} · lost ${report.lost.length} · duplicated ${report.duplicated.length} ` +
   `(unexplained ${report.unexplained.length}; ${report.inFlightAtKills} were in flight at a kill, ${report.ambiguous} ` +
   `ambiguous sends) · processed in ${(report.processingMs / 1000).toFixed(1)} s`,

@@ -17,16 +17,12 @@ const env = (name: string): string => {
   return value
 }
 
-/** Lines are written in batches: one write per event-loop turn, not one per job. */
-let buffered = ""
-const flush = () => {
-  const text = buffered
-  buffered = ""
-  process.stdout.write(text)
-}
+/**
+ * Writes a line at once: stdout is a pipe, written synchronously on Linux, so a `done` line is out before the handler
+ * returns and its ack is sent. A worker SIGKILLed after an ack has always reported the message done.
+ */
 const print = (line: string) => {
-  if (buffered === "") setImmediate(flush)
-  buffered += line + "\n"
+  process.stdout.write(line + "\n")
 }
 
 const workMs = Number(env("CHAOS_WORK_MS"))
@@ -61,5 +57,5 @@ process.once("SIGTERM", () => {
 fiber.addObserver((exit) => {
   const clean = Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause)
   if (!clean) process.stderr.write(`chaos worker failed: ${Cause.pretty(exit.cause)}\n`)
-  process.stdout.write(buffered, () => process.exit(clean ? 0 : 1))
+  process.exit(clean ? 0 : 1)
 })

@@ -20,7 +20,7 @@
  */
 import { Actor, Broker, type Message } from "@errand/core"
 import { RedisBroker } from "@errand/redis"
-import { Clock, Context, Deferred, Duration, Effect, Fiber, Layer, Schedule, type Scope } from "effect"
+import { Clock, Context, Deferred, Effect, Fiber, Layer, Schedule, type Scope } from "effect"
 import { Redis } from "ioredis"
 import { type ChildProcess, spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
@@ -382,6 +382,3 @@ export const render = (report: ChaosReport): Array<string> => [
   }`,
   `queue at the end: ${report.stats === undefined ? "unknown" : JSON.stringify(report.stats)}`
 ]
-
-/** Milliseconds as a `Duration` input, for options read from the command line. */
-export const millis = (input: Duration.Input): number => Duration.toMillis(Duration.fromInputUnsafe(input))

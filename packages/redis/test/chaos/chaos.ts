@@ -371,8 +371,8 @@ export const render = (report: ChaosReport): Array<string> => [
     `${o.recoveryMs === undefined ? "never" : `${o.recoveryMs} ms`} after the restart`
   ),
   ...report.kills.map((k) =>
-    `${k.worker} SIGKILLed with ${k.inFlight} in flight: all of them done again ` +
-    `${Number.isFinite(k.recoveryMs) ? `${k.recoveryMs} ms` : "never"} after the kill`
+    `${k.worker} SIGKILLed with ${k.inFlight} in flight (all workers'): the last of them done ` +
+    `${Number.isFinite(k.recoveryMs) ? `${k.recoveryMs} ms` : "never"} after the kill (0: all were done before it)`
   ),
   `workers on SIGTERM: ${
     report.exits.map((e) =>

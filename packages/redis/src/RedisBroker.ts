@@ -169,8 +169,8 @@ const warnOnEviction = (client: Redis | Cluster, redacted: string) =>
   )
 
 /**
- * Builds the broker in a scope: connects (failing fast with a `RedisBrokerError`), defines the scripts, and closes
- * every connection when the scope closes.
+ * Builds the broker in a scope: connects (failing fast with a `RedisBrokerError`), checks the user's ACL permissions
+ * (see the README), defines the scripts, and closes every connection when the scope closes.
  *
  * @category constructors
  * @since 0.1.0
@@ -536,7 +536,7 @@ export const make = Effect.fnUntraced(function*(
 
 /**
  * The Redis broker as a Layer, swappable for the memory broker. Fails with a `RedisBrokerError` when the URL is
- * invalid or Redis cannot be reached within `connectTimeout`.
+ * invalid, Redis cannot be reached within `connectTimeout`, or the Redis user lacks a permission the broker needs.
  *
  * @category layers
  * @since 0.1.0

@@ -340,7 +340,7 @@ export const run = (options: ChaosOptions): Effect.Effect<ChaosReport, Error, Sc
           0,
           ...inFlight.map((id) => {
             const after = firstDoneAfter(id, at)
-            return after !== undefined ? after - at : (doneAt.get(id)?.[0] ?? Infinity) < at ? 0 : Infinity
+            return after !== undefined ? after - at : (doneAt.get(id)?.[0] ?? Infinity) <= at ? 0 : Infinity
           })
         )
       })),

@@ -26,6 +26,9 @@ const invalidId = Arbitrary.schema(Schema.String).pipe(Arbitrary.filter((s) => !
 
 const wire = (value: unknown): unknown => JSON.parse(JSON.stringify(value))
 
+/** Property runs that reached the end (checked after the property: it did run). */
+let runs = 0
+
 layer(BrokerLive, { excludeTestServices: true })("Redis message ids", (it) => {
   it.effect("the scripts' id pattern accepts exactly the characters of Message.isMessageId", () =>
     Effect.gen(function*() {
@@ -61,9 +64,15 @@ layer(BrokerLive, { excludeTestServices: true })("Redis message ids", (it) => {
         assert.deepStrictEqual(second.deliveries.map((d) => [d.id, d.body, d.attempts]), [[id, wire(sent), 1]])
         assert.deepStrictEqual(yield* broker.settle(second.deliveries.map(ack)), [])
         assert.deepStrictEqual(yield* broker.stats(queue), { ready: 0, delayed: 0, inFlight: 0, dead: 0 })
+        runs++
+        yield* broker.flush(queue)
       }),
     { timeout: 60_000, arbitrary: { runs: 300 } }
   )
+
+  it("ran the round-trip property 300 times", () => {
+    assert.isAtLeast(runs, 300)
+  })
 
   it.effect.prop(
     "an id outside the grammar is refused at enqueue, and nothing is stored",

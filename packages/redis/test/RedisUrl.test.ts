@@ -109,6 +109,12 @@ describe("Redis URL masking", () => {
         redacted: "redis://:***@localhost:6379/abc",
         why: "database index"
       },
+      {
+        url: "redis://:secretQ@127.0.0.1:notaport",
+        fragments: ["secretQ"],
+        redacted: "redis://***@127.0.0.1:notaport",
+        why: "does not parse"
+      },
       { url: "::", fragments: [], redacted: Url.unparseable, why: "does not parse" }
     ]
     for (const { fragments, redacted, url, why } of cases) {

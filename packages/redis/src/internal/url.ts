@@ -90,9 +90,11 @@ export const check = (url: string): CheckedUrl | InvalidUrl => {
     redacted,
     message: `Invalid Redis URL ${redacted}: ${why}. ${expected}`
   })
+  // The credentials as they would be if the last "@" ended them: a "/", "?" or "#" in them splits the parse
   const slashes = url.indexOf("//")
-  const atAfterHost = !URL.canParse(url) || splitCredentials(new URL(url))
-  if (atAfterHost && slashes !== -1 && url.lastIndexOf("@") > slashes) {
+  const at = url.lastIndexOf("@")
+  const credentials = slashes !== -1 && at > slashes ? url.slice(slashes + 2, at) : ""
+  if (["/", "?", "#"].some((c) => credentials.includes(c))) {
     return invalid(
       "the user name or password seems to contain an unencoded \"/\", \"?\" or \"#\" (an \"@\" follows the host)"
     )

@@ -284,3 +284,34 @@ export class RetryLater extends Schema.TaggedError<RetryLater>()("RetryLater", {
     return `The handler asked to be retried in ${this.delayMillis} ms`
   }
 }
+
+/**
+ * A message handed to a broker's `enqueue` has an id outside the grammar (see `Message.isMessageId`): 1 to 255
+ * printable ASCII characters other than `"` and `\`. Nothing of its batch is enqueued; the broker fails with a
+ * `BrokerError` (operation `"enqueue"`) whose `cause` is this error. Ids made by `send` always satisfy the grammar, so
+ * only a producer that builds `Broker.Outgoing` messages itself can meet it.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class InvalidMessageId extends Schema.TaggedError<InvalidMessageId>()("InvalidMessageId", {
+  /** The refused id (`String(id)` when it was not a string). */
+  messageId: Schema.String,
+  queue: Schema.String
+}) {
+  override get message(): string {
+    return `Invalid message id ${
+      JSON.stringify(this.messageId)
+    } on queue "${this.queue}": ids are 1 to 255 printable ` +
+      "ASCII characters other than '\"' and '\\'"
+  }
+
+  /**
+   * The `BrokerError` a broker's `enqueue` fails with for a batch holding `message`, whose id is invalid (for adapter
+   * authors: every broker refuses alike, as the conformance suite checks).
+   */
+  static refuse(broker: string, message: { readonly id: unknown; readonly queue: string }): BrokerError {
+    const cause = new InvalidMessageId({ messageId: String(message.id), queue: message.queue })
+    return new BrokerError({ broker, operation: "enqueue", message: cause.message, cause })
+  }
+}

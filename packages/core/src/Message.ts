@@ -27,6 +27,7 @@
  * @since 0.1.0
  */
 import { Schema } from "effect"
+import * as Id from "./internal/id.ts"
 
 /**
  * The schema of the message envelope, the wire format described in the module docs. Its `payload` is the encoded
@@ -119,3 +120,22 @@ export interface Message<out Payload = unknown, out Success = unknown> {
   /** Phantom: the actor's success type. */
   readonly "~errand/Message/Success"?: (_: never) => Success
 }
+
+/**
+ * Whether a string is a valid message id: 1 to 255 printable ASCII characters (space to `~`) other than `"` and `\`
+ * (a UUID, a ULID, `order:42/refund` are all valid). Ids made by `send` always are; a broker's `enqueue` refuses a
+ * batch holding any other id with a `BrokerError` whose `cause` is an `InvalidMessageId`, and enqueues none of it.
+ * Such an id reads the same in JSON, in a Lua pattern and in a Redis key, so every broker hands it back unchanged.
+ *
+ * @category ids
+ * @since 0.1.0
+ */
+export const isMessageId: (id: unknown) => id is string = Id.isMessageId
+
+/**
+ * The message id grammar as a Schema (see `isMessageId`), e.g. to validate ids a producer in another system makes.
+ *
+ * @category ids
+ * @since 0.1.0
+ */
+export const MessageId = Schema.String.check(Schema.isPattern(Id.ID_PATTERN))

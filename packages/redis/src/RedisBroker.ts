@@ -23,28 +23,36 @@
  *
  * @since 0.1.0
  */
-import { Broker, ErrandError, Results } from "@errand/core"
+import { Broker, ErrandError, Message, Results } from "@errand/core"
 import { Clock, Config, Context, Duration, Effect, Layer, Redacted, Schema, type Scope } from "effect"
 import { type Cluster, Redis, type RedisOptions } from "ioredis"
 import { randomBytes } from "node:crypto"
 import * as Codec from "./internal/codec.ts"
 import * as Connection from "./internal/connection.ts"
 import * as Keys from "./internal/keys.ts"
+import * as Permissions from "./internal/permissions.ts"
 import * as Scripts from "./internal/scripts.ts"
+import * as Url from "./internal/url.ts"
 import * as RedisResults from "./RedisResults.ts"
 
 /**
- * The Redis broker could not be built: the URL or options are invalid, or Redis could not be reached in time. The
- * `url` and `message` never contain the password.
+ * The Redis broker could not be built: the URL or options are invalid, Redis could not be reached in time, or the
+ * Redis user lacks a permission the broker needs (`MissingPermissions`, with the denied commands in `permissions`).
+ * The `url` and `message` never contain the password.
  *
  * @category errors
  * @since 0.1.0
  */
 export class RedisBrokerError extends Schema.TaggedError<RedisBrokerError>()("RedisBrokerError", {
-  reason: Schema.Literals(["InvalidUrl", "InvalidOptions", "ConnectFailed", "ConnectTimeout"]),
-  /** The URL with its password replaced by `***`. */
+  reason: Schema.Literals(["InvalidUrl", "InvalidOptions", "ConnectFailed", "ConnectTimeout", "MissingPermissions"]),
+  /** The URL with its password replaced by `***` (no query or fragment; see the README for URLs that do not parse). */
   url: Schema.String,
   message: Schema.String,
+  /**
+   * With `MissingPermissions`: the ACL permissions the user lacks, as `ACL SETUSER` names them (`client|unblock`,
+   * `bzpopmin`, `rpush`…), and `~{<prefix>:*` when the keys of the prefix are denied.
+   */
+  permissions: Schema.optional(Schema.Array(Schema.String)),
   cause: Schema.optional(Schema.Defect())
 }) {}
 
@@ -162,8 +170,8 @@ const warnOnEviction = (client: Redis | Cluster, redacted: string) =>
   )
 
 /**
- * Builds the broker in a scope: connects (failing fast with a `RedisBrokerError`), defines the scripts, and closes
- * every connection when the scope closes.
+ * Builds the broker in a scope: connects (failing fast with a `RedisBrokerError`), checks the user's ACL permissions
+ * (see the README), defines the scripts, and closes every connection when the scope closes.
  *
  * @category constructors
  * @since 0.1.0
@@ -185,9 +193,9 @@ export const makeWithResults = Effect.fnUntraced(function*(
   Scope.Scope
 > {
   const rawUrl = Redacted.isRedacted(options.url) ? Redacted.value(options.url) : options.url
-  const checked = Connection.checkUrl(rawUrl)
+  const checked = Url.check(rawUrl)
   if ("reason" in checked) {
-    return yield* new RedisBrokerError({ reason: checked.reason, url: "(invalid)", message: checked.message })
+    return yield* new RedisBrokerError({ reason: checked.reason, url: checked.redacted, message: checked.message })
   }
   const prefix = options.prefix ?? "errand"
   const deadLetterMax = options.deadLetterMax ?? 10_000
@@ -231,6 +239,15 @@ export const makeWithResults = Effect.fnUntraced(function*(
     Connection.close
   )
   yield* warnOnEviction(client, checked.redacted)
+  const missing = yield* Permissions.check(client, prefix)
+  if (missing.commands.length > 0 || missing.keys) {
+    return yield* new RedisBrokerError({
+      reason: "MissingPermissions",
+      url: checked.redacted,
+      message: `${Permissions.explain(missing, prefix)} (Redis at ${checked.redacted})`,
+      permissions: missing.keys ? [...missing.commands, `~{${prefix}:*`] : missing.commands
+    })
+  }
   const redis = Scripts.define(client)
   // Blocking connections get the scripts too: a take is pipelined behind each wait.
   const pool = client instanceof Redis
@@ -445,9 +462,11 @@ export const makeWithResults = Effect.fnUntraced(function*(
   const broker = Broker.Broker.of({
     name: "redis",
     enqueue: (messages) => {
-      // the contract's shared check, for the whole batch first: an invalid message enqueues nothing
+      // the contract's shared checks, for the whole batch first: an invalid message enqueues nothing
       for (let i = 0; i < messages.length; i++) {
-        const problem = Broker.validateOutgoing(messages[i]!)
+        const message = messages[i]!
+        if (!Message.isMessageId(message.id)) return Effect.fail(ErrandError.InvalidMessageId.refuse("redis", message))
+        const problem = Broker.validateOutgoing(message)
         if (problem !== undefined) return Effect.fail(invalid("enqueue", problem))
       }
       const groups = byQueue(messages, (m) => m.queue)
@@ -542,7 +561,7 @@ const provideBoth = <E, R>(
 
 /**
  * The Redis broker as a Layer, swappable for the memory broker. Fails with a `RedisBrokerError` when the URL is
- * invalid or Redis cannot be reached within `connectTimeout`.
+ * invalid, Redis cannot be reached within `connectTimeout`, or the Redis user lacks a permission the broker needs.
  *
  * @category layers
  * @since 0.1.0

@@ -40,7 +40,7 @@ import {
   type Taken,
   type TakeRequest
 } from "../Broker.ts"
-import type { BrokerError } from "../ErrandError.ts"
+import { type BrokerError, InvalidMessageId } from "../ErrandError.ts"
 import type { LastError } from "../Message.ts"
 
 /**
@@ -676,6 +676,74 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
           yield* q.broker.settle([release(second)])
           const third = yield* q.takeOne()
           assert.strictEqual(third.deliveries - 1 - third.attempts, 1)
+        }))
+    })
+
+    describe("message ids", () => {
+      /** Ids outside the grammar (`Message.isMessageId`): empty, too long, a quote, a backslash, a control, non-ASCII. */
+      const invalidIds = ["", "x".repeat(256), "a\tb", "a\"b", "a\\b", "a\nb", "caf\u00e9", "\u{1F600}", "\u0000"]
+
+      it.effect("refuses a batch holding an id outside the grammar, enqueuing none of it, on any queue", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const other = yield* fixture
+          for (const bad of invalidIds) {
+            // Given a batch of 1,500 valid messages on two queues, and one whose id is invalid at its end
+            const valid = [
+              ...Array.from({ length: 1_000 }, (_, i) => q.message(`m${i}`)),
+              ...Array.from({ length: 500 }, (_, i) => other.message(`m${i}`))
+            ]
+            const invalid = Effect.map(other.message("bad"), (message) => ({ ...message, id: bad }))
+            const error = yield* Effect.flip(q.enqueue([...valid, invalid]))
+            // Then the broker fails with a BrokerError caused by InvalidMessageId, naming the id and its queue
+            assert.strictEqual(error._tag, "BrokerError")
+            assert.strictEqual(error.operation, "enqueue")
+            assert.instanceOf(error.cause, InvalidMessageId)
+            assert.strictEqual((error.cause as InvalidMessageId).messageId, bad)
+            assert.strictEqual((error.cause as InvalidMessageId).queue, other.queue)
+            assert.strictEqual(error.message, (error.cause as InvalidMessageId).message)
+            // And nothing was enqueued, on either queue
+            assert.deepStrictEqual(yield* q.stats, zero)
+            assert.deepStrictEqual(yield* other.stats, zero)
+          }
+        }))
+
+      it.effect("hands back every id the grammar allows unchanged, and acks it", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          let printable = " !"
+          for (let code = 0x23; code <= 0x7e; code++) if (code !== 0x5c) printable += String.fromCharCode(code)
+          // Every allowed character, the longest id, and ids that look like JSON, Lua patterns, escapes or tokens
+          const ids = [
+            printable,
+            "z".repeat(255),
+            "%",
+            "[",
+            "]",
+            "^",
+            "-",
+            "{",
+            "}",
+            "}{",
+            "#[0,0,1,",
+            "!",
+            "#",
+            "u0041"
+          ]
+          const messages = ids.map((id, i) =>
+            Effect.map(q.message(`m${i}`), (message) => ({ ...message, id, body: { id, n: i } }))
+          )
+          yield* q.enqueue(messages)
+          const taken = yield* q.take({ max: 100 })
+          assert.deepStrictEqual(taken.deliveries.map((delivery) => delivery.id), ids)
+          assert.deepStrictEqual(taken.deliveries.map((delivery) => delivery.body), ids.map((id, n) => ({ id, n })))
+          // A retry rewrites the message (with attempts and the error): the id survives it too
+          const retried = yield* q.take({ max: 100, settle: taken.deliveries.map((d) => retry(d, 0, boom)) })
+          assert.deepStrictEqual(retried.rejected, [])
+          assert.deepStrictEqual(retried.deliveries.map((delivery) => delivery.id), ids)
+          assert.deepStrictEqual(retried.deliveries.map((delivery) => delivery.attempts), ids.map(() => 1))
+          assert.deepStrictEqual(yield* q.broker.settle(retried.deliveries.map(ack)), [])
+          assert.deepStrictEqual(yield* q.stats, zero)
         }))
     })
   })

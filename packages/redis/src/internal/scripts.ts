@@ -18,7 +18,7 @@
  * **Elements.** A message is stored as one string, in one of two forms:
  *
  * - compact: the body JSON itself, when the body is an object whose first key is `"id"` holding the message id
- *   (plain characters only), priority is 0 and the message has no attempts, deliveries or last error;
+ *   (of the characters of `luaIdClass`), priority is 0 and the message has no attempts, deliveries or last error;
  * - headed: `#` + JSON `[priority, attempts, deliveries, id, lastError?]` + `\n` + body JSON.
  *
  * Time is never read inside Lua: `now` (epoch ms from Effect's `Clock`) is always an argument. Scripts never build key
@@ -42,7 +42,15 @@ local call, byte, sub = redis.call, string.byte, string.sub
 local wake = false
 `
 
-/** `decode(e)`: splits an element into priority, attempts, deliveries, id, lastError (table or nil) and body JSON. */
+/**
+ * The characters of a message id, as a Lua pattern class: printable ASCII (space to `~`) other than `"` and `\`, the
+ * grammar of `Message.isMessageId` (whose length limit, 255, is checked at enqueue). The scripts and the codec read an
+ * id only when it is made of these characters, so both read the same id from every element; an element whose id is
+ * not (written by another producer) gets its lease token as id, on both sides alike.
+ */
+export const luaIdClass = "[ !#-[%]^-~]"
+
+/** `decode(e)`: splits an element into priority, attempts, deliveries, id (or nil), lastError (or nil) and body JSON. */
 const decode = String.raw`
 local function decode(e)
   if byte(e, 1) == 35 then
@@ -50,14 +58,15 @@ local function decode(e)
     if nl then
       local ok, h = pcall(cjson.decode, sub(e, 2, nl - 1))
       if ok and type(h) == "table" then
-        local err = h[5]
+        local err, id = h[5], h[4]
         if type(err) ~= "table" then err = nil end
-        return tonumber(h[1]) or 0, tonumber(h[2]) or 0, tonumber(h[3]) or 0, h[4], err, sub(e, nl + 1)
+        if type(id) ~= "string" or not string.find(id, '^${luaIdClass}+$') then id = nil end
+        return tonumber(h[1]) or 0, tonumber(h[2]) or 0, tonumber(h[3]) or 0, id, err, sub(e, nl + 1)
       end
     end
     return 0, 0, 0, nil, nil, e
   end
-  return 0, 0, 0, string.match(e, '^{"id":"([^"\\]*)"'), nil, e
+  return 0, 0, 0, string.match(e, '^{"id":"(${luaIdClass}+)"'), nil, e
 end
 `
 
@@ -303,7 +312,7 @@ if n > 0 then
   local hs, zs = {}, {}
   for i = 1, n do
     local e, tok, id, rec = out[i], base .. i, nil, nil
-    if byte(e, 1) ~= 35 then id = string.match(e, '^{"id":"([^"\]*)"') end
+    if byte(e, 1) ~= 35 then id = string.match(e, '^{"id":"(${luaIdClass}+)"') end
     if id then
       -- compact (the common case): its id needs no escaping, so the header is written without cjson
       rec = '#[0,0,1,"' .. id .. '"]\n' .. e

@@ -18,6 +18,8 @@ export interface RedisServer {
   readonly cli: (...args: ReadonlyArray<string>) => string
   /** Stops the server (SIGTERM, so an append-only file is flushed), keeping its directory. */
   readonly stop: () => Promise<void>
+  /** Kills the server (SIGKILL: a crash; with `persistence`, every acknowledged write is in its fsynced file). */
+  readonly kill: () => Promise<void>
   /** Starts the server again on the same port and directory. */
   readonly start: () => Promise<void>
   /** Stops the server and deletes its directory. */
@@ -118,14 +120,15 @@ export const startRedisServer = async (options: RedisServerOptions = {}): Promis
     proc.unref()
     await waitFor(() => ping(port, tls !== undefined), `redis-server on port ${port}`)
   }
-  const stop = async () => {
+  const end = async (signal: NodeJS.Signals) => {
     const proc = child
     child = undefined
     if (proc === undefined || proc.exitCode !== null) return
     const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()))
-    proc.kill("SIGTERM")
+    proc.kill(signal)
     await exited
   }
+  const stop = () => end("SIGTERM")
   await start()
   return {
     port,
@@ -140,6 +143,7 @@ export const startRedisServer = async (options: RedisServerOptions = {}): Promis
         }
       ),
     stop,
+    kill: () => end("SIGKILL"),
     start,
     dispose: async () => {
       await stop()

@@ -43,6 +43,7 @@ import {
   type TimeLimitExceeded
 } from "./ErrandError.ts"
 import type { HandlerDefect } from "./ErrandError.ts"
+import { ENVELOPE, type EnvelopeCarrier, toOutgoing, toTarget } from "./internal/carrier.ts"
 import { enqueueOne } from "./internal/coalesce.ts"
 import { messageId } from "./internal/id.ts"
 import { isValidName } from "./internal/names.ts"
@@ -74,12 +75,86 @@ export type Failure<E> = E | TimeLimitExceeded | HandlerDefect
 export type ErrorTag<E> = E extends { readonly _tag: infer Tag extends string } ? Tag : never
 
 /**
+ * An actor that accepts payloads of type `P`: a callback or a pipeline step. Any actor whose payload type is a
+ * supertype of `P` is one (the parameter is contravariant), so a callback that does not accept what it will be sent
+ * does not compile.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface Receiver<in P> {
+  readonly name: string
+  readonly queue: string
+  readonly priority: number
+  /** Phantom: what the actor accepts. */
+  readonly "~errand/Actor/accepts"?: ((payload: P) => void) | undefined
+}
+
+/**
+ * What an `onSuccess` callback is sent: the id of the message that succeeded and its result (encoded with the actor's
+ * `success` schema; decode it with the same schema: `Actor.successPayload(success)`).
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface SuccessInfo<S> {
+  readonly messageId: string
+  readonly result: S
+}
+
+/**
+ * What an `onFailure` callback is sent: the id of the message that failed for good, and why, as data.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface FailureInfo {
+  readonly messageId: string
+  readonly error: { readonly tag: string; readonly message: string }
+}
+
+/**
+ * The payload schema of an `onSuccess` callback of actors whose success schema is `success`.
+ *
+ * @category schemas
+ * @since 0.2.0
+ */
+export const successPayload = <S extends Schema.Top>(success: S) =>
+  Schema.Struct({ messageId: Schema.String, result: success })
+
+/**
+ * The payload schema of an `onFailure` callback.
+ *
+ * @category schemas
+ * @since 0.2.0
+ */
+export const FailurePayload = Schema.Struct({
+  messageId: Schema.String,
+  error: Schema.Struct({ tag: Schema.String, message: Schema.String })
+})
+
+/**
+ * Callbacks of a message: actors sent a message, through the broker, once it succeeded or failed for good.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface Callbacks<S> {
+  /** Sent `{ messageId, result }` when the message succeeded. */
+  readonly onSuccess?: Receiver<SuccessInfo<S>> | undefined
+  /** Sent `{ messageId, error: { tag, message } }` when the message failed for good (dead-lettered). */
+  readonly onFailure?: Receiver<FailureInfo> | undefined
+}
+
+/**
  * The options of `Actor.make`.
  *
  * @category models
  * @since 0.1.0
  */
-export interface Options<Payload extends Schema.Top, Success extends Schema.Top, Error extends Schema.Top> {
+export interface Options<Payload extends Schema.Top, Success extends Schema.Top, Error extends Schema.Top>
+  extends Callbacks<Success["Type"]>
+{
   /** The payload's schema. `send` encodes with it (rejecting invalid payloads); the worker decodes with it. */
   readonly payload: Payload
   /** The handler's result schema (default `Schema.Void`). */
@@ -133,7 +208,7 @@ export interface ResultOptions {
  * @category models
  * @since 0.1.0
  */
-export interface SendOptions {
+export interface SendOptions<S = unknown> extends Callbacks<S> {
   /**
    * Run no earlier than this long from now (finite, not negative). The message waits in the broker, not in any
    * process's memory.
@@ -166,7 +241,7 @@ export interface Actor<
   Payload extends Schema.Top,
   Success extends Schema.Top,
   Error extends Schema.Top
-> extends Pipeable {
+> extends Pipeable, Receiver<Payload["Type"]> {
   readonly [TypeId]: typeof TypeId
   readonly name: Name
   readonly queue: string
@@ -190,7 +265,7 @@ export interface Actor<
    */
   send(
     payload: Payload["Type"],
-    options?: SendOptions
+    options?: SendOptions<Success["Type"]>
   ): Effect.Effect<
     Message<Payload["Type"], Success["Type"]>,
     InvalidPayload | InvalidOption | BrokerError,
@@ -200,7 +275,7 @@ export interface Actor<
   /** Encodes and validates every payload, then enqueues them all in one broker call. Nothing is sent if one is invalid. */
   sendBatch(
     payloads: Iterable<Payload["Type"]>,
-    options?: SendOptions
+    options?: SendOptions<Success["Type"]>
   ): Effect.Effect<
     ReadonlyArray<Message<Payload["Type"], Success["Type"]>>,
     InvalidPayload | InvalidOption | BrokerError,
@@ -210,7 +285,7 @@ export interface Actor<
   /** Builds a message without sending it (send it later with `Actor.enqueue`). */
   message(
     payload: Payload["Type"],
-    options?: SendOptions
+    options?: SendOptions<Success["Type"]>
   ): Effect.Effect<
     Message<Payload["Type"], Success["Type"]>,
     InvalidPayload | InvalidOption,
@@ -279,12 +354,6 @@ export interface Handler<out A extends Any, out R> {
  */
 export type HandlerServices<H> = H extends Handler<infer A, infer R> ? R | A["payloadSchema"]["DecodingServices"]
   : never
-
-const ENVELOPE = Symbol.for("@errand/core/Actor/envelope")
-
-interface EnvelopeCarrier {
-  readonly [ENVELOPE]?: Envelope
-}
 
 const DEFAULT_MAX_RETRIES = 20
 const DEFAULT_MIN_BACKOFF = Duration.seconds(15)
@@ -464,6 +533,10 @@ export const make = <
     if (priority !== 0) envelope.priority = priority
     if (extra !== undefined && Object.keys(extra).length > 0) envelope.options = extra
     if (checked.limits !== undefined) envelope.limits = checked.limits
+    const onSuccess = sendOptions?.onSuccess ?? options.onSuccess
+    if (onSuccess !== undefined) envelope.onSuccess = toTarget(onSuccess)
+    const onFailure = sendOptions?.onFailure ?? options.onFailure
+    if (onFailure !== undefined) envelope.onFailure = toTarget(onFailure)
     const message: Msg & EnvelopeCarrier = {
       id,
       actor: name,
@@ -578,14 +651,6 @@ export const make = <
     }
   }
   return self
-}
-
-const toOutgoing = (message: Message): Outgoing => {
-  const envelope = (message as EnvelopeCarrier)[ENVELOPE]
-  if (envelope === undefined) {
-    throw new globalThis.Error(`Message ${message.id} was not built by an actor's send or message`)
-  }
-  return { id: message.id, queue: message.queue, priority: message.priority, eta: message.eta, body: envelope }
 }
 
 /**

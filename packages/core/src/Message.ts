@@ -17,6 +17,10 @@
  * | `options`    | object, optional  | per-message options read by the worker and by later features                 |
  * | `limits`     | object, optional  | per-message overrides of the actor's limits, in milliseconds: `maxRetries`,  |
  * |              |                   | `minBackoff`, `maxBackoff`, `timeLimit`, `maxAge` (each optional)            |
+ * | `onSuccess`  | object, optional  | a callback `{actor, queue, priority?}` sent `{messageId, result}` on success  |
+ * | `onFailure`  | object, optional  | a callback sent `{messageId, error: {tag, message}}` when it fails for good  |
+ * | `pipeline`   | array, optional   | the next steps: the first is sent this message's result, carrying the rest   |
+ * | `group`      | object, optional  | `{id, size, onComplete?, onFailure?}`: the group it belongs to (`Group.run`) |
  *
  * Fields at their default are left out to keep messages small. The envelope never changes after it is sent: the
  * attempt count and the last error are delivery metadata kept by the broker (see `Broker.Delivery`).
@@ -45,8 +49,77 @@ export const Envelope = Schema.Struct({
   eta: Schema.optionalKey(Schema.Number),
   priority: Schema.optionalKey(Schema.Number),
   options: Schema.optionalKey(Schema.Record(Schema.String, Schema.Unknown)),
-  limits: Schema.optionalKey(Schema.suspend(() => Limits))
+  limits: Schema.optionalKey(Schema.suspend(() => Limits)),
+  onSuccess: Schema.optionalKey(Schema.suspend(() => Target)),
+  onFailure: Schema.optionalKey(Schema.suspend(() => Target)),
+  pipeline: Schema.optionalKey(Schema.Array(Schema.suspend(() => Target))),
+  group: Schema.optionalKey(Schema.suspend(() => GroupRef))
 })
+
+/**
+ * Where a follow-up message goes: an actor's name and queue, and the priority to send it with. A callback
+ * (`onSuccess`, `onFailure`) or a pipeline's next step is sent there by the worker, as a message through the broker.
+ *
+ * @category schemas
+ * @since 0.2.0
+ */
+export const Target = Schema.Struct({
+  actor: Schema.String,
+  queue: Schema.String,
+  priority: Schema.optionalKey(Schema.Number)
+})
+
+/**
+ * A follow-up target (see `Target`).
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export type Target = typeof Target.Type
+
+/**
+ * A prebuilt message carried inside another (a group's callbacks): the `Broker.Outgoing` fields less the eta, which is
+ * set when it is sent.
+ *
+ * @category schemas
+ * @since 0.2.0
+ */
+export const Carried = Schema.Struct({
+  id: Schema.String,
+  queue: Schema.String,
+  priority: Schema.Number,
+  body: Schema.Unknown
+})
+
+/**
+ * A prebuilt message carried inside another (see `Carried`).
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export type Carried = typeof Carried.Type
+
+/**
+ * The group a message belongs to (`Group.run`): its id, its size, and the callbacks sent once when every member
+ * succeeded (`onComplete`) or when the first member failed for good (`onFailure`).
+ *
+ * @category schemas
+ * @since 0.2.0
+ */
+export const GroupRef = Schema.Struct({
+  id: Schema.String,
+  size: Schema.Number,
+  onComplete: Schema.optionalKey(Carried),
+  onFailure: Schema.optionalKey(Carried)
+})
+
+/**
+ * The group a message belongs to (see `GroupRef`).
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export type GroupRef = typeof GroupRef.Type
 
 const nonNegative = Schema.Number.check(Schema.isGreaterThanOrEqualTo(0))
 

@@ -25,3 +25,6 @@ export * as Results from "./Results.ts"
 
 /** @since 0.2.0 */
 export * as Retry from "./Retry.ts"
+
+/** @since 0.2.0 */
+export * as Pipeline from "./Pipeline.ts"

@@ -4,7 +4,10 @@
  *
  * @internal
  */
-import type { Envelope } from "../Message.ts"
+import { Exit, Schema } from "effect"
+import { Envelope } from "../Message.ts"
+
+const decodeEnvelope = Schema.decodeUnknownExit(Envelope)
 
 const isOptionalNumber = (record: Record<string, unknown>, key: string): boolean =>
   !(key in record) || typeof record[key] === "number"
@@ -19,6 +22,10 @@ export const isEnvelope = (u: unknown): u is Envelope => {
   ) return false
   if (!isOptionalNumber(record, "eta") || !isOptionalNumber(record, "priority")) return false
   if ("limits" in record && !isLimits(record["limits"])) return false
+  // composition fields are rare: the Schema checks them
+  if ("onSuccess" in record || "onFailure" in record || "pipeline" in record || "group" in record) {
+    return Exit.isSuccess(decodeEnvelope(u))
+  }
   if (!("options" in record)) return true
   const options = record["options"]
   return typeof options === "object" && options !== null && !Array.isArray(options)

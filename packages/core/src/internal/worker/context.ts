@@ -9,7 +9,7 @@
 import { type Clock, Context, type Effect, type Fiber, type Schema } from "effect"
 import type * as Actor from "../../Actor.ts"
 import type { Broker, Delivery, Settlement } from "../../Broker.ts"
-import type { Message } from "../../Message.ts"
+import type { Envelope, Message } from "../../Message.ts"
 import type { Results } from "../../Results.ts"
 import type { Event } from "../../Worker.ts"
 import type { RetryPolicy } from "../retry.ts"
@@ -67,6 +67,8 @@ export interface Job {
   /** The handler has finished (or never ran): the watchdog leaves it alone. */
   finished: boolean
   fiber: Fiber.Fiber<void> | undefined
+  /** Its envelope, once decoded: callbacks, pipeline and group ride in it. */
+  envelope: Envelope | undefined
 }
 
 /**

@@ -4,13 +4,14 @@
  *
  * @internal
  */
-import { Cause, Context, Effect, Exit, References } from "effect"
+import { Cause, Clock, Context, Effect, Exit, References } from "effect"
 import type * as Actor from "../../Actor.ts"
-import type { Delivery, Settlement } from "../../Broker.ts"
+import type { Delivery, Outgoing, Settlement } from "../../Broker.ts"
 import { HandlerDefect, MessageDecodeError, RetryLater, TimeLimitExceeded } from "../../ErrandError.ts"
-import type { LastError, Message } from "../../Message.ts"
+import type { Envelope, LastError, Message, Target } from "../../Message.ts"
 import type { Stored } from "../../Results.ts"
 import { describe, isTagged, lastError } from "../failure.ts"
+import { messageId } from "../id.ts"
 import { decide, decideLater, withLimits } from "../retry.ts"
 import { CurrentMessage, type Job, type Registered, type WorkerContext } from "./context.ts"
 import { brokerBackoff } from "./settlement.ts"
@@ -21,12 +22,7 @@ type Failure = Actor.Failure<unknown> & { readonly _tag: string }
 /** @internal */
 export interface Outcomes {
   /** The settlement of a failed attempt: a retry after the actor's backoff, or a dead letter. */
-  readonly settleFailure: (
-    delivery: Delivery,
-    message: Message,
-    registered: Registered,
-    failure: Failure
-  ) => Effect.Effect<Settlement>
+  readonly settleFailure: (job: Job, failure: Failure) => Effect.Effect<Settlement>
   /** Dead-letters a delivery; `ran` says whether it ran the handler (a dead letter counts handler runs). */
   readonly deadLetter: (
     delivery: Delivery,
@@ -44,12 +40,11 @@ export interface Outcomes {
    * encode fails the attempt.
    */
   readonly succeeded: (job: Job, value: unknown) => Effect.Effect<Settlement>
-  /** For an actor that stores results: stores the failure a message failed with for good. */
-  readonly storeFailure: (
-    registered: Registered,
-    messageId: string,
-    failure: { readonly _tag: string }
-  ) => Effect.Effect<void>
+  /**
+   * What follows a message's final failure, before it is dead-lettered: its result is stored (for an actor that
+   * stores results) and its `onFailure` callback is sent.
+   */
+  readonly finalFailure: (job: Job, failure: { readonly _tag: string }) => Effect.Effect<void>
   /** The settlement of a handler that failed, died or was interrupted. */
   readonly failed: (job: Job, cause: Cause.Cause<unknown>) => Effect.Effect<Settlement>
   /** What a run that ended with `exit` failed with. */
@@ -69,12 +64,10 @@ export interface Outcomes {
 export const make = (ctx: WorkerContext): Outcomes => {
   const { clock, emit } = ctx
 
-  const settleFailure = (
-    delivery: Delivery,
-    message: Message,
-    registered: Registered,
-    failure: Failure
-  ): Effect.Effect<Settlement> => {
+  const settleFailure = (job: Job, failure: Failure): Effect.Effect<Settlement> => {
+    const delivery = job.delivery
+    const message = job.message!
+    const registered = job.registered!
     const attempts = delivery.attempts + 1
     const error = lastError(failure)
     const policy = withLimits(registered.retryPolicy, message.limits)
@@ -102,7 +95,7 @@ export const make = (ctx: WorkerContext): Outcomes => {
       }
       // a failure the actor `throws` is an expected outcome: logged at Info, as Dramatiq does
       return Effect.andThen(
-        storeFailure(registered, message.id, failure),
+        finalFailure(job, failure),
         decision.why === "throws"
           ? deadLetter(delivery, message, error, "throws", true, "Info")
           : deadLetter(
@@ -153,6 +146,52 @@ export const make = (ctx: WorkerContext): Outcomes => {
       })
   }
 
+  /** A message to an actor of a callback or pipeline step, built from what the worker knows (no schema needed). */
+  const follow = (target: Target, payload: unknown, now: number, extra?: Partial<Envelope>): Outgoing => {
+    const id = messageId()
+    const body: { -readonly [K in keyof Envelope]: Envelope[K] } = {
+      id,
+      actor: target.actor,
+      queue: target.queue,
+      payload,
+      enqueuedAt: now,
+      ...extra
+    }
+    if (target.priority !== undefined && target.priority !== 0) body.priority = target.priority
+    return { id, queue: target.queue, priority: target.priority ?? 0, eta: now, body }
+  }
+
+  /** The messages a success sends: its `onSuccess` callback, and its pipeline's next step (carrying the rest). */
+  const successors = (job: Job, encoded: unknown, now: number): Array<Outgoing> => {
+    const envelope = job.envelope!
+    const out: Array<Outgoing> = []
+    if (envelope.onSuccess !== undefined) {
+      out.push(follow(envelope.onSuccess, { messageId: job.delivery.id, result: encoded }, now))
+    }
+    const steps = envelope.pipeline
+    if (steps !== undefined && steps.length > 0) {
+      const extra: { -readonly [K in keyof Envelope]?: Envelope[K] } = {}
+      if (steps.length > 1) extra.pipeline = steps.slice(1)
+      // a pipeline's failure callback rides along every step
+      if (envelope.onFailure !== undefined) extra.onFailure = envelope.onFailure
+      out.push(follow(steps[0]!, encoded, now, extra))
+    }
+    return out
+  }
+
+  /**
+   * Enqueues follow-up messages before the message that sends them is settled, retrying a failed enqueue after
+   * `brokerBackoff`: a crash in between sends them again when the message runs again (at-least-once).
+   */
+  const followUp = (messages: ReadonlyArray<Outgoing>): Effect.Effect<void> =>
+    messages.length === 0 ? Effect.void : ctx.broker.enqueue(messages).pipe(
+      Effect.tapError((error) =>
+        Effect.logWarning("Could not send follow-up messages; trying again with backoff", error)
+      ),
+      Effect.retry(brokerBackoff),
+      Effect.catch(() => Effect.void)
+    )
+
   /** Stores an outcome, retrying a failed write after `brokerBackoff` (the message is acked only once it is stored). */
   const store = (messageId: string, result: Stored, ttlMillis: number): Effect.Effect<void> =>
     ctx.results === undefined ? Effect.void : ctx.results.put(messageId, result, ttlMillis).pipe(
@@ -160,6 +199,20 @@ export const make = (ctx: WorkerContext): Outcomes => {
       Effect.retry(brokerBackoff),
       Effect.catch(() => Effect.void)
     )
+
+  const finalFailure = (job: Job, failure: { readonly _tag: string }): Effect.Effect<void> => {
+    const stored = storeFailure(job.registered!, job.delivery.id, failure)
+    const callback = job.envelope?.onFailure
+    if (callback === undefined) return stored
+    const messageId = job.delivery.id
+    return Effect.andThen(
+      stored,
+      Effect.flatMap(
+        Clock.currentTimeMillis,
+        (now) => followUp([follow(callback, { messageId, error: lastError(failure) }, now)])
+      )
+    )
+  }
 
   const storeFailure = (
     registered: Registered,
@@ -177,7 +230,7 @@ export const make = (ctx: WorkerContext): Outcomes => {
 
   const succeeded = (job: Job, value: unknown): Effect.Effect<Settlement> => {
     job.finished = true
-    if (job.timedOut) return settleFailure(job.delivery, job.message!, job.registered!, failureOf(job, Exit.void))
+    if (job.timedOut) return settleFailure(job, failureOf(job, Exit.void))
     const ack: Settlement = { _tag: "Ack", delivery: job.delivery }
     const acked = !ctx.listening ? Effect.succeed(ack) : Effect.as(
       emit({
@@ -189,20 +242,32 @@ export const make = (ctx: WorkerContext): Outcomes => {
     )
     const registered = job.registered!
     const ttl = registered.resultTtlMillis
-    if (ttl === undefined) return acked
+    const envelope = job.envelope!
+    const follows = envelope.onSuccess !== undefined || envelope.pipeline !== undefined
+    if (ttl === undefined && !follows) return acked
     return Effect.matchEffect(registered.encodeSuccess(value), {
       onFailure: (error) =>
         settleFailure(
-          job.delivery,
-          job.message!,
-          registered,
+          job,
           new HandlerDefect({
             actor: registered.actor.name,
             messageId: job.delivery.id,
             defect: `its result does not match the actor's success schema: ${error.message}`
           })
         ),
-      onSuccess: (encoded) => Effect.andThen(store(job.delivery.id, { _tag: "Success", value: encoded }, ttl), acked)
+      onSuccess: (encoded) => {
+        const stored = ttl === undefined
+          ? Effect.void
+          : store(job.delivery.id, { _tag: "Success", value: encoded }, ttl)
+        if (!follows) return Effect.andThen(stored, acked)
+        return Effect.andThen(
+          stored,
+          Effect.andThen(
+            Effect.flatMap(Clock.currentTimeMillis, (now) => followUp(successors(job, encoded, now))),
+            acked
+          )
+        )
+      }
     }) as Effect.Effect<Settlement>
   }
 
@@ -218,7 +283,7 @@ export const make = (ctx: WorkerContext): Outcomes => {
       // interrupted by shutdown, not by the handler: put it back without burning an attempt
       return Effect.as(released(job.delivery), { _tag: "Release", delivery: job.delivery } satisfies Settlement)
     }
-    return settleFailure(job.delivery, job.message!, job.registered!, failureOf(job, Exit.failCause(cause)))
+    return settleFailure(job, failureOf(job, Exit.failCause(cause)))
   }
 
   const undecodable = (job: Job, part: "envelope" | "payload", issue: string) =>
@@ -253,7 +318,7 @@ export const make = (ctx: WorkerContext): Outcomes => {
 
   return {
     settleFailure,
-    storeFailure,
+    finalFailure,
     deadLetter,
     undecodable,
     succeeded,

@@ -143,6 +143,7 @@ export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Out
       )
     }
     job.registered = registered
+    job.envelope = envelope
     // A payload schema without effects decodes to an Exit: no effect step is needed to read it.
     const decoded = registered.decodePayload(envelope.payload)
     if (Exit.isExit(decoded) && Exit.isSuccess(decoded)) return startHandler(runner, job, envelope, decoded.value)
@@ -197,7 +198,7 @@ export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Out
         runner,
         job,
         Effect.andThen(
-          outcomes.storeFailure(registered, message.id, error),
+          outcomes.finalFailure(job, error),
           deadLetter(delivery, message, lastError(error), "too old", false)
         )
       )
@@ -250,7 +251,8 @@ export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Out
           deadline: Infinity,
           timedOut: false,
           finished: false,
-          fiber: runner.fiber
+          fiber: runner.fiber,
+          envelope: undefined
         }
         runner.job = job
         worker.running++
@@ -259,7 +261,11 @@ export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Out
       run: Effect.matchCauseEffect(enter, {
         onSuccess: (value: unknown) => {
           const job = leave()
-          if (job.timedOut || ctx.listening || job.registered!.resultTtlMillis !== undefined) {
+          const envelope = job.envelope!
+          if (
+            job.timedOut || ctx.listening || job.registered!.resultTtlMillis !== undefined ||
+            envelope.onSuccess !== undefined || envelope.pipeline !== undefined || envelope.group !== undefined
+          ) {
             return finishWith(runner, job, outcomes.succeeded(job, value))
           }
           finishJob(runner, job, { _tag: "Ack", delivery: job.delivery })
@@ -288,7 +294,7 @@ export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Out
       // the watchdog interrupted it: a failed attempt, not a release
       return Effect.andThen(
         Effect.map(
-          outcomes.settleFailure(job.delivery, job.message, job.registered!, outcomes.failureOf(job, exit)),
+          outcomes.settleFailure(job, outcomes.failureOf(job, exit)),
           (settlement) => finishJob(runner, job, settlement)
         ),
         replace

@@ -1,0 +1,50 @@
+/**
+ * A message built by `actor.message`/`send` carries its encoded envelope, so that it can be enqueued later (by
+ * `Actor.enqueue`, `Pipeline.run`, `Group.run`) without encoding its payload again.
+ *
+ * @internal
+ */
+import type { Outgoing } from "../Broker.ts"
+import type { Envelope, Message, Target } from "../Message.ts"
+
+/** @internal */
+export const ENVELOPE = Symbol.for("@errand/core/Actor/envelope")
+
+/** @internal */
+export interface EnvelopeCarrier {
+  readonly [ENVELOPE]?: Envelope
+}
+
+/**
+ * The envelope a message carries; throws for a message not built by an actor (a programming error).
+ *
+ * @internal
+ */
+export const envelopeOf = (message: Message): Envelope => {
+  const envelope = (message as EnvelopeCarrier)[ENVELOPE]
+  if (envelope === undefined) {
+    throw new globalThis.Error(`Message ${message.id} was not built by an actor's send or message`)
+  }
+  return envelope
+}
+
+/** @internal */
+export const toOutgoing = (message: Message): Outgoing => ({
+  id: message.id,
+  queue: message.queue,
+  priority: message.priority,
+  eta: message.eta,
+  body: envelopeOf(message)
+})
+
+/**
+ * Where a follow-up for an actor goes (a callback or a pipeline step).
+ *
+ * @internal
+ */
+export const toTarget = (
+  receiver: { readonly name: string; readonly queue: string; readonly priority: number }
+): Target =>
+  receiver.priority === 0
+    ? { actor: receiver.name, queue: receiver.queue }
+    : { actor: receiver.name, queue: receiver.queue, priority: receiver.priority }

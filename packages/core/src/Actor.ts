@@ -43,7 +43,7 @@ import {
   type TimeLimitExceeded
 } from "./ErrandError.ts"
 import type { HandlerDefect } from "./ErrandError.ts"
-import { ENVELOPE, type EnvelopeCarrier, toOutgoing, toTarget } from "./internal/carrier.ts"
+import { ACTOR, ENVELOPE, type EnvelopeCarrier, toOutgoing, toTarget } from "./internal/carrier.ts"
 import { enqueueOne } from "./internal/coalesce.ts"
 import { messageId } from "./internal/id.ts"
 import { isValidName } from "./internal/names.ts"
@@ -548,7 +548,8 @@ export const make = <
       options: extra ?? {},
       limits: checked.limits,
       attempts: 0,
-      [ENVELOPE]: envelope
+      [ENVELOPE]: envelope,
+      [ACTOR]: self
     }
     return message
   }

@@ -209,6 +209,25 @@ export interface DeadLetterSelection {
 }
 
 /**
+ * A group's counts, as `recordGroupMember` returns them.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface GroupCounts {
+  /** Members recorded as succeeded. */
+  readonly succeeded: number
+  /** Members recorded as failed for good. */
+  readonly failed: number
+  /** Whether this call recorded the member (false: it was recorded before, and nothing changed). */
+  readonly recorded: boolean
+  /** The member whose success completed the group (every member succeeded), once there is one. */
+  readonly completedBy?: string | undefined
+  /** The first member recorded as failed, once there is one. */
+  readonly firstFailed?: string | undefined
+}
+
+/**
  * The broker service. Adapters implement it with `Broker.of({...})` and provide it as a Layer.
  *
  * @category services
@@ -244,4 +263,19 @@ export class Broker extends Context.Service<Broker, {
   readonly purgeDeadLetters: (queue: string, selection?: DeadLetterSelection) => Effect.Effect<number, BrokerError>
   /** Deletes every message of a queue: ready, delayed, in flight and dead. */
   readonly flush: (queue: string) => Effect.Effect<void, BrokerError>
+  /**
+   * Records, atomically, that a member of a group of `size` members succeeded (`succeeded: true`) or failed for good,
+   * **once per member** however often it is recorded (a member redelivered after a lost lease records nothing new),
+   * and returns the group's counts after it, with the member whose record completed the group (every member
+   * succeeded) and the first member that failed, as the record keeps them. The record lives `ttl` after its last
+   * change. `Group.run`'s callbacks are sent by those two members only, so a group completes once even when its
+   * members run on many workers.
+   */
+  readonly recordGroupMember: (
+    group: string,
+    member: string,
+    succeeded: boolean,
+    size: number,
+    ttl: Duration.Input
+  ) => Effect.Effect<GroupCounts, BrokerError>
 }>()("@errand/core/Broker") {}

@@ -28,3 +28,6 @@ export * as Retry from "./Retry.ts"
 
 /** @since 0.2.0 */
 export * as Pipeline from "./Pipeline.ts"
+
+/** @since 0.2.0 */
+export * as Group from "./Group.ts"

@@ -5,7 +5,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { MemoryBroker } from "@errand/memory"
 import { Deferred, Effect, Layer, Ref, Schema } from "effect"
 import { TestClock } from "effect/testing"
-import { Actor, Pipeline, Worker } from "../src/index.ts"
+import { Actor, Broker, Group, Pipeline, Worker } from "../src/index.ts"
 
 class PaymentDeclined extends Schema.TaggedError<PaymentDeclined>()("PaymentDeclined", { orderId: Schema.String }) {}
 
@@ -126,5 +126,98 @@ describe("Callbacks", () => {
         assert.strictEqual(failure?.error.tag, "HandlerDefect")
         assert.include(failure?.error.message, "negative")
       }).pipe(Effect.provide(Worker.layer({ handlers }).pipe(Layer.provideMerge(MemoryBroker.layer))))
+    }))
+})
+
+describe("Groups", () => {
+  const notify = Actor.make("notify", {
+    queue: "notify",
+    payload: Schema.Struct({ userId: Schema.Number }),
+    success: Schema.String,
+    error: Schema.String,
+    maxRetries: 0,
+    storeResults: true
+  })
+  const summarize = Actor.make("summarize", { queue: "summary", payload: Schema.Struct({ day: Schema.String }) })
+  const alertAdmin = Actor.make("alert_group", { queue: "summary", payload: Schema.Struct({ what: Schema.String }) })
+
+  /** notify fails for user 0 (a typed failure), and succeeds for the others; the callbacks record themselves. */
+  const handlers = (log: Ref.Ref<ReadonlyArray<string>>) =>
+    [
+      notify.handle(({ userId }) =>
+        userId === 0 ? Effect.fail(`no address for ${userId}`) : Effect.succeed(`notified ${userId}`)
+      ),
+      summarize.handle(({ day }) => Ref.update(log, (all) => [...all, `summary ${day}`])),
+      alertAdmin.handle(({ what }) => Ref.update(log, (all) => [...all, `alert ${what}`]))
+    ] as const
+
+  const withWorker = (log: Ref.Ref<ReadonlyArray<string>>) => <A, E, R>(self: Effect.Effect<A, E, R>) =>
+    self.pipe(Effect.provide(Worker.layer({ handlers: handlers(log) }).pipe(Layer.provideMerge(MemoryBroker.layer))))
+
+  it.effect("fires onComplete once when every member succeeded, and gives the typed results in order", () =>
+    Effect.gen(function*() {
+      const log = yield* Ref.make<ReadonlyArray<string>>([])
+      yield* Effect.gen(function*() {
+        const group = yield* Group.run(
+          [
+            yield* notify.message({ userId: 1 }),
+            yield* notify.message({ userId: 2 }),
+            yield* notify.message({ userId: 3 })
+          ],
+          {
+            onComplete: yield* summarize.message({ day: "mon" }),
+            onFailure: yield* alertAdmin.message({ what: "mon" })
+          }
+        )
+        const results = yield* Group.results(group, { timeout: "1 minute" })
+        assert.deepStrictEqual(results, ["notified 1", "notified 2", "notified 3"])
+        yield* MemoryBroker.join("summary")
+        yield* TestClock.adjust("1 hour")
+        assert.deepStrictEqual(yield* Ref.get(log), ["summary mon"])
+      }).pipe(withWorker(log))
+    }))
+
+  it.effect("a member dead-lettered fires onFailure once and onComplete never", () =>
+    Effect.gen(function*() {
+      const log = yield* Ref.make<ReadonlyArray<string>>([])
+      yield* Effect.gen(function*() {
+        yield* Group.run(
+          [
+            yield* notify.message({ userId: 0 }),
+            yield* notify.message({ userId: 2 }),
+            yield* notify.message({ userId: 0 })
+          ],
+          {
+            onComplete: yield* summarize.message({ day: "tue" }),
+            onFailure: yield* alertAdmin.message({ what: "tue" })
+          }
+        )
+        yield* TestClock.adjust("1 hour")
+        yield* MemoryBroker.join("summary")
+        // two members failed: one alert, from the first of them; no summary
+        assert.deepStrictEqual(yield* Ref.get(log), ["alert tue"])
+        assert.strictEqual((yield* MemoryBroker.deadLetters("notify")).length, 2)
+      }).pipe(withWorker(log))
+    }))
+
+  it.effect("members redelivered after a lost lease complete the group exactly once", () =>
+    Effect.gen(function*() {
+      const log = yield* Ref.make<ReadonlyArray<string>>([])
+      yield* Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const members = [yield* notify.message({ userId: 1 }), yield* notify.message({ userId: 2 })] as const
+        yield* Group.run(members, { onComplete: yield* summarize.message({ day: "wed" }) })
+        // a worker took the first member, recorded its success, and died before acking it: its lease lapses
+        const taken = yield* broker.take({ queue: "notify", max: 1, lease: "10 seconds" })
+        const group = (taken.deliveries[0]!.body as { readonly group: { readonly id: string } }).group
+        yield* broker.recordGroupMember(group.id, taken.deliveries[0]!.id, true, 2, "1 hour")
+        yield* TestClock.adjust("11 seconds")
+        // Then a live worker runs both (the first one again), and the group completes once
+        yield* Effect.gen(function*() {
+          yield* TestClock.adjust("1 minute")
+          yield* MemoryBroker.join("summary")
+          assert.deepStrictEqual(yield* Ref.get(log), ["summary wed"])
+        }).pipe(Effect.provide(Worker.layer({ handlers: handlers(log) })))
+      }).pipe(Effect.provide(MemoryBroker.layer))
     }))
 })

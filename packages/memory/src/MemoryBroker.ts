@@ -110,6 +110,63 @@ const toMillis = (input: Duration.Input): number => {
   return millis
 }
 
+/** Group records (`recordGroupMember`): each member once, counted; expired by Clock when next touched. */
+class Groups {
+  private readonly records = new Map<
+    string,
+    {
+      readonly members: Map<string, boolean>
+      succeeded: number
+      failed: number
+      completedBy: string | undefined
+      firstFailed: string | undefined
+      expiresAt: number
+    }
+  >()
+  private writes = 0
+
+  record(
+    group: string,
+    member: string,
+    succeeded: boolean,
+    size: number,
+    ttlMs: number,
+    now: number
+  ): Broker.GroupCounts {
+    if (++this.writes % 1000 === 0) {
+      for (const [id, entry] of this.records) if (entry.expiresAt <= now) this.records.delete(id)
+    }
+    let entry = this.records.get(group)
+    if (entry === undefined || entry.expiresAt <= now) {
+      entry = {
+        members: new Map(),
+        succeeded: 0,
+        failed: 0,
+        completedBy: undefined,
+        firstFailed: undefined,
+        expiresAt: 0
+      }
+      this.records.set(group, entry)
+    }
+    entry.expiresAt = now + ttlMs
+    const recorded = !entry.members.has(member)
+    if (recorded) {
+      entry.members.set(member, succeeded)
+      if (succeeded) entry.succeeded++
+      else entry.failed++
+      if (succeeded && entry.failed === 0 && entry.succeeded >= size) entry.completedBy ??= member
+      if (!succeeded) entry.firstFailed ??= member
+    }
+    return {
+      succeeded: entry.succeeded,
+      failed: entry.failed,
+      recorded,
+      completedBy: entry.completedBy,
+      firstFailed: entry.firstFailed
+    }
+  }
+}
+
 /**
  * Creates an in-memory broker and its inspection service. The broker is `MemoryBroker.broker`.
  *
@@ -118,6 +175,7 @@ const toMillis = (input: Duration.Input): number => {
  */
 export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
   const store = new Store()
+  const groups = new Groups()
 
   let idleCheckScheduled = false
   const stopIdleAlarms = () => {
@@ -227,7 +285,9 @@ export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
       Effect.sync(() => store.deadLetters(queue, options?.limit === undefined ? Infinity : options.limit)),
     requeueDeadLetters: (queue, selection) => step((now) => store.requeueDeadLetters(queue, selection?.ids, now)),
     purgeDeadLetters: (queue, selection) => Effect.sync(() => store.purgeDeadLetters(queue, selection?.ids)),
-    flush: (queue) => step((now) => store.flush(queue, now))
+    flush: (queue) => step((now) => store.flush(queue, now)),
+    recordGroupMember: (group, member, succeeded, size, ttl) =>
+      Effect.map(Clock.currentTimeMillis, (now) => groups.record(group, member, succeeded, size, toMillis(ttl), now))
   })
 
   const stats = (queue: string) => step((now) => store.stats(queue, now))

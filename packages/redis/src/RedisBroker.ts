@@ -29,6 +29,7 @@ import { type Cluster, Redis, type RedisOptions } from "ioredis"
 import { randomBytes } from "node:crypto"
 import * as Codec from "./internal/codec.ts"
 import * as Connection from "./internal/connection.ts"
+import * as Groups from "./internal/groups.ts"
 import * as Keys from "./internal/keys.ts"
 import * as Permissions from "./internal/permissions.ts"
 import * as Scripts from "./internal/scripts.ts"
@@ -459,6 +460,7 @@ export const makeWithResults = Effect.fnUntraced(function*(
     selection?.ids === undefined ? undefined : [...selection.ids]
 
   const results = yield* RedisResults.make({ client, prefix, redacted: checked.redacted, connectTimeout })
+  const groups = Groups.define(client)
   const broker = Broker.Broker.of({
     name: "redis",
     enqueue: (messages) => {
@@ -545,7 +547,25 @@ export const makeWithResults = Effect.fnUntraced(function*(
         () => redis.errand_deadPurge(...keysOf(queue).all, ids === undefined ? 1 : 0, ...(ids ?? []))
       )
     },
-    flush: (queue) => Effect.asVoid(call("flush", () => redis.del(...keysOf(queue).all)))
+    flush: (queue) => Effect.asVoid(call("flush", () => redis.del(...keysOf(queue).all))),
+    recordGroupMember: (group, member, succeeded, size, ttl) =>
+      Effect.map(
+        call("recordGroupMember", () =>
+          groups.errand_group_record(
+            Groups.key(prefix, group),
+            member,
+            succeeded ? "1" : "0",
+            size,
+            Math.max(1, Math.ceil(Duration.toMillis(ttl)))
+          )),
+        ([succeededCount, failedCount, recorded, completedBy, firstFailed]) => ({
+          succeeded: succeededCount,
+          failed: failedCount,
+          recorded: recorded === 1,
+          completedBy: completedBy === "" ? undefined : completedBy,
+          firstFailed: firstFailed === "" ? undefined : firstFailed
+        })
+      )
   })
   return { broker, results }
 })

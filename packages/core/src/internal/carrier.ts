@@ -4,6 +4,7 @@
  *
  * @internal
  */
+import type { Duration, Effect } from "effect"
 import type { Outgoing } from "../Broker.ts"
 import type { Envelope, Message, Target } from "../Message.ts"
 
@@ -11,8 +12,39 @@ import type { Envelope, Message, Target } from "../Message.ts"
 export const ENVELOPE = Symbol.for("@errand/core/Actor/envelope")
 
 /** @internal */
+export const ACTOR = Symbol.for("@errand/core/Actor/actor")
+
+/**
+ * What a message built by an actor carries besides its fields: its encoded envelope, and the actor itself (to read
+ * its result later, `Group.results`).
+ *
+ * @internal
+ */
 export interface EnvelopeCarrier {
   readonly [ENVELOPE]?: Envelope
+  readonly [ACTOR]?: ResultReader
+}
+
+/** The part of an actor that reads a result. @internal */
+export interface ResultReader {
+  readonly result: (message: string, options?: { readonly timeout?: Duration.Input | undefined }) => Effect.Effect<
+    unknown,
+    unknown,
+    unknown
+  >
+}
+
+/**
+ * The actor of a message; throws for a message not built by an actor (a programming error).
+ *
+ * @internal
+ */
+export const actorOf = (message: Message): ResultReader => {
+  const actor = (message as EnvelopeCarrier)[ACTOR]
+  if (actor === undefined) {
+    throw new globalThis.Error(`Message ${message.id} was not built by an actor's send or message`)
+  }
+  return actor
 }
 
 /**

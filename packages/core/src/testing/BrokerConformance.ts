@@ -607,6 +607,85 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
           assert.deepStrictEqual(yield* q.stats, zero)
         }))
     })
+    describe("group records", () => {
+      it.effect("counts each member once, succeeded or failed, however often it is recorded", () =>
+        Effect.gen(function*() {
+          const broker = yield* Broker
+          const group = `group-${randomUUID()}`
+          const record = (member: string, succeeded: boolean) =>
+            broker.recordGroupMember(group, member, succeeded, 3, "1 hour")
+          assert.deepStrictEqual(yield* record("m1", true), {
+            succeeded: 1,
+            failed: 0,
+            recorded: true,
+            completedBy: undefined,
+            firstFailed: undefined
+          })
+          // a member redelivered after a lost lease records nothing new, whatever its outcome this time
+          assert.deepStrictEqual(yield* record("m1", false), {
+            succeeded: 1,
+            failed: 0,
+            recorded: false,
+            completedBy: undefined,
+            firstFailed: undefined
+          })
+          yield* record("m2", true)
+          // the last member completes the group, and the record keeps who did
+          assert.deepStrictEqual(yield* record("m3", true), {
+            succeeded: 3,
+            failed: 0,
+            recorded: true,
+            completedBy: "m3",
+            firstFailed: undefined
+          })
+          assert.strictEqual((yield* record("m2", true)).completedBy, "m3")
+        }))
+
+      it.effect("keeps the first failed member; a group with a failure never completes", () =>
+        Effect.gen(function*() {
+          const broker = yield* Broker
+          const group = `group-${randomUUID()}`
+          const record = (member: string, succeeded: boolean) =>
+            broker.recordGroupMember(group, member, succeeded, 3, "1 hour")
+          yield* record("m1", true)
+          assert.strictEqual((yield* record("m2", false)).firstFailed, "m2")
+          const last = yield* record("m3", false)
+          assert.deepStrictEqual(last, {
+            succeeded: 1,
+            failed: 2,
+            recorded: true,
+            completedBy: undefined,
+            firstFailed: "m2"
+          })
+        }))
+
+      it.effect("keeps groups apart", () =>
+        Effect.gen(function*() {
+          const broker = yield* Broker
+          const [a, b] = [`group-${randomUUID()}`, `group-${randomUUID()}`]
+          yield* broker.recordGroupMember(a, "m1", true, 1, "1 hour")
+          const other = yield* broker.recordGroupMember(b, "m1", false, 1, "1 hour")
+          assert.deepStrictEqual([other.succeeded, other.failed, other.recorded], [0, 1, true])
+        }))
+
+      it.effect("completes exactly once under concurrent records of every member, twice each", () =>
+        Effect.gen(function*() {
+          const broker = yield* Broker
+          const group = `group-${randomUUID()}`
+          const members = Array.from({ length: 50 }, (_, i) => `m${i}`)
+          const counts = yield* Effect.forEach(
+            [...members, ...members],
+            (member) => broker.recordGroupMember(group, member, true, 50, "1 hour"),
+            { concurrency: 16 }
+          )
+          assert.strictEqual(counts.filter((count) => count.recorded).length, 50)
+          const completers = new Set(
+            counts.flatMap((count) => count.completedBy === undefined ? [] : [count.completedBy])
+          )
+          assert.strictEqual(completers.size, 1)
+        }))
+    })
+
     describe("validation and accounting", () => {
       it.effect("rejects a priority that is not an integer within ±maxPriority, or an eta that is not finite", () =>
         Effect.gen(function*() {

@@ -8,6 +8,7 @@ import { Cause, Clock, Context, Effect, Exit, References } from "effect"
 import type * as Actor from "../../Actor.ts"
 import type { Delivery, Outgoing, Settlement } from "../../Broker.ts"
 import { HandlerDefect, MessageDecodeError, RetryLater, TimeLimitExceeded } from "../../ErrandError.ts"
+import * as Group from "../../Group.ts"
 import type { Envelope, LastError, Message, Target } from "../../Message.ts"
 import type { Stored } from "../../Results.ts"
 import { describe, isTagged, lastError } from "../failure.ts"
@@ -180,6 +181,44 @@ export const make = (ctx: WorkerContext): Outcomes => {
   }
 
   /**
+   * Counts a group member's outcome in the broker (once per member, however often it runs). The member whose record
+   * completed the group sends its `onComplete`; the first member that failed for good sends its `onFailure`. Only
+   * that member ever sends it: if its worker dies after sending and before acking, it runs again and sends it again
+   * (at-least-once, like every follow-up message), and no other member does.
+   */
+  const memberFinished = (job: Job, succeeded: boolean): Effect.Effect<void> => {
+    const group = job.envelope!.group!
+    const member = job.delivery.id
+    return ctx.broker.recordGroupMember(group.id, member, succeeded, group.size, Group.recordTtl).pipe(
+      Effect.tapError((error) =>
+        Effect.logWarning("Could not record a group member; trying again with backoff", error)
+      ),
+      Effect.retry(brokerBackoff),
+      Effect.flatMap((counts) => {
+        // only the member that completed the group, or failed it first, sends the callback
+        const callback = counts.completedBy === member
+          ? group.onComplete
+          : counts.firstFailed === member
+          ? group.onFailure
+          : undefined
+        if (callback === undefined) return Effect.void
+        return Effect.flatMap(
+          Clock.currentTimeMillis,
+          (now) =>
+            followUp([{
+              id: callback.id,
+              queue: callback.queue,
+              priority: callback.priority,
+              eta: now,
+              body: callback.body
+            }])
+        )
+      }),
+      Effect.catch(() => Effect.void)
+    )
+  }
+
+  /**
    * Enqueues follow-up messages before the message that sends them is settled, retrying a failed enqueue after
    * `brokerBackoff`: a crash in between sends them again when the message runs again (at-least-once).
    */
@@ -201,7 +240,9 @@ export const make = (ctx: WorkerContext): Outcomes => {
     )
 
   const finalFailure = (job: Job, failure: { readonly _tag: string }): Effect.Effect<void> => {
-    const stored = storeFailure(job.registered!, job.delivery.id, failure)
+    const stored = job.envelope?.group === undefined
+      ? storeFailure(job.registered!, job.delivery.id, failure)
+      : Effect.andThen(storeFailure(job.registered!, job.delivery.id, failure), memberFinished(job, false))
     const callback = job.envelope?.onFailure
     if (callback === undefined) return stored
     const messageId = job.delivery.id
@@ -244,7 +285,9 @@ export const make = (ctx: WorkerContext): Outcomes => {
     const ttl = registered.resultTtlMillis
     const envelope = job.envelope!
     const follows = envelope.onSuccess !== undefined || envelope.pipeline !== undefined
-    if (ttl === undefined && !follows) return acked
+    // a group member counts its success before it is acked: the last one sends the group's onComplete
+    const done = envelope.group === undefined ? acked : Effect.andThen(memberFinished(job, true), acked)
+    if (ttl === undefined && !follows) return done
     return Effect.matchEffect(registered.encodeSuccess(value), {
       onFailure: (error) =>
         settleFailure(
@@ -259,12 +302,12 @@ export const make = (ctx: WorkerContext): Outcomes => {
         const stored = ttl === undefined
           ? Effect.void
           : store(job.delivery.id, { _tag: "Success", value: encoded }, ttl)
-        if (!follows) return Effect.andThen(stored, acked)
+        if (!follows) return Effect.andThen(stored, done)
         return Effect.andThen(
           stored,
           Effect.andThen(
             Effect.flatMap(Clock.currentTimeMillis, (now) => followUp(successors(job, encoded, now))),
-            acked
+            done
           )
         )
       }

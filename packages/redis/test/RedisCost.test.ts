@@ -92,6 +92,26 @@ describe.skipIf(!hasRedisServer())("RedisBroker cost (private redis-server)", ()
       assert.deepStrictEqual(stats, { ready: 0, delayed: 0, inFlight: 0, dead: 0 })
     }))
 
+  it.live("enqueue of delayed messages costs 5 Redis commands per call, for one message as for 500", () =>
+    Effect.gen(function*() {
+      const server = yield* privateServer
+      const broker = yield* brokerOn(server.url)
+      const now = yield* Clock.currentTimeMillis
+      const later = (i: number): Broker.Outgoing => ({ ...noop(i), eta: now + 600_000 })
+      // Loads the script, so that the counts below hold only EVALSHA
+      yield* broker.enqueue([later(0)])
+      server.cli("CONFIG", "RESETSTAT")
+      yield* broker.enqueue([later(1)])
+      const one = commandStats(server.cli)
+      server.cli("CONFIG", "RESETSTAT")
+      yield* broker.enqueue(Array.from({ length: 500 }, (_, i) => later(i + 2)))
+      const batch = commandStats(server.cli)
+      // EVALSHA, the sweep, one INCRBY sequencing the timers (FIFO among equal etas), ZADD timers, ZADD marker
+      assert.deepStrictEqual(one, { evalsha: 1, zrangebyscore: 1, incrby: 1, zadd: 2 })
+      assert.deepStrictEqual(batch, one)
+      assert.strictEqual((yield* broker.stats("jobs")).delayed, 502)
+    }))
+
   it.live("keeps a queued no-op job of about 100 bytes of JSON in at most 120 bytes of Redis memory", () =>
     Effect.gen(function*() {
       const server = yield* privateServer

@@ -153,6 +153,91 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
         }))
     })
 
+    describe("ties among equal etas", () => {
+      // Labels sort in the reverse of the order they are sent or settled in (see `descending`), so a broker that breaks
+      // ties by id, or by the bytes of what it stores, fails these.
+
+      it.effect("takes 100 messages sent in one batch with the same delay in send order", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const labels = descending(100)
+          yield* q.enqueue(labels.map((label) => q.message(label, { delay: 1_000 })))
+          yield* TestClock.adjust(1_000)
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 100 })), labels)
+        }))
+
+      it.effect("takes 100 messages sent one by one with the same delay in send order", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const labels = descending(100)
+          // The TestClock stands still, so every message gets the same eta
+          for (const label of labels) yield* q.enqueue([q.message(label, { delay: 1_000 })])
+          yield* TestClock.adjust(1_000)
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 100 })), labels)
+        }))
+
+      it.effect("keeps send order among equal etas within each priority", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const labels = descending(99)
+          const priorityOf = (i: number) => [3, 0, -1][i % 3]!
+          yield* q.enqueue(labels.map((label, i) => q.message(label, { delay: 1_000, priority: priorityOf(i) })))
+          yield* TestClock.adjust(1_000)
+          const expected = [-1, 0, 3].flatMap((p) => labels.filter((_, i) => priorityOf(i) === p))
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 99 })), expected)
+        }))
+
+      it.effect("retries settled in one call for the same eta come due in settlement order", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const deliveries = yield* takeAllOf(q, descending(100))
+          const order = interleaved(deliveries)
+          const eta = (yield* Clock.currentTimeMillis) + 1_000
+          assert.deepStrictEqual(yield* q.broker.settle(order.map((delivery) => retry(delivery, eta, boom))), [])
+          yield* TestClock.adjust(1_000)
+          assert.deepStrictEqual(
+            (yield* q.take({ max: 100 })).deliveries.map((delivery) => delivery.id),
+            order.map((delivery) => delivery.id)
+          )
+        }))
+
+      it.effect("retries settled across calls for the same eta come due in settlement order", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const deliveries = yield* takeAllOf(q, descending(100))
+          const order = interleaved(deliveries)
+          const eta = (yield* Clock.currentTimeMillis) + 1_000
+          // One at a time, alternately on their own and piggy-backed on a take (which finds nothing ready)
+          for (const [i, delivery] of order.entries()) {
+            if (i % 2 === 0) {
+              assert.deepStrictEqual(yield* q.broker.settle([retry(delivery, eta, boom)]), [])
+            } else {
+              assert.deepStrictEqual(yield* q.take({ settle: [retry(delivery, eta, boom)] }), {
+                deliveries: [],
+                rejected: []
+              })
+            }
+          }
+          yield* TestClock.adjust(1_000)
+          assert.deepStrictEqual(
+            (yield* q.take({ max: 100 })).deliveries.map((delivery) => delivery.id),
+            order.map((delivery) => delivery.id)
+          )
+        }))
+
+      it.effect("sends and retries for the same eta share one order: the order they were scheduled in", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const [retried] = yield* takeAllOf(q, ["b-retried"])
+          yield* q.enqueue([q.message("c-sent-first", { delay: 1_000 })])
+          const eta = (yield* Clock.currentTimeMillis) + 1_000
+          assert.deepStrictEqual(yield* q.broker.settle([retry(retried!, eta, boom)]), [])
+          yield* q.enqueue([q.message("a-sent-last", { delay: 1_000 })])
+          yield* TestClock.adjust(1_000)
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 10 })), ["c-sent-first", "b-retried", "a-sent-last"])
+        }))
+    })
+
     describe("leases", () => {
       it.effect("leases a delivery with a token, an expiry and its counts", () =>
         Effect.gen(function*() {
@@ -720,6 +805,25 @@ const retry = (delivery: Delivery, eta: number, error: LastError): Settlement =>
 })
 const deadLetter = (delivery: Delivery, reason: LastError): Settlement => ({ _tag: "DeadLetter", delivery, reason })
 const release = (delivery: Delivery): Settlement => ({ _tag: "Release", delivery })
+
+/** `n` labels in descending byte order (`m099`, …, `m000`): sent in this order, send order is not id order. */
+const descending = (n: number): Array<string> =>
+  Array.from({ length: n }, (_, i) => `m${String(n - 1 - i).padStart(3, "0")}`)
+
+/** The odd positions, then the even ones: an order that is neither the original one nor its reverse. */
+const interleaved = <A>(items: ReadonlyArray<A>): Array<A> => [
+  ...items.filter((_, i) => i % 2 === 1),
+  ...items.filter((_, i) => i % 2 === 0)
+]
+
+/** Enqueues messages ready at once and takes them all, in send order. */
+const takeAllOf = (q: Fixture, labels: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    yield* q.enqueue(labels.map((label) => q.message(label)))
+    const taken = yield* q.take({ max: labels.length })
+    assert.deepStrictEqual(q.labels(taken), labels)
+    return taken.deliveries
+  })
 
 interface MessageOptions {
   readonly priority?: number | undefined

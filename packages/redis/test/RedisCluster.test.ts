@@ -95,6 +95,17 @@ const clusterTests = (cluster: RedisCluster): void => {
         for (const { queue } of queues) assert.strictEqual((yield* broker.stats(queue)).inFlight, 0)
       }).pipe(Effect.scoped))
 
+    it.live("concurrent first commands to every node right after connecting all succeed", () =>
+      Effect.gen(function*() {
+        // ioredis opens a node's connection on its first command and rejects the commands that reach the node while it
+        // opens (no offline queue): the broker connects every master before it is ready
+        const prefix = uniquePrefix()
+        const broker = yield* brokerOf(clusterLayer({ prefix }))
+        const calls = queuePerNode(prefix).flatMap(({ queue }) => Array.from({ length: 5 }, () => broker.stats(queue)))
+        const stats = yield* Effect.all(calls, { concurrency: "unbounded" })
+        assert.deepStrictEqual(stats.map((s) => s.ready), Array.from({ length: 15 }, () => 0))
+      }).pipe(Effect.scoped))
+
     it.live("a blocking take on each node wakes within milliseconds of an enqueue from another broker", () =>
       Effect.gen(function*() {
         const prefix = uniquePrefix()

@@ -24,15 +24,28 @@ case "$runs$busy" in *[!0-9]*) echo "--runs and --busy take whole numbers" >&2; 
 
 cd "$(dirname "$0")/.."
 out="$(mktemp -d "${TMPDIR:-/tmp}/errand-stress-XXXXXX")"
+# Job control: each background job (a busy process, a test run) gets a process group of its own, so that a test run is
+# stopped as a whole (pnpm, vitest, its workers and the redis-servers they started) on Ctrl-C or SIGTERM.
+set -m
 busy_pids=()
+run_pid=""
 
 stop_busy() {
   for pid in "${busy_pids[@]+"${busy_pids[@]}"}"; do kill "$pid" 2>/dev/null; done
   for pid in "${busy_pids[@]+"${busy_pids[@]}"}"; do wait "$pid" 2>/dev/null; done
   busy_pids=()
 }
+interrupted() {
+  if [ -n "$run_pid" ]; then
+    kill -TERM -- "-$run_pid" 2>/dev/null
+    wait "$run_pid" 2>/dev/null
+  fi
+  echo
+  echo "stress: interrupted; logs in $out"
+  exit 130
+}
 trap stop_busy EXIT
-trap 'echo; echo "stress: interrupted; logs in $out"; exit 130' INT TERM
+trap interrupted INT TERM
 
 for _ in $(seq 1 "$busy"); do
   node -e 'for (;;) {}' &
@@ -49,8 +62,11 @@ for run in $(seq 1 "$runs"); do
   start=$SECONDS
   # What `pnpm test` runs, with vitest's JSON report added (pnpm would take a --reporter flag for itself)
   { pnpm format:check && pnpm typecheck && pnpm exec vitest run --reporter=default --reporter=json \
-    --outputFile.json="$report"; } >"$log" 2>&1
+    --outputFile.json="$report"; } >"$log" 2>&1 &
+  run_pid=$!
+  wait "$run_pid"
   code=$?
+  run_pid=""
   took=$((SECONDS - start))
   if [ "$code" -eq 0 ]; then
     echo "run $run/$runs: passed in ${took} s"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs the whole test suite (what `pnpm test` runs: format check, typecheck, every vitest project) several times in a row while
-# busy processes load the CPU, and reports every failure: which run, which test. Proves a change does not make the
-# suite flaky on a loaded machine.
+# Runs the whole test suite (what `pnpm test` runs: format check, typecheck, every vitest project) several times in a
+# row while busy processes load the CPU, and reports every failure: which run, which test. Shows whether a change makes
+# the suite flaky on a loaded machine.
 #
 #   pnpm test:stress                      # 5 runs, 2 busy processes
 #   pnpm test:stress --runs 10 --busy 3   # or STRESS_RUNS=10 STRESS_BUSY=3 pnpm test:stress
@@ -74,8 +74,8 @@ for run in $(seq 1 "$runs"); do
   fi
   failed_runs=$((failed_runs + 1))
   echo "run $run/$runs: FAILED in ${took} s (exit $code, log: $log)"
-  # Every failed test by project, file and full name; a run that failed before vitest reported (format, types, a
-  # crash) shows the end of its log instead.
+  # Every failed test by file and full name; a run that failed before vitest reported (format, types, a crash) shows
+  # the end of its log instead.
   names="$(node -e '
     const fs = require("node:fs")
     const report = JSON.parse(fs.readFileSync(process.argv[1], "utf8"))

@@ -16,6 +16,11 @@
  *   (`validateOutgoing` is the shared check).
  * - Within a queue, a lower `priority` is taken first, and messages of equal priority are taken in the order they
  *   became due (FIFO). A message is not taken before its `eta`.
+ * - Ties: messages of equal priority that become due at the same instant (the same `eta`, for instance a batch sent
+ *   with one delay, or retries scheduled for the same time) are taken in the order they were scheduled: the order of
+ *   the `enqueue` calls and, within a call, of its array, for sent messages; the order of the `Retry` settlements
+ *   (across `settle` and `take` calls, and within one call, of its array) for retries. Sends and retries share that one
+ *   order. Never by id or by any other property of the message.
  * - Leases are fenced: a settlement or extension carrying a lease token that is no longer current (the lease lapsed and
  *   the message was taken again) is rejected and changes nothing.
  * - Time is read from Effect's `Clock`, so `TestClock` drives delays and leases in tests.

@@ -52,6 +52,7 @@ const documented = (prefix: string) => [
   "+hlen",
   "+hdel",
   "+incr",
+  "+incrby",
   "+pexpire",
   "+del",
   "+info"

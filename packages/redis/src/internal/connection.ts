@@ -146,8 +146,17 @@ export const connect = (
       resume(Effect.fail(failure))
     }
     const onReady = () => {
-      cleanup()
-      resume(Effect.void)
+      if (!(client instanceof Cluster)) {
+        cleanup()
+        return resume(Effect.void)
+      }
+      // A Cluster client is ready once it knows the slots, but it opens its connection to each node on that node's
+      // first command and, without an offline queue, rejects the commands that reach the node while that connection
+      // opens ("Connection is closed."): concurrent first takes on a queue failed so. Every master is connected now.
+      Promise.all(client.nodes("master").map(nodeReady)).then(() => {
+        cleanup()
+        resume(Effect.void)
+      }, onError)
     }
     const onError = (error: Error) =>
       fail({
@@ -172,6 +181,31 @@ export const connect = (
       client.disconnect()
     })
   })
+
+/** Connects a Cluster client's node connection (lazy until then), resolving once it is ready. */
+const nodeReady = (node: Redis): Promise<void> =>
+  node.status === "ready" ? Promise.resolve() : node.status === "end"
+    ? Promise.reject(new Error("Connection is closed."))
+    : new Promise<void>((resolve, reject) => {
+      const off = () => {
+        node.off("ready", onReady)
+        node.off("error", onError)
+        node.off("end", onEnd)
+      }
+      const onReady = () => {
+        off()
+        resolve()
+      }
+      const onError = (error: Error) => {
+        off()
+        reject(error)
+      }
+      const onEnd = () => onError(new Error("Connection is closed."))
+      node.once("ready", onReady)
+      node.once("error", onError)
+      node.once("end", onEnd)
+      if (node.status === "wait") node.connect().catch(() => {})
+    })
 
 /** Closes a client: QUIT (bounded), then disconnect. */
 export const close = (client: Redis | Cluster): Effect.Effect<void> =>

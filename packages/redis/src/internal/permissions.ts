@@ -36,6 +36,7 @@ export const scriptCommands = [
   "hlen",
   "hdel",
   "incr",
+  "incrby",
   "pexpire",
   "del"
 ] as const
@@ -51,7 +52,7 @@ local probes = {
   { "zadd", Z, 0, "x" }, { "zcard", Z }, { "zcount", Z, "-inf", "+inf" }, { "zrange", Z, 0, 0 },
   { "zrangebyscore", Z, "-inf", "+inf" }, { "zpopmin", Z, 1 }, { "zrem", Z, "x" }, { "zremrangebyrank", Z, 0, -1 },
   { "hset", H, "f", "v" }, { "hmget", H, "f" }, { "hlen", H }, { "hdel", H, "f" },
-  { "incr", S }, { "pexpire", S, 1000 }, { "del", S }
+  { "incr", S }, { "incrby", S, 1 }, { "pexpire", S, 1000 }, { "del", S }
 }
 local out = {}
 for i = 1, #probes do

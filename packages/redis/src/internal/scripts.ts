@@ -8,8 +8,8 @@
  * | 1    | `R`  | list   | ready elements of priority 0, FIFO                                               |
  * | 2    | `HI` | zset   | ready elements of priority < 0: score = priority, member = 12 hex seq + element  |
  * | 3    | `LO` | zset   | ready elements of priority > 0: same layout as `HI`                              |
- * | 4    | `SEQ`| string | counter ordering `HI`/`LO` members and dead letters                              |
- * | 5    | `T`  | zset   | timers: delayed elements (score = eta) and leases (`!<id>`, score = expiry)      |
+ * | 4    | `SEQ`| string | counter ordering `HI`/`LO`/`T` members and dead letters                          |
+ * | 5    | `T`  | zset   | timers: delayed (score = eta, member = 12 hex seq + element), leases (`!<id>`)   |
  * | 6    | `F`  | hash   | in-flight: id → lease token + " " + element                                     |
  * | 7    | `D`  | zset   | dead letters: id, score = deadAt · 1000 + seq mod 1000                           |
  * | 8    | `DH` | hash   | dead letters: id → element (its `lastError` is the dead-letter reason)           |
@@ -20,6 +20,12 @@
  * - compact: the body JSON itself, when the body is an object whose first key is `"id"` holding the message id
  *   (of the characters of `luaIdClass`), priority is 0 and the message has no attempts, deliveries or last error;
  * - headed: `#` + JSON `[priority, attempts, deliveries, id, lastError?]` + `\n` + body JSON.
+ *
+ * **Ties.** Redis orders the members of equal score by their bytes, and an element's first bytes are its id (or a
+ * header), not its age, so every sorted set of elements prefixes them with 12 hex digits of `SEQ` (`%012x`): messages
+ * that share a priority (`HI`/`LO`) or an eta (`T`) keep the order in which they were added (the contract's
+ * tie-break). A lease timer (`!<id>`, score = expiry) sorts before the delayed elements of the same score; a delayed
+ * element written before the prefix existed begins with `{` or `#` and is read as it is.
  *
  * Time is never read inside Lua: `now` (epoch ms from Effect's `Clock`) is always an argument. Scripts never build key
  * names, so they are Redis Cluster safe. ioredis loads each script once per connection and sends `EVALSHA`, falling
@@ -100,6 +106,25 @@ local function pushReady(e, p, list)
 end
 `
 
+/**
+ * `addTimers(timers)`: ZADDs delayed elements, collected as flat (eta, element) pairs in the order they were scheduled,
+ * to T, each prefixed with 12 hex digits of SEQ (one INCRBY per call) so that equal etas come due in that order. Sets
+ * `wake`.
+ */
+const addTimers = String.raw`
+local function addTimers(timers)
+  local n = #timers
+  if n == 0 then return end
+  local s = call("INCRBY", SEQ, n / 2) - n / 2
+  for i = 2, n, 2 do
+    s = s + 1
+    timers[i] = string.format("%012x", s) .. timers[i]
+  end
+  for i = 1, n, 1000 do call("ZADD", T, unpack(timers, i, math.min(i + 999, n))) end
+  wake = true
+end
+`
+
 /** `flush(list)`: RPUSHes the collected ready elements; true when R was empty before (a waiter may be blocked). */
 const flush = String.raw`
 local function flush(list)
@@ -112,9 +137,9 @@ end
 `
 
 /**
- * `maintain(now, limit, list)`: moves up to limit due timers (score <= now) back to ready: delayed elements, and
- * in-flight elements whose lease lapsed (their deliveries count already includes the lost lease). Needs decode and
- * pushReady.
+ * `maintain(now, limit, list)`: moves up to limit due timers (score <= now) back to ready, in timer order (eta, then
+ * sequence): delayed elements (their sequence prefix dropped), and in-flight elements whose lease lapsed (their
+ * deliveries count already includes the lost lease). Needs decode and pushReady.
  */
 const maintain = String.raw`
 local function maintain(now, limit, list)
@@ -134,10 +159,13 @@ local function maintain(now, limit, list)
   end
   for i = 1, n do
     local e = due[i]
-    if byte(e, 1) == 33 then
+    local b = byte(e, 1)
+    if b == 33 then
       k = k + 1
       e = recs[k]
       if e then e = sub(e, string.find(e, " ", 1, true) + 1) end
+    elseif b ~= 123 and b ~= 35 then
+      e = sub(e, 13)
     end
     if e then pushReady(e, (decode(e)), list) end
   end
@@ -168,8 +196,8 @@ end
  * delivery ran the handler, "0" when not; json = reason), l (release: deliveries - 1, since a released lease is not
  * a lost one). A settlement whose lease is not current (no in-flight record for the id under that token: the lease was
  * swept after lapsing and the message perhaps taken again, or it was settled, or flushed) changes nothing; its
- * 0-based index is returned. A lapsed lease stays current until a sweep returns its message to the queue.
- * Needs decode, encode, pushReady and trimDead.
+ * 0-based index is returned. A lapsed lease stays current until a sweep returns its message to the queue. Delayed
+ * retries are timed in settlement order. Needs decode, encode, pushReady, addTimers and trimDead.
  */
 const settle = String.raw`
 local function settle(now, o, list, ttl, max)
@@ -196,7 +224,7 @@ local function settle(now, o, list, ttl, max)
   if #live == 0 then return rejected end
   call("HDEL", F, unpack(live))
   call("ZREM", T, unpack(marks))
-  local dead = 0
+  local dead, timers = 0, {}
   for i = 1, n do
     local rec = recs[i]
     local kind = ARGV[o + 5 * i - 4]
@@ -212,8 +240,8 @@ local function settle(now, o, list, ttl, max)
         if eta <= now then
           pushReady(e, p, list)
         else
-          call("ZADD", T, eta, e)
-          wake = true
+          timers[#timers + 1] = eta
+          timers[#timers + 1] = e
         end
       else
         -- a dead letter counts handler runs: this delivery's counts when it ran (eta slot "1")
@@ -226,6 +254,7 @@ local function settle(now, o, list, ttl, max)
       end
     end
   end
+  addTimers(timers)
   if dead > 0 then
     trimDead(now, ttl, max)
     -- a backstop for abandoned queues (scores enforce the TTL by Clock time; PEXPIRE runs on Redis time)
@@ -245,29 +274,26 @@ export const sources = {
    *
    * ARGV: now, sweepLimit, nPlain, nOther, then nPlain elements that are ready now with priority 0 (in order), then
    * nOther × (eta, priority, element). Plain elements go to R with one RPUSH, without a Lua loop.
-   * Effects: eta > now → ZADD T; else priority 0 → RPUSH R, other → ZADD HI/LO. Sets the wake marker when R was
-   * empty, or a delayed/prioritised message was added.
+   * Effects: eta > now → ZADD T (sequenced in argument order, see addTimers); else priority 0 → RPUSH R, other →
+   * ZADD HI/LO. Sets the wake marker when R was empty, or a delayed/prioritised message was added.
    * Returns: nPlain + nOther.
    */
-  enqueue: head + decode + pushReady + flush + maintain + String.raw`
+  enqueue: head + decode + pushReady + addTimers + flush + maintain + String.raw`
 local now, limit, np, no = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local list = {}
 maintain(now, limit, list)
-local delayed = {}
+local timers = {}
 for i = 1, no do
   local b = 4 + np + 3 * i - 2
   local eta, e = tonumber(ARGV[b]), ARGV[b + 2]
   if eta > now then
-    delayed[#delayed + 1] = eta
-    delayed[#delayed + 1] = e
+    timers[#timers + 1] = eta
+    timers[#timers + 1] = e
   else
     pushReady(e, tonumber(ARGV[b + 1]), list)
   end
 end
-if #delayed > 0 then
-  for i = 1, #delayed, 1000 do call("ZADD", T, unpack(delayed, i, math.min(i + 999, #delayed))) end
-  wake = true
-end
+addTimers(timers)
 if flush(list) then wake = true end
 if np > 0 then
   for i = 5, 4 + np, 1000 do
@@ -290,7 +316,7 @@ return np + no
    * Returns: { rejected settlement indices (0-based), leased elements (token i = tokenBase..i, 1-based),
    * next timer score or nil (only when nothing was leased and wantNext = 1) }.
    */
-  take: head + decode + encode + pushReady + flush + maintain + trimDead + settle + String.raw`
+  take: head + decode + encode + pushReady + addTimers + flush + maintain + trimDead + settle + String.raw`
 local now, max, expiry, base = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local list = {}
 local rejected = settle(now, 9, list, tonumber(ARGV[7]), tonumber(ARGV[8]))
@@ -346,7 +372,7 @@ return { rejected, out, nextAt }
    * ARGV: now, deadTtl, deadMax, then n, then n × (kind, id, token, eta, json).
    * Returns: rejected settlement indices (0-based).
    */
-  settle: head + decode + encode + pushReady + flush + trimDead + settle + String.raw`
+  settle: head + decode + encode + pushReady + addTimers + flush + trimDead + settle + String.raw`
 local now = tonumber(ARGV[1])
 local list = {}
 local rejected = settle(now, 4, list, tonumber(ARGV[2]), tonumber(ARGV[3]))

@@ -31,6 +31,7 @@ import { type Pipeable, pipeArguments } from "effect/Pipeable"
 import { Broker, type Outgoing } from "./Broker.ts"
 import {
   type BrokerError,
+  type EnqueueVetoed,
   InvalidName,
   type InvalidOption,
   InvalidPayload,
@@ -46,10 +47,12 @@ import type { HandlerDefect } from "./ErrandError.ts"
 import { ACTOR, ENVELOPE, type EnvelopeCarrier, toOutgoing, toTarget } from "./internal/carrier.ts"
 import { enqueueOne } from "./internal/coalesce.ts"
 import { messageId } from "./internal/id.ts"
+import * as MiddlewareHooks from "./internal/middleware.ts"
 import { isValidName } from "./internal/names.ts"
 import * as Check from "./internal/options.ts"
 import { defaultBackoff, type RetryPolicy } from "./internal/retry.ts"
 import type { Envelope, Limits, Message } from "./Message.ts"
+import { Middlewares } from "./Middleware.ts"
 import { defaultTtl, Results } from "./Results.ts"
 
 /**
@@ -268,7 +271,7 @@ export interface Actor<
     options?: SendOptions<Success["Type"]>
   ): Effect.Effect<
     Message<Payload["Type"], Success["Type"]>,
-    InvalidPayload | InvalidOption | BrokerError,
+    InvalidPayload | InvalidOption | EnqueueVetoed | BrokerError,
     Broker | Payload["EncodingServices"]
   >
 
@@ -278,7 +281,7 @@ export interface Actor<
     options?: SendOptions<Success["Type"]>
   ): Effect.Effect<
     ReadonlyArray<Message<Payload["Type"], Success["Type"]>>,
-    InvalidPayload | InvalidOption | BrokerError,
+    InvalidPayload | InvalidOption | EnqueueVetoed | BrokerError,
     Broker | Payload["EncodingServices"]
   >
 
@@ -629,11 +632,22 @@ export const make = <
       Effect.flatMap(Clock.currentTimeMillis, (now) => build(payload, sendOptions, now)),
     send: (payload, sendOptions) =>
       // one step reads the broker and the clock, and a synchronously encodable payload is built in place
-      Effect.withFiber<Msg, InvalidPayload | InvalidOption | BrokerError, Broker | Payload["EncodingServices"]>(
+      Effect.withFiber<
+        Msg,
+        InvalidPayload | InvalidOption | EnqueueVetoed | BrokerError,
+        Broker | Payload["EncodingServices"]
+      >(
         (fiber) => {
           const broker = Context.get(fiber.context as Context.Context<Broker>, Broker)
           const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
-          const enqueueIt = (message: Msg) => Effect.as(enqueueOne(broker, toOutgoing(message)), message)
+          const middlewares = fiber.getRef(Middlewares)
+          const enqueueIt = middlewares.length === 0
+            ? (message: Msg) => Effect.as(enqueueOne(broker, toOutgoing(message)), message)
+            : (message: Msg) =>
+              Effect.flatMap(
+                MiddlewareHooks.beforeEnqueue(middlewares, [message], now),
+                ([prepared]) => Effect.as(enqueueOne(broker, toOutgoing(prepared!)), prepared!)
+              )
           return buildWith(payload, sendOptions, now, enqueueIt, (message) => Effect.flatMap(message, enqueueIt))
         }
       ),
@@ -641,7 +655,7 @@ export const make = <
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
         Effect.flatMap(
           buildAll(Array.isArray(payloads) ? payloads : Array.from(payloads), sendOptions, now),
-          (messages) => Effect.as(enqueue(messages), messages)
+          (messages) => enqueuePrepared(messages, now)
         )),
     handle: (handler) => ({
       actor: self,
@@ -660,5 +674,19 @@ export const make = <
  * @category sending
  * @since 0.1.0
  */
-export const enqueue = (messages: Iterable<Message>): Effect.Effect<void, BrokerError, Broker> =>
-  Effect.flatMap(Broker, (broker) => broker.enqueue(Array.from(messages, toOutgoing)))
+export const enqueue = (messages: Iterable<Message>): Effect.Effect<void, EnqueueVetoed | BrokerError, Broker> =>
+  Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.asVoid(enqueuePrepared(Array.from(messages), now)))
+
+/** Runs the middleware's `beforeEnqueue` on messages, then enqueues them in one broker call. */
+const enqueuePrepared = <M extends Message>(
+  messages: ReadonlyArray<M>,
+  now: number
+): Effect.Effect<ReadonlyArray<M>, EnqueueVetoed | BrokerError, Broker> =>
+  Effect.flatMap(Broker, (broker) =>
+    Effect.flatMap(Middlewares, (middlewares) =>
+      middlewares.length === 0
+        ? Effect.as(broker.enqueue(messages.map(toOutgoing)), messages)
+        : Effect.flatMap(
+          MiddlewareHooks.beforeEnqueue(middlewares, messages, now),
+          (prepared) => Effect.as(broker.enqueue(prepared.map(toOutgoing)), prepared)
+        )))

@@ -315,3 +315,20 @@ export class InvalidMessageId extends Schema.TaggedError<InvalidMessageId>()("In
     return new BrokerError({ broker, operation: "enqueue", message: cause.message, cause })
   }
 }
+
+/**
+ * A middleware's `beforeEnqueue` refused a message: nothing of its batch was enqueued.
+ *
+ * @category errors
+ * @since 0.2.0
+ */
+export class EnqueueVetoed extends Schema.TaggedError<EnqueueVetoed>()("EnqueueVetoed", {
+  /** The middleware that refused it. */
+  middleware: Schema.String,
+  messageId: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `Middleware "${this.middleware}" refused message ${this.messageId}: ${this.reason}`
+  }
+}

@@ -23,9 +23,10 @@
 import { type Duration, Effect } from "effect"
 import type * as Actor from "./Actor.ts"
 import { Broker } from "./Broker.ts"
-import type { BrokerError } from "./ErrandError.ts"
+import type { BrokerError, EnqueueVetoed } from "./ErrandError.ts"
 import { actorOf, envelopeOf } from "./internal/carrier.ts"
 import { messageId } from "./internal/id.ts"
+import { prepare } from "./internal/middleware.ts"
 import type { Carried, GroupRef, Message } from "./Message.ts"
 import type { Results as ResultsStore } from "./Results.ts"
 
@@ -82,20 +83,20 @@ const carried = (message: Message<unknown, unknown>): Carried => ({
 export const run = <const Members extends ReadonlyArray<Message<unknown, unknown>>>(
   members: Members,
   options?: Options
-): Effect.Effect<Group<Members>, BrokerError, Broker> =>
-  Effect.flatMap(Broker, (broker) => {
+): Effect.Effect<Group<Members>, EnqueueVetoed | BrokerError, Broker> =>
+  Effect.flatMap(prepare(members), ([prepared, broker]) => {
     const id = messageId()
     const group: { -readonly [K in keyof GroupRef]: GroupRef[K] } = { id, size: members.length }
     if (options?.onComplete !== undefined) group.onComplete = carried(options.onComplete)
     if (options?.onFailure !== undefined) group.onFailure = carried(options.onFailure)
-    const outgoing = members.map((member) => ({
+    const outgoing = prepared.map((member) => ({
       id: member.id,
       queue: member.queue,
       priority: member.priority,
       eta: member.eta,
       body: { ...envelopeOf(member), group }
     }))
-    return Effect.as(broker.enqueue(outgoing), { id, members })
+    return Effect.as(broker.enqueue(outgoing), { id, members: prepared as unknown as Members })
   })
 
 /**

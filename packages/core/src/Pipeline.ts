@@ -23,8 +23,9 @@
 import { Effect, type Schema } from "effect"
 import type * as Actor from "./Actor.ts"
 import { Broker } from "./Broker.ts"
-import type { BrokerError } from "./ErrandError.ts"
+import type { BrokerError, EnqueueVetoed } from "./ErrandError.ts"
 import { envelopeOf, toTarget } from "./internal/carrier.ts"
+import { prepare } from "./internal/middleware.ts"
 import type { Envelope, Message } from "./Message.ts"
 
 /** An actor as a pipeline step: where to send it, and its payload and success types. */
@@ -81,13 +82,20 @@ export const run = <Success, const S extends ReadonlyArray<Step>>(
   first: Message<unknown, Success>,
   steps: S & Steps<Success, S>,
   options?: Options
-): Effect.Effect<Message<unknown, Success>, BrokerError, Broker> =>
-  Effect.flatMap(Broker, (broker) => {
-    const envelope: { -readonly [K in keyof Envelope]: Envelope[K] } = { ...envelopeOf(first) }
+): Effect.Effect<Message<unknown, Success>, EnqueueVetoed | BrokerError, Broker> =>
+  Effect.flatMap(prepare([first]), ([prepared, broker]) => {
+    const message = prepared[0]!
+    const envelope: { -readonly [K in keyof Envelope]: Envelope[K] } = { ...envelopeOf(message) }
     if (steps.length > 0) envelope.pipeline = (steps as ReadonlyArray<Step>).map(toTarget)
     if (options?.onFailure !== undefined) envelope.onFailure = toTarget(options.onFailure)
     return Effect.as(
-      broker.enqueue([{ id: first.id, queue: first.queue, priority: first.priority, eta: first.eta, body: envelope }]),
-      first
+      broker.enqueue([{
+        id: message.id,
+        queue: message.queue,
+        priority: message.priority,
+        eta: message.eta,
+        body: envelope
+      }]),
+      message
     )
   })

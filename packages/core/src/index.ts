@@ -31,3 +31,6 @@ export * as Pipeline from "./Pipeline.ts"
 
 /** @since 0.2.0 */
 export * as Group from "./Group.ts"
+
+/** @since 0.2.0 */
+export * as Middleware from "./Middleware.ts"

@@ -10,6 +10,7 @@ import { type Clock, Context, type Effect, type Fiber, type Schema } from "effec
 import type * as Actor from "../../Actor.ts"
 import type { Broker, Delivery, Settlement } from "../../Broker.ts"
 import type { Envelope, Message } from "../../Message.ts"
+import type { Middleware } from "../../Middleware.ts"
 import type { Results } from "../../Results.ts"
 import type { Event } from "../../Worker.ts"
 import type { RetryPolicy } from "../retry.ts"
@@ -178,6 +179,8 @@ export interface WorkerContext {
   readonly capacity: number
   readonly registry: ReadonlyMap<string, Registered>
   readonly state: WorkerState
+  /** The middleware in use (`Middleware.layer`), read when the worker starts. */
+  readonly middlewares: ReadonlyArray<Middleware>
   /** Whether an `onEvent` listener is set (the usual path skips building events when not). */
   readonly listening: boolean
   /** Reports an event to `onEvent`; its failures are logged, never fatal. */

@@ -10,6 +10,7 @@ import { DeliveryLimitExceeded, issuePath, MaxAgeExceeded, UnknownActor } from "
 import { Envelope, type Message } from "../../Message.ts"
 import { isEnvelope } from "../envelope.ts"
 import { lastError } from "../failure.ts"
+import * as MiddlewareHooks from "../middleware.ts"
 import * as Watchdog from "../watchdog.ts"
 import type { Job, WorkerContext } from "./context.ts"
 import type { Outcomes } from "./outcome.ts"
@@ -59,7 +60,7 @@ export interface Runners {
 
 /** @internal */
 export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Outcomes): Runners => {
-  const { clock, registry, state: worker } = ctx
+  const { clock, middlewares, registry, state: worker } = ctx
   const maxLostLeases = ctx.settings.maxLostLeases
   const { annotate, deadLetter, undecodable } = outcomes
 
@@ -93,6 +94,10 @@ export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Out
     if (settlement._tag === "Release") worker.releasedCount++
     else worker.finishedCount++
     settlements.settled(job.delivery, settlement)
+    if (middlewares.length > 0) {
+      const outcome = MiddlewareHooks.outcomeOf(settlement, job.registered?.actor.name)
+      ctx.runSystem(MiddlewareHooks.afterSettle(middlewares, outcome))
+    }
     if (worker.running === 0 && worker.onIdle !== undefined) worker.onIdle()
   }
 
@@ -232,7 +237,8 @@ export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Out
       self = fiber
       runner.outer = fiber.context
       fiber.setContext(outcomes.handlerContext(job, fiber.context) as Context.Context<never>)
-      return job.registered!.run(message.payload, message)
+      const run = job.registered!.run(message.payload, message)
+      return middlewares.length === 0 ? run : MiddlewareHooks.aroundHandler(middlewares, message, run)
     })
     const runner: Runner = {
       job: undefined,

@@ -22,6 +22,18 @@ export const projects: Array<TestProjectConfiguration> = [
     }
   },
   pkg("examples"),
+  // cli: real `errand` processes against a private redis-server (the redis project's globalSetup)
+  {
+    extends: true,
+    test: {
+      name: "cli",
+      root: "./packages/cli",
+      include: ["test/**/*.test.ts"],
+      globalSetup: ["../redis/test/utils/globalSetup.ts"],
+      // child processes on a loaded 2-core machine: each start takes seconds
+      testTimeout: 60_000
+    }
+  },
   pkg("bench")
 ]
 export default projects

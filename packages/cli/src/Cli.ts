@@ -1,0 +1,177 @@
+/**
+ * The `errand` command: `errand worker MODULE`, and the admin commands, on `effect/cli`.
+ *
+ * Exit codes are listed in `CommandError`.
+ *
+ * @since 0.1.0
+ */
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import { ErrandError } from "@errand/core"
+import { Cause, Duration, Effect, Exit, Layer, Option, Runtime } from "effect"
+import { Argument, CliError, Command, Flag } from "effect/cli"
+import { ExitCode, InvalidInput, ModuleLoadError } from "./CommandError.ts"
+import { brokerFlags, brokerLayer, describe } from "./internal/brokerFlags.ts"
+import { loadWorker } from "./internal/load.ts"
+import { childEnv, ChildFatal, supervise } from "./internal/supervisor.ts"
+import type { WorkerSettings } from "./WorkerModule.ts"
+
+const version = "0.1.0"
+
+const shortUnits: Readonly<Record<string, string>> = {
+  ms: "millis",
+  s: "seconds",
+  m: "minutes",
+  h: "hours",
+  d: "days"
+}
+
+/** Parses `30s`, `500ms`, `2m`, `1h`, `1d` or Effect's `30 seconds`. */
+export const parseDuration = (input: string, text: string): Effect.Effect<Duration.Duration, InvalidInput> => {
+  const short = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/.exec(text.trim())
+  const candidate = short === null ? text.trim() : `${short[1]} ${shortUnits[short[2]!]}`
+  const parsed = Duration.fromInput(candidate as Duration.Input)
+  return Option.isSome(parsed) && Duration.isGreaterThanOrEqualTo(parsed.value, Duration.zero)
+    ? Effect.succeed(parsed.value)
+    : Effect.fail(new InvalidInput({ input, problem: `"${text}" is not a duration (e.g. 30s, 500ms, 2m, 1h)` }))
+}
+
+const csv = (value: string) => value.split(",").map((part) => part.trim()).filter((part) => part.length > 0)
+
+// ---- errand worker ----
+
+const workerFlags = {
+  module: Argument.String("module").pipe(
+    Argument.withDescription("The worker module: a .ts/.js file whose default export is defineWorker({...})")
+  ),
+  queues: Flag.String("queues").pipe(
+    Flag.withAlias("Q"),
+    Flag.withDescription(describe("Comma-separated queues to consume", { default: "the module's, else its actors'" })),
+    Flag.optional
+  ),
+  concurrency: Flag.Int("concurrency").pipe(
+    Flag.withAlias("c"),
+    Flag.withDescription(describe("Handlers running at once, per process", { default: "the module's, else 8" })),
+    Flag.optional
+  ),
+  prefetch: Flag.Int("prefetch").pipe(
+    Flag.withDescription(describe("Messages taken ahead of free handler slots", { default: "concurrency" })),
+    Flag.optional
+  ),
+  processes: Flag.Int("processes").pipe(
+    Flag.withAlias("p"),
+    Flag.withDescription(describe("Worker processes; above 1, a supervisor forks and restarts them", {
+      default: "1"
+    })),
+    Flag.withDefault(1)
+  ),
+  shutdownTimeout: Flag.String("shutdown-timeout").pipe(
+    Flag.withDescription(describe("How long a stop lets running handlers finish before releasing them", {
+      default: "the module's, else 30s"
+    })),
+    Flag.optional
+  ),
+  lease: Flag.String("lease").pipe(
+    Flag.withDescription(describe("How long a message's lease lasts; extended every third of it", {
+      default: "the module's, else 30s"
+    })),
+    Flag.optional
+  ),
+  ...brokerFlags
+}
+
+const optionalDuration = (input: string, value: Option.Option<string>) =>
+  Option.isNone(value)
+    ? Effect.succeed(undefined)
+    : Effect.map(parseDuration(input, value.value), (duration) => duration)
+
+/** Counts the children that did not stop cleanly, for the exit code. */
+const shutdown = { failures: 0 }
+
+const worker = Command.make("worker", workerFlags, (flags) =>
+  Effect.gen(function*() {
+    if (flags.processes < 1) {
+      return yield* new InvalidInput({ input: "--processes", problem: `must be at least 1 (got ${flags.processes})` })
+    }
+    const settings: WorkerSettings = {
+      queues: Option.getOrUndefined(Option.map(flags.queues, csv)),
+      concurrency: Option.getOrUndefined(flags.concurrency),
+      prefetch: Option.getOrUndefined(flags.prefetch),
+      shutdownTimeout: yield* optionalDuration("--shutdown-timeout", flags.shutdownTimeout),
+      lease: yield* optionalDuration("--lease", flags.lease)
+    }
+    const definition = yield* loadWorker(flags.module)
+    const broker = brokerLayer(flags)
+    const child = process.env[childEnv]
+    if (flags.processes > 1 && child === undefined) {
+      if (flags.broker === "memory") {
+        return yield* new InvalidInput({
+          input: "--processes",
+          problem: "the memory broker lives in one process: use --broker redis for more than one process"
+        })
+      }
+      // The broker must be reachable before any child starts: a wrong URL is one clear error, not N restarts.
+      yield* Effect.scoped(Layer.build(broker))
+      return yield* supervise({
+        processes: flags.processes,
+        script: process.argv[1]!,
+        args: process.argv.slice(2),
+        execArgv: process.execArgv
+      }, shutdown)
+    }
+    if (child !== undefined) {
+      // The supervisor is gone (killed): stop gracefully rather than run unsupervised.
+      process.on("disconnect", () => process.kill(process.pid, "SIGTERM"))
+    }
+    return yield* Layer.launch(definition.layer(settings)).pipe(
+      Effect.provide(broker),
+      Effect.mapError((error) =>
+        error instanceof ErrandError.DuplicateActor || error instanceof ErrandError.InvalidName
+          ? new ModuleLoadError({ path: flags.module, problem: error.message })
+          : error
+      ),
+      child === undefined ? (effect) => effect : Effect.annotateLogs({ process: child })
+    )
+  })).pipe(
+    Command.withDescription(
+      "Run a worker: the handlers of MODULE's defineWorker on the broker, until SIGINT/SIGTERM (then it drains and " +
+        "exits 0). Like rundramatiq."
+    )
+  )
+
+// ---- the command ----
+
+/**
+ * The `errand` command and its subcommands.
+ *
+ * @category commands
+ * @since 0.1.0
+ */
+export const command = Command.make("errand").pipe(
+  Command.withDescription("Errand: run workers and schedules, inspect queues and dead letters"),
+  Command.withSubcommands([worker])
+)
+
+/** Exit codes: a parse error is a usage error (2); an interrupted run (SIGINT/SIGTERM) is a clean stop (0). */
+const cliTeardown: Runtime.Teardown = (exit, onExit) => {
+  if (Exit.isSuccess(exit)) return onExit(ExitCode.Ok)
+  if (Cause.hasInterruptsOnly(exit.cause)) return onExit(shutdown.failures > 0 ? ExitCode.Failure : ExitCode.Ok)
+  const error = Cause.squash(exit.cause)
+  if (error instanceof ChildFatal) return onExit(error.code)
+  if (CliError.isCliError(error) && error._tag !== "UserError") {
+    return onExit(error._tag === "ShowHelp" && error.errors.length === 0 ? ExitCode.Ok : ExitCode.Usage)
+  }
+  return Runtime.defaultTeardown(exit, onExit)
+}
+
+/**
+ * Runs the `errand` command with the process's arguments.
+ *
+ * @category running
+ * @since 0.1.0
+ */
+export const main = (): void =>
+  Command.run(command, { version }).pipe(
+    Effect.provide(NodeServices.layer),
+    NodeRuntime.runMain({ teardown: cliTeardown })
+  )

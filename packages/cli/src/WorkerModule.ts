@@ -1,0 +1,188 @@
+/**
+ * Worker modules: what a user's `src/worker.ts` exports for `errand worker` (and `errand schedules`,
+ * `errand enqueue --module`).
+ *
+ * ```ts
+ * // src/worker.ts
+ * import { defineWorker } from "@errand/cli"
+ *
+ * export default defineWorker({
+ *   handlers: [SendWelcomeEmailLive, ProcessOrderLive],
+ *   services: Layer.mergeAll(UsersLive, MailerLive),  // what the handlers need; it may use the Broker
+ *   queues: ["email", "processing"],                   // defaults; `errand worker --queues ...` overrides them
+ *   concurrency: 8
+ * })
+ * ```
+ *
+ * `errand worker ./src/worker.ts` imports the module, takes its default export (or its export named `worker`),
+ * provides the broker from the command line (`REDIS_URL`, `--redis-url` or `--broker memory`) and runs it. The same
+ * definition runs without the command: `Layer.launch(definition.layer())` needs only a `Broker` (see `runMain`).
+ *
+ * @since 0.1.0
+ */
+import { type Actor, type Broker, Worker } from "@errand/core"
+import { Effect, Layer } from "effect"
+
+/**
+ * @category type IDs
+ * @since 0.1.0
+ */
+export const TypeId = "~@errand/cli/WorkerModule" as const
+
+/**
+ * Options the command line may override.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface WorkerSettings {
+  /** The queues to consume (default: every queue of the handlers' actors). */
+  readonly queues?: ReadonlyArray<string> | undefined
+  /** How many handlers run at once (default 8). */
+  readonly concurrency?: number | undefined
+  /** How many messages are taken ahead of free handler slots (default: `concurrency`). */
+  readonly prefetch?: number | undefined
+  /** How long a lease lasts (default 30 seconds). */
+  readonly lease?: Worker.Options<[]>["lease"]
+  /** How long shutdown lets running handlers finish (default 30 seconds). */
+  readonly shutdownTimeout?: Worker.Options<[]>["shutdownTimeout"]
+}
+
+/**
+ * A worker definition: handlers, the services they need, and default settings.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface WorkerDefinition {
+  readonly [TypeId]: typeof TypeId
+  /** The handlers this worker runs. */
+  readonly handlers: ReadonlyArray<Actor.Handler<Actor.Any, unknown>>
+  /** The default settings (the command line overrides them). */
+  readonly settings: WorkerSettings
+  /**
+   * The worker as a Layer that needs only a `Broker`: the handlers' services are provided. It logs one line when it
+   * starts and one when it stops, with how many messages it finished and released.
+   */
+  readonly layer: (overrides?: WorkerSettings) => Layer.Layer<never, unknown, Broker.Broker>
+}
+
+/**
+ * The options of `defineWorker`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface DefineOptions<Handlers extends ReadonlyArray<Actor.Handler<Actor.Any, unknown>>, E>
+  extends WorkerSettings
+{
+  /** The handlers, from `actor.handle(...)`. */
+  readonly handlers: Handlers
+  /**
+   * A Layer providing every service the handlers need (it may itself use the `Broker`). A handler whose service it
+   * does not provide does not compile. Use `Layer.empty` when the handlers need nothing.
+   */
+  readonly services: Layer.Layer<Exclude<Worker.Requirements<Handlers>, Broker.Broker>, E, Broker.Broker>
+}
+
+/**
+ * How many messages a worker finished and released, for its stop line.
+ *
+ * @internal
+ */
+interface Tally {
+  succeeded: number
+  retried: number
+  deadLettered: number
+  released: number
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`
+
+/**
+ * Defines the worker of a module, for `errand worker`.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const defineWorker = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.Any, unknown>>, E>(
+  options: DefineOptions<Handlers, E>
+): WorkerDefinition => {
+  const settings: WorkerSettings = {
+    queues: options.queues,
+    concurrency: options.concurrency,
+    prefetch: options.prefetch,
+    lease: options.lease,
+    shutdownTimeout: options.shutdownTimeout
+  }
+  const services = options.services as Layer.Layer<unknown, unknown, Broker.Broker>
+  return {
+    [TypeId]: TypeId,
+    handlers: options.handlers,
+    settings,
+    layer: (overrides) => {
+      const merged = { ...settings, ...withoutUndefined(overrides ?? {}) }
+      const worker = Layer.effectDiscard(Effect.gen(function*() {
+        const tally: Tally = { succeeded: 0, retried: 0, deadLettered: 0, released: 0 }
+        /** Started and not finished: when the worker has stopped, these were released (interrupted at shutdown). */
+        const running = new Set<string>()
+        // Added before the worker's own finalizer, so it runs after it: the worker has drained when this logs.
+        yield* Effect.addFinalizer(() =>
+          Effect.logInfo(
+            `Worker stopped: ${
+              plural(tally.succeeded + tally.retried + tally.deadLettered, "message")
+            } finished (${tally.succeeded} succeeded, ${tally.retried} to retry, ${tally.deadLettered} dead-lettered), ${
+              tally.released + running.size
+            } released`
+          )
+        )
+        yield* Worker.make({
+          handlers: options.handlers,
+          ...merged,
+          onEvent: (event) =>
+            Effect.sync(() => {
+              switch (event._tag) {
+                case "Started":
+                  running.add(event.message.id)
+                  break
+                case "Succeeded":
+                  running.delete(event.message.id)
+                  tally.succeeded++
+                  break
+                case "Retrying":
+                  running.delete(event.message.id)
+                  tally.retried++
+                  break
+                case "DeadLettered":
+                  running.delete(event.messageId)
+                  tally.deadLettered++
+                  break
+                case "Released":
+                  tally.released++
+                  break
+              }
+            })
+        })
+        const queues = merged.queues ?? [...new Set(options.handlers.map((handler) => handler.actor.queue))]
+        yield* Effect.logInfo(
+          `Worker started on ${queues.join(", ")} (concurrency ${merged.concurrency ?? 8}, ${
+            plural(options.handlers.length, "actor")
+          })`
+        )
+      }))
+      return worker.pipe(Layer.provide(services)) as Layer.Layer<never, unknown, Broker.Broker>
+    }
+  }
+}
+
+const withoutUndefined = <A extends object>(a: A): Partial<A> =>
+  Object.fromEntries(Object.entries(a).filter(([, value]) => value !== undefined)) as Partial<A>
+
+/**
+ * Whether a value is a worker definition.
+ *
+ * @category guards
+ * @since 0.1.0
+ */
+export const isWorkerDefinition = (u: unknown): u is WorkerDefinition =>
+  typeof u === "object" && u !== null && TypeId in u

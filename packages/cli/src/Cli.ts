@@ -11,30 +11,14 @@ import { ErrandError } from "@errand/core"
 import { Cause, Duration, Effect, Exit, Layer, Option, Runtime } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
 import { ExitCode, InvalidInput, ModuleLoadError } from "./CommandError.ts"
+import { deadLetters, enqueue, queues } from "./internal/admin.ts"
 import { brokerFlags, brokerLayer, describe } from "./internal/brokerFlags.ts"
+import { parseDuration } from "./internal/duration.ts"
 import { loadWorker } from "./internal/load.ts"
 import { childEnv, ChildFatal, supervise } from "./internal/supervisor.ts"
 import type { WorkerSettings } from "./WorkerModule.ts"
 
 const version = "0.1.0"
-
-const shortUnits: Readonly<Record<string, string>> = {
-  ms: "millis",
-  s: "seconds",
-  m: "minutes",
-  h: "hours",
-  d: "days"
-}
-
-/** Parses `30s`, `500ms`, `2m`, `1h`, `1d` or Effect's `30 seconds`. */
-export const parseDuration = (input: string, text: string): Effect.Effect<Duration.Duration, InvalidInput> => {
-  const short = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/.exec(text.trim())
-  const candidate = short === null ? text.trim() : `${short[1]} ${shortUnits[short[2]!]}`
-  const parsed = Duration.fromInput(candidate as Duration.Input)
-  return Option.isSome(parsed) && Duration.isGreaterThanOrEqualTo(parsed.value, Duration.zero)
-    ? Effect.succeed(parsed.value)
-    : Effect.fail(new InvalidInput({ input, problem: `"${text}" is not a duration (e.g. 30s, 500ms, 2m, 1h)` }))
-}
 
 const csv = (value: string) => value.split(",").map((part) => part.trim()).filter((part) => part.length > 0)
 
@@ -149,7 +133,7 @@ const worker = Command.make("worker", workerFlags, (flags) =>
  */
 export const command = Command.make("errand").pipe(
   Command.withDescription("Errand: run workers and schedules, inspect queues and dead letters"),
-  Command.withSubcommands([worker])
+  Command.withSubcommands([worker, queues, deadLetters, enqueue])
 )
 
 /** Exit codes: a parse error is a usage error (2); an interrupted run (SIGINT/SIGTERM) is a clean stop (0). */

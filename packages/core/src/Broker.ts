@@ -197,4 +197,9 @@ export class Broker extends Context.Service<Broker, {
   readonly purgeDeadLetters: (queue: string, selection?: DeadLetterSelection) => Effect.Effect<number, BrokerError>
   /** Deletes every message of a queue: ready, delayed, in flight and dead. */
   readonly flush: (queue: string) => Effect.Effect<void, BrokerError>
+  /**
+   * The names of the queues messages were enqueued to, sorted; a flushed queue is no longer listed (until its next
+   * enqueue). For admin tools (`errand queues`); a broker may also list queues that were only taken from.
+   */
+  readonly queues: Effect.Effect<ReadonlyArray<string>, BrokerError>
 }>()("@errand/core/Broker") {}

@@ -213,7 +213,8 @@ export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
       Effect.sync(() => store.deadLetters(queue, options?.limit === undefined ? Infinity : options.limit)),
     requeueDeadLetters: (queue, selection) => step((now) => store.requeueDeadLetters(queue, selection?.ids, now)),
     purgeDeadLetters: (queue, selection) => Effect.sync(() => store.purgeDeadLetters(queue, selection?.ids)),
-    flush: (queue) => step((now) => store.flush(queue, now))
+    flush: (queue) => step((now) => store.flush(queue, now)),
+    queues: Effect.sync(() => [...store.queueNames()].sort())
   })
 
   const stats = (queue: string) => step((now) => store.stats(queue, now))

@@ -268,9 +268,27 @@ export const make = Effect.fnUntraced(function*(
         : Effect.asVoid(call("enqueue", () => redis.errand_enqueue(...args)))
     })
 
+  const registryKey = Keys.registry(prefix)
+  /** When this broker last added each queue to the registry (`queues`): re-added once a minute, self-healing. */
+  const registeredAt = new Map<string, number>()
+  /** Adds a queue to the registry before its messages, unless done in the last minute. */
+  const register = (queue: string): Effect.Effect<void, ErrandError.BrokerError> =>
+    Effect.suspend(() => {
+      const now = Date.now()
+      const last = registeredAt.get(queue)
+      if (last !== undefined && now - last < 60_000) return Effect.void
+      return call("enqueue", () => client.sadd(registryKey, queue)).pipe(
+        Effect.tap(() => Effect.sync(() => registeredAt.set(queue, now)))
+      )
+    })
+
   /** Messages of one queue, in calls of up to `maxBatch` (each atomic), in order. */
-  const enqueueGroup = (messages: ReadonlyArray<Broker.Outgoing>) => {
+  const enqueueGroup = (messages: ReadonlyArray<Broker.Outgoing>): Effect.Effect<void, ErrandError.BrokerError> => {
     const keys = keysOf(messages[0]!.queue)
+    const registered = registeredAt.get(messages[0]!.queue)
+    if (registered === undefined || Date.now() - registered >= 60_000) {
+      return Effect.andThen(register(messages[0]!.queue), Effect.suspend(() => enqueueGroup(messages)))
+    }
     if (messages.length <= Scripts.maxBatch) return enqueueChunk(keys, messages)
     const chunks: Array<ReadonlyArray<Broker.Outgoing>> = []
     for (let from = 0; from < messages.length; from += Scripts.maxBatch) {
@@ -508,7 +526,14 @@ export const make = Effect.fnUntraced(function*(
         () => redis.errand_deadPurge(...keysOf(queue).all, ids === undefined ? 1 : 0, ...(ids ?? []))
       )
     },
-    flush: (queue) => Effect.asVoid(call("flush", () => redis.del(...keysOf(queue).all)))
+    flush: (queue) =>
+      Effect.suspend(() => {
+        registeredAt.delete(queue)
+        return Effect.asVoid(call("flush", () => redis.del(...keysOf(queue).all))).pipe(
+          Effect.andThen(call("flush", () => client.srem(registryKey, queue)))
+        )
+      }).pipe(Effect.asVoid),
+    queues: Effect.map(call("queues", () => client.smembers(registryKey)), (names) => names.sort())
   })
 })
 

@@ -702,6 +702,30 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
         assert.deepStrictEqual(q.labels(yield* q.take()), ["a"])
       }))
   })
+
+  layer(brokerLayer)(`${name} broker conformance (queue listing)`, (it) => {
+    describe("queues", () => {
+      it.effect("lists the queues messages were enqueued to, sorted, until they are flushed", () =>
+        Effect.gen(function*() {
+          const a = yield* fixture
+          const b = yield* fixture
+          yield* b.enqueue([b.message("x")])
+          yield* a.enqueue([a.message("y", { delay: 1_000 })])
+          const listed = yield* a.broker.queues
+          assert.deepStrictEqual(
+            listed.filter((queue) => queue === a.queue || queue === b.queue),
+            [a.queue, b.queue].sort()
+          )
+          assert.deepStrictEqual([...listed].sort(), listed)
+          yield* a.broker.flush(a.queue)
+          assert.notInclude(yield* a.broker.queues, a.queue)
+          assert.include(yield* a.broker.queues, b.queue)
+          // enqueued again after a flush: listed again
+          yield* a.enqueue([a.message("z")])
+          assert.include(yield* a.broker.queues, a.queue)
+        }))
+    })
+  })
 }
 
 // -------------------------------------------------------------------------------------------------------------------

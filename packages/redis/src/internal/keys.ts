@@ -49,6 +49,13 @@ export const make = (prefix: string, queue: string): QueueKeys => {
   }
 }
 
+/**
+ * The registry of queue names under `prefix`: a set, updated by enqueue (at most once a minute per queue and broker)
+ * and flush. It is a key of its own (hash tag `{<prefix>}`), outside every queue's slot, so on Redis Cluster it
+ * cannot be updated inside a queue's script: the broker updates it with `SADD` before the enqueue script.
+ */
+export const registry = (prefix: string): string => `{${prefix}}:queues`
+
 /** A cache of `make` per queue, so hot paths do not rebuild key strings. */
 export const cache = (prefix: string): (queue: string) => QueueKeys => {
   const byQueue = new Map<string, QueueKeys>()

@@ -202,4 +202,11 @@ export class Broker extends Context.Service<Broker, {
    * enqueue). For admin tools (`errand queues`); a broker may also list queues that were only taken from.
    */
   readonly queues: Effect.Effect<ReadonlyArray<string>, BrokerError>
+  /**
+   * Claims slot `slot` (epoch milliseconds) of the schedule named `schedule` and enqueues `message`, as one atomic
+   * step, unless that slot or a later one of the schedule was already claimed. Returns whether this call claimed it
+   * (and enqueued). Any number of schedulers, in any processes, calling it for the same slot enqueue one message. The
+   * last claimed slot is kept per schedule name and queue (`message.queue`); it survives `flush`.
+   */
+  readonly claimSlot: (schedule: string, slot: number, message: Outgoing) => Effect.Effect<boolean, BrokerError>
 }>()("@errand/core/Broker") {}

@@ -157,3 +157,20 @@ export const issuePath = (issue: SchemaIssue.Issue): string => {
   const first = SchemaIssue.makeFormatterStandardSchemaV1()(issue).issues[0]
   return first === undefined ? "" : (first.path ?? []).map((key) => String(key)).join(".")
 }
+
+/**
+ * A schedule is invalid: its cron expression or time zone does not parse, its name is not valid, two schedules share
+ * a name, or its payload does not match its actor's schema.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class InvalidSchedule extends Schema.TaggedError<InvalidSchedule>()("InvalidSchedule", {
+  /** The schedule's name. */
+  schedule: Schema.String,
+  problem: Schema.String
+}) {
+  override get message(): string {
+    return `Invalid schedule "${this.schedule}": ${this.problem}`
+  }
+}

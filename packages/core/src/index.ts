@@ -19,3 +19,6 @@ export * as Actor from "./Actor.ts"
 
 /** @since 0.1.0 */
 export * as Worker from "./Worker.ts"
+
+/** @since 0.1.0 */
+export * as Schedules from "./Schedules.ts"

@@ -117,6 +117,8 @@ const toMillis = (input: Duration.Input): number => {
  */
 export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
   const store = new Store()
+  /** The last claimed slot of each schedule, by queue and schedule name (`claimSlot`). */
+  const claimedSlots = new Map<string, number>()
 
   let idleCheckScheduled = false
   const stopIdleAlarms = () => {
@@ -214,7 +216,16 @@ export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
     requeueDeadLetters: (queue, selection) => step((now) => store.requeueDeadLetters(queue, selection?.ids, now)),
     purgeDeadLetters: (queue, selection) => Effect.sync(() => store.purgeDeadLetters(queue, selection?.ids)),
     flush: (queue) => step((now) => store.flush(queue, now)),
-    queues: Effect.sync(() => [...store.queueNames()].sort())
+    queues: Effect.sync(() => [...store.queueNames()].sort()),
+    claimSlot: (schedule, slot, message) =>
+      step((now) => {
+        const key = `${message.queue}\u0000${schedule}`
+        const last = claimedSlots.get(key)
+        if (last !== undefined && last >= slot) return false
+        claimedSlots.set(key, slot)
+        store.enqueue([message], now)
+        return true
+      })
   })
 
   const stats = (queue: string) => step((now) => store.stats(queue, now))

@@ -533,7 +533,19 @@ export const make = Effect.fnUntraced(function*(
           Effect.andThen(call("flush", () => client.srem(registryKey, queue)))
         )
       }).pipe(Effect.asVoid),
-    queues: Effect.map(call("queues", () => client.smembers(registryKey)), (names) => names.sort())
+    queues: Effect.map(call("queues", () => client.smembers(registryKey)), (names) => names.sort()),
+    claimSlot: (schedule, slot, message) =>
+      Effect.andThen(
+        register(message.queue),
+        Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          const keys = keysOf(message.queue)
+          const args = enqueueArgs(keys, now, [message])
+          if (typeof args === "string") return Effect.fail(invalid("claimSlot", args))
+          // KEYS: the queue's nine, then its schedules hash; ARGV: schedule, slot, then the enqueue's ARGV
+          args.splice(Keys.keyCount, 0, Keys.schedules(keys), schedule, slot)
+          return Effect.map(call("claimSlot", () => redis.errand_claimSlot(...args)), (claimed) => claimed === 1)
+        })
+      )
   })
 })
 

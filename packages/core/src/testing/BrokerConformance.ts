@@ -726,6 +726,51 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
         }))
     })
   })
+
+  layer(brokerLayer)(`${name} broker conformance (schedule slots)`, (it) => {
+    describe("claimSlot", () => {
+      it.effect("enqueues a slot's message once, and never for a slot at or before the last claimed one", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const claim = (slot: number, label: string) =>
+            Effect.flatMap(q.message(label), (message) => q.broker.claimSlot("nightly", slot, message))
+          assert.isTrue(yield* claim(60_000, "first"))
+          assert.isFalse(yield* claim(60_000, "duplicate"))
+          assert.isFalse(yield* claim(0, "older"))
+          assert.isTrue(yield* claim(120_000, "second"))
+          // another schedule on the same queue has slots of its own
+          assert.isTrue(yield* Effect.flatMap(q.message("other"), (m) => q.broker.claimSlot("hourly", 60_000, m)))
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 10 })), ["first", "second", "other"])
+        }))
+
+      it.effect("concurrent claims of one slot enqueue exactly one message", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const claims = yield* Effect.all(
+            Array.from({ length: 10 }, (_, i) =>
+              Effect.flatMap(q.message(`m${i}`), (message) =>
+                q.broker.claimSlot("every-second", 1_000, message))),
+            { concurrency: "unbounded" }
+          )
+          assert.strictEqual(
+            claims.filter((claimed) =>
+              claimed
+            ).length,
+            1
+          )
+          assert.deepStrictEqual(yield* q.stats, { ready: 1, delayed: 0, inFlight: 0, dead: 0 })
+        }))
+
+      it.effect("a claimed slot stays claimed after the queue is flushed", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          assert.isTrue(yield* Effect.flatMap(q.message("a"), (m) => q.broker.claimSlot("kept", 5_000, m)))
+          yield* q.broker.flush(q.queue)
+          assert.isFalse(yield* Effect.flatMap(q.message("b"), (m) => q.broker.claimSlot("kept", 5_000, m)))
+          assert.deepStrictEqual(yield* q.stats, zero)
+        }))
+    })
+  })
 }
 
 // -------------------------------------------------------------------------------------------------------------------

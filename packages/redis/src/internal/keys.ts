@@ -56,6 +56,12 @@ export const make = (prefix: string, queue: string): QueueKeys => {
  */
 export const registry = (prefix: string): string => `{${prefix}}:queues`
 
+/**
+ * The hash of a queue's schedules, in the queue's hash tag: schedule name → last claimed slot (epoch ms). Not one of
+ * the nine keys every script declares: only the `claimSlot` script uses it (as `KEYS[10]`), and `flush` keeps it.
+ */
+export const schedules = (keys: QueueKeys): string => `${keys.tag}:cron`
+
 /** A cache of `make` per queue, so hot paths do not rebuild key strings. */
 export const cache = (prefix: string): (queue: string) => QueueKeys => {
   const byQueue = new Map<string, QueueKeys>()

@@ -473,8 +473,42 @@ for i = 1, #ids, 1000 do
   redis.call("HDEL", DH, unpack(ids, i, j))
 end
 return n
+`,
+  /**
+   * claimSlot: claims a schedule's slot and enqueues its message, atomically: the claim of slot s succeeds when the
+   * schedule's last claimed slot is absent or below s. KEYS: the nine queue keys, then CRON (hash in the queue's hash
+   * tag: schedule name → last claimed slot).
+   *
+   * ARGV: schedule, slot, then the enqueue script's ARGV (now, sweepLimit, nPlain, nOther, elements...).
+   * Returns: 1 when claimed and enqueued, 0 when the slot (or a later one) was already claimed.
+   */
+  claimSlot: head + decode + pushReady + flush + maintain + String.raw`
+local CRON, schedule, slot = KEYS[10], ARGV[1], tonumber(ARGV[2])
+local last = tonumber(call("HGET", CRON, schedule))
+if last and last >= slot then return 0 end
+call("HSET", CRON, schedule, ARGV[2])
+local now, limit, np, no = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local list = {}
+maintain(now, limit, list)
+for i = 1, no do
+  local b = 6 + np + 3 * i - 2
+  local eta, e = tonumber(ARGV[b]), ARGV[b + 2]
+  if eta > now then
+    call("ZADD", T, eta, e)
+    wake = true
+  else
+    pushReady(e, tonumber(ARGV[b + 1]), list)
+  end
+end
+for i = 7, 6 + np do list[#list + 1] = ARGV[i] end
+if flush(list) then wake = true end
+if wake then call("ZADD", W, 0, "1") end
+return 1
 `
 } as const
+
+/** Scripts that declare more keys than the nine of a queue. */
+const extraKeys: Partial<Record<keyof typeof sources, number>> = { claimSlot: 1 }
 
 /** The name of each script as an ioredis command. */
 export type ScriptName = keyof typeof sources
@@ -491,6 +525,7 @@ export interface ScriptClient {
   readonly errand_deadList: (...args: ReadonlyArray<Arg>) => Promise<Array<string>>
   readonly errand_deadRequeue: (...args: ReadonlyArray<Arg>) => Promise<number>
   readonly errand_deadPurge: (...args: ReadonlyArray<Arg>) => Promise<number>
+  readonly errand_claimSlot: (...args: ReadonlyArray<Arg>) => Promise<number>
 }
 
 /**
@@ -499,7 +534,7 @@ export interface ScriptClient {
  */
 export const define = <C extends Redis | Cluster>(redis: C): C & ScriptClient => {
   for (const name of Object.keys(sources) as Array<ScriptName>) {
-    redis.defineCommand(`errand_${name}`, { lua: sources[name], numberOfKeys: keyCount })
+    redis.defineCommand(`errand_${name}`, { lua: sources[name], numberOfKeys: keyCount + (extraKeys[name] ?? 0) })
   }
   return redis as C & ScriptClient
 }

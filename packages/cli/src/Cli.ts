@@ -7,8 +7,8 @@
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
-import { ErrandError } from "@errand/core"
-import { Cause, Duration, Effect, Exit, Layer, Option, Runtime } from "effect"
+import { ErrandError, Schedules } from "@errand/core"
+import { Cause, Clock, Console, Duration, Effect, Exit, Layer, Option, Runtime } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
 import { ExitCode, InvalidInput, ModuleLoadError } from "./CommandError.ts"
 import { deadLetters, enqueue, queues } from "./internal/admin.ts"
@@ -61,6 +61,10 @@ const workerFlags = {
     })),
     Flag.optional
   ),
+  noSchedules: Flag.Boolean("no-schedules").pipe(
+    Flag.withDescription(describe("Do not run the module's cron schedules in this worker", { default: "false" })),
+    Flag.withDefault(false)
+  ),
   ...brokerFlags
 }
 
@@ -82,7 +86,8 @@ const worker = Command.make("worker", workerFlags, (flags) =>
       concurrency: Option.getOrUndefined(flags.concurrency),
       prefetch: Option.getOrUndefined(flags.prefetch),
       shutdownTimeout: yield* optionalDuration("--shutdown-timeout", flags.shutdownTimeout),
-      lease: yield* optionalDuration("--lease", flags.lease)
+      lease: yield* optionalDuration("--lease", flags.lease),
+      runSchedules: flags.noSchedules ? false : undefined
     }
     const definition = yield* loadWorker(flags.module)
     const broker = brokerLayer(flags)
@@ -123,6 +128,42 @@ const worker = Command.make("worker", workerFlags, (flags) =>
     )
   )
 
+// ---- errand schedules ----
+
+const schedules = Command.make("schedules", {
+  module: Argument.String("module").pipe(Argument.withDescription("The worker module")),
+  count: Flag.Int("count").pipe(
+    Flag.withDescription(describe("How many next runs to show per schedule", { default: "3" })),
+    Flag.withDefault(3)
+  ),
+  json: Flag.Boolean("json").pipe(
+    Flag.withDescription(describe("Print JSON instead of a table", { default: "false" })),
+    Flag.withDefault(false)
+  )
+}, (flags) =>
+  Effect.gen(function*() {
+    const definition = yield* loadWorker(flags.module)
+    const compiled = yield* Schedules.compile(definition.schedules).pipe(
+      Effect.mapError((error) => new ModuleLoadError({ path: flags.module, problem: error.message }))
+    )
+    const now = yield* Clock.currentTimeMillis
+    const rows = compiled.map((schedule) => ({
+      name: schedule.entry.name,
+      actor: schedule.entry.actor.name,
+      queue: schedule.entry.actor.queue,
+      cron: schedule.entry.cron,
+      tz: schedule.entry.tz ?? "UTC",
+      next: Schedules.nextSlots(schedule, now, flags.count).map((date) => date.toISOString())
+    }))
+    if (flags.json) return yield* Console.log(JSON.stringify(rows, null, 2))
+    if (rows.length === 0) return yield* Console.log(`${flags.module} defines no schedules.`)
+    const header = ["SCHEDULE", "ACTOR", "QUEUE", "CRON", "TZ", "NEXT RUNS"]
+    const cells = rows.map((row) => [row.name, row.actor, row.queue, row.cron, row.tz, row.next.join(", ")])
+    const widths = header.map((title, i) => Math.max(title.length, ...cells.map((cell) => cell[i]!.length)))
+    const line = (cell: ReadonlyArray<string>) => cell.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()
+    yield* Console.log([line(header), ...cells.map(line)].join("\n"))
+  })).pipe(Command.withDescription("List the module's cron schedules and their next runs (UTC)"))
+
 // ---- the command ----
 
 /**
@@ -133,7 +174,7 @@ const worker = Command.make("worker", workerFlags, (flags) =>
  */
 export const command = Command.make("errand").pipe(
   Command.withDescription("Errand: run workers and schedules, inspect queues and dead letters"),
-  Command.withSubcommands([worker, queues, deadLetters, enqueue])
+  Command.withSubcommands([worker, queues, deadLetters, enqueue, schedules])
 )
 
 /** Exit codes: a parse error is a usage error (2); an interrupted run (SIGINT/SIGTERM) is a clean stop (0). */

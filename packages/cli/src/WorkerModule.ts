@@ -20,7 +20,7 @@
  *
  * @since 0.1.0
  */
-import { type Actor, type Broker, Worker } from "@errand/core"
+import { type Actor, type Broker, Schedules, Worker } from "@errand/core"
 import { Effect, Layer } from "effect"
 
 /**
@@ -46,6 +46,8 @@ export interface WorkerSettings {
   readonly lease?: Worker.Options<[]>["lease"]
   /** How long shutdown lets running handlers finish (default 30 seconds). */
   readonly shutdownTimeout?: Worker.Options<[]>["shutdownTimeout"]
+  /** Run the module's schedules in this worker (default true). Each slot is sent once however many run them. */
+  readonly runSchedules?: boolean | undefined
 }
 
 /**
@@ -58,6 +60,8 @@ export interface WorkerDefinition {
   readonly [TypeId]: typeof TypeId
   /** The handlers this worker runs. */
   readonly handlers: ReadonlyArray<Actor.Handler<Actor.Any, unknown>>
+  /** The cron schedules run with the worker, listed by `errand schedules`. */
+  readonly schedules: ReadonlyArray<Schedules.Entry>
   /** The default settings (the command line overrides them). */
   readonly settings: WorkerSettings
   /**
@@ -83,6 +87,8 @@ export interface DefineOptions<Handlers extends ReadonlyArray<Actor.Handler<Acto
    * does not provide does not compile. Use `Layer.empty` when the handlers need nothing.
    */
   readonly services: Layer.Layer<Exclude<Worker.Requirements<Handlers>, Broker.Broker>, E, Broker.Broker>
+  /** Cron schedules to run with the worker (see `Schedules`). */
+  readonly schedules?: ReadonlyArray<Schedules.Entry> | undefined
 }
 
 /**
@@ -113,12 +119,15 @@ export const defineWorker = <const Handlers extends ReadonlyArray<Actor.Handler<
     concurrency: options.concurrency,
     prefetch: options.prefetch,
     lease: options.lease,
-    shutdownTimeout: options.shutdownTimeout
+    shutdownTimeout: options.shutdownTimeout,
+    runSchedules: options.runSchedules
   }
+  const schedules = options.schedules ?? []
   const services = options.services as Layer.Layer<unknown, unknown, Broker.Broker>
   return {
     [TypeId]: TypeId,
     handlers: options.handlers,
+    schedules,
     settings,
     layer: (overrides) => {
       const merged = { ...settings, ...withoutUndefined(overrides ?? {}) }
@@ -136,9 +145,10 @@ export const defineWorker = <const Handlers extends ReadonlyArray<Actor.Handler<
             } released`
           )
         )
+        const { runSchedules: _, ...workerOptions } = merged
         yield* Worker.make({
           handlers: options.handlers,
-          ...merged,
+          ...workerOptions,
           onEvent: (event) =>
             Effect.sync(() => {
               switch (event._tag) {
@@ -170,7 +180,10 @@ export const defineWorker = <const Handlers extends ReadonlyArray<Actor.Handler<
           })`
         )
       }))
-      return worker.pipe(Layer.provide(services)) as Layer.Layer<never, unknown, Broker.Broker>
+      const withSchedules = merged.runSchedules === false || schedules.length === 0
+        ? worker
+        : Layer.merge(worker, Schedules.layer(schedules))
+      return withSchedules.pipe(Layer.provide(services)) as Layer.Layer<never, unknown, Broker.Broker>
     }
   }
 }

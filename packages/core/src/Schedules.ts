@@ -64,7 +64,7 @@ export interface Entry {
  * @category constructors
  * @since 0.1.0
  */
-export const entry = <A extends Actor.Actor<string, Schema.Top, Schema.Top, Schema.Top>>(
+export const entry = <A extends Actor.Any>(
   options: {
     readonly name: string
     readonly actor: A
@@ -73,7 +73,7 @@ export const entry = <A extends Actor.Actor<string, Schema.Top, Schema.Top, Sche
     readonly payload?: A["payloadSchema"]["Type"]
     readonly catchUp?: boolean | undefined
   }
-): Entry => options as unknown as Entry
+): Entry => options
 
 /**
  * A schedule checked and ready to run.

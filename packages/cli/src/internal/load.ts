@@ -70,6 +70,7 @@ export const findActors = (exports: Exports): ReadonlyMap<string, Actor.Any> => 
     }
     if (isWorkerDefinition(u)) {
       for (const handler of u.handlers) visit(handler.actor, depth + 1)
+      for (const schedule of u.schedules) visit(schedule.actor, depth + 1)
       return
     }
     if ("actor" in u) visit(u.actor, depth + 1)

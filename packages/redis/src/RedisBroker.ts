@@ -125,6 +125,22 @@ const pushSettlements = (args: Array<string | number>, settlements: ReadonlyArra
   }
 }
 
+/** The limits of a message as the scripts read them: `{"r":[key,limit,windowMs],"c":[key,limit]}`. */
+const encodeLimits = (limits: Broker.Limits): string | { readonly problem: string } => {
+  const { concurrency, rate } = limits
+  const positive = (n: number) => Number.isFinite(n) && n > 0
+  if (rate !== undefined && !(positive(rate.limit) && positive(rate.windowMillis))) {
+    return { problem: `rate limit and window must be positive (got ${rate.limit}, ${rate.windowMillis})` }
+  }
+  if (concurrency !== undefined && !positive(concurrency.limit)) {
+    return { problem: `concurrency limit must be positive (got ${concurrency.limit})` }
+  }
+  const encoded: { r?: [string, number, number]; c?: [string, number] } = {}
+  if (rate !== undefined) encoded.r = [rate.key, Math.floor(rate.limit), rate.windowMillis]
+  if (concurrency !== undefined) encoded.c = [concurrency.key, Math.floor(concurrency.limit)]
+  return JSON.stringify(encoded)
+}
+
 /** Groups items by queue, without allocating when they all share one (the usual case). */
 const byQueue = <A>(items: ReadonlyArray<A>, queueOf: (a: A) => string): ReadonlyArray<ReadonlyArray<A>> => {
   if (items.length === 0) return []
@@ -256,6 +272,14 @@ export const make = Effect.fnUntraced(function*(
       args[Keys.keyCount + 3] = other.length / 3
       for (const value of other) args.push(value)
     }
+    let limited: Array<string> | undefined
+    for (const message of chunk) {
+      if (message.limits === undefined) continue
+      const encoded = encodeLimits(message.limits)
+      if (typeof encoded !== "string") return `Message ${message.id}: ${encoded.problem}`
+      ;(limited ??= []).push(message.id, encoded)
+    }
+    if (limited !== undefined) args.push(limited.length / 2, ...limited)
     return args
   }
 
@@ -541,7 +565,7 @@ export const make = Effect.fnUntraced(function*(
           const keys = keysOf(message.queue)
           const args = enqueueArgs(keys, now, [message])
           if (typeof args === "string") return Effect.fail(invalid("claimSlot", args))
-          // KEYS: the queue's nine, then its schedules hash; ARGV: schedule, slot, then the enqueue's ARGV
+          // KEYS: the queue's, then its schedules hash; ARGV: schedule, slot, then the enqueue's ARGV
           args.splice(Keys.keyCount, 0, Keys.schedules(keys), schedule, slot)
           return Effect.map(call("claimSlot", () => redis.errand_claimSlot(...args)), (claimed) => claimed === 1)
         })

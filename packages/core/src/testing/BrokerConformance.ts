@@ -33,6 +33,7 @@ import { randomUUID } from "node:crypto"
 import {
   Broker,
   type Delivery,
+  type Limits,
   type Outgoing,
   type QueueStats,
   type Settlement,
@@ -768,6 +769,70 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
           yield* q.broker.flush(q.queue)
           assert.isFalse(yield* Effect.flatMap(q.message("b"), (m) => q.broker.claimSlot("kept", 5_000, m)))
           assert.deepStrictEqual(yield* q.stats, zero)
+        }))
+    })
+  })
+
+  layer(brokerLayer)(`${name} broker conformance (limits)`, (it) => {
+    const limited = (q: Fixture, label: string, limits: Limits) =>
+      Effect.map(q.message(label), (message): Outgoing => ({ ...message, limits }))
+
+    describe("limits", () => {
+      it.effect("takes at most `rate.limit` messages of a key per sliding window; the others wait, unburned", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const rate = { key: `${q.queue}/r`, limit: 2, windowMillis: 1_000 }
+          yield* q.enqueue(["a", "b", "c", "d", "e"].map((label) => limited(q, label, { rate })))
+          yield* q.enqueue([q.message("free")]) // no limit: never held back
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 10 })), ["a", "b", "free"])
+          assert.deepStrictEqual(yield* q.stats, { ready: 0, delayed: 3, inFlight: 3, dead: 0 })
+          yield* TestClock.adjust(500)
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 10 })), [])
+          yield* TestClock.adjust(500)
+          const next = (yield* q.take({ max: 10 })).deliveries
+          assert.strictEqual(next.length, 2)
+          // held back is not a delivery, nor an attempt
+          assert.deepStrictEqual(next.map((d) => [d.attempts, d.deliveries]), [[0, 1], [0, 1]])
+          yield* TestClock.adjust(1_000)
+          assert.strictEqual((yield* q.take({ max: 10 })).deliveries.length, 1)
+          assert.deepStrictEqual(yield* q.stats, { ready: 0, delayed: 0, inFlight: 6, dead: 0 })
+        }))
+
+      it.effect("keeps at most `concurrency.limit` messages of a key in flight; a settlement frees the slot", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const key = (k: string) => ({ concurrency: { key: `${q.queue}/${k}`, limit: 1 } })
+          yield* q.enqueue([
+            limited(q, "a1", key("a")),
+            limited(q, "a2", key("a")),
+            limited(q, "b1", key("b")),
+            limited(q, "a3", key("a"))
+          ])
+          const first = (yield* q.take({ max: 10 })).deliveries
+          assert.deepStrictEqual(q.labels({ deliveries: first, rejected: [] }), ["a1", "b1"])
+          assert.deepStrictEqual(yield* q.stats, { ready: 0, delayed: 2, inFlight: 2, dead: 0 })
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 10 })), [])
+          yield* q.broker.settle([ack(first[0]!)])
+          const second = yield* q.take({ max: 10 })
+          assert.deepStrictEqual(q.labels(second), ["a2"])
+          assert.deepStrictEqual(second.deliveries.map((d) => [d.attempts, d.deliveries]), [[0, 1]])
+          // a retry frees the slot too
+          yield* q.broker.settle([retry(second.deliveries[0]!, (yield* Clock.currentTimeMillis) + 5_000, boom)])
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 10 })), ["a3"])
+        }))
+
+      it.effect("a lapsed lease gives its concurrency slot back", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const limits = { concurrency: { key: `${q.queue}/k`, limit: 1 } }
+          yield* q.enqueue([limited(q, "held", limits), limited(q, "waiting", limits)])
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 10, lease: 1_000 })), ["held"])
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 10 })), [])
+          yield* TestClock.adjust(1_000) // the worker holding it died: its lease lapses
+          const taken = yield* q.take({ max: 10 })
+          assert.strictEqual(taken.deliveries.length, 1)
+          yield* q.broker.settle(taken.deliveries.map(ack))
+          assert.strictEqual((yield* q.take({ max: 10 })).deliveries.length, 1)
         }))
     })
   })

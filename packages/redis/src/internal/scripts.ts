@@ -1,7 +1,7 @@
 /**
  * The broker's Lua scripts: every state change of a queue is exactly one of them, so it is atomic.
  *
- * Each script receives the nine keys of one queue (see `keys.ts`) as `KEYS[1..9]`, in this order:
+ * Each script receives the twelve keys of one queue (see `keys.ts`) as `KEYS[1..12]`, in this order:
  *
  * | KEYS | name | type   | holds                                                                            |
  * | ---- | ---- | ------ | -------------------------------------------------------------------------------- |
@@ -14,6 +14,9 @@
  * | 7    | `D`  | zset   | dead letters: id, score = deadAt · 1000 + seq mod 1000                           |
  * | 8    | `DH` | hash   | dead letters: id → element (its `lastError` is the dead-letter reason)           |
  * | 9    | `W`  | zset   | wake-up marker (at most one member, `1`): blocking takes `BZPOPMIN` it          |
+ * | 10   | `LIM`| hash   | limits of waiting and in-flight messages that have some: id → limits JSON       |
+ * | 11   | `LS` | hash   | limit state: `r:<key>` → take times in the rate window, `c:<key>` → in flight   |
+ * | 12   | `PK` | zset   | messages waiting for a concurrency slot (lexicographic: key NUL seq element)    |
  *
  * **Elements.** A message is stored as one string, in one of two forms:
  *
@@ -104,8 +107,8 @@ end
 
 /**
  * `maintain(now, limit, list)`: moves up to limit due timers (score <= now) back to ready: delayed elements, and
- * in-flight elements whose lease lapsed (their deliveries count already includes the lost lease). Needs decode and
- * pushReady.
+ * in-flight elements whose lease lapsed (their deliveries count already includes the lost lease), freeing their
+ * concurrency slots. Needs decode, pushReady and limits.
  */
 const maintain = String.raw`
 local function maintain(now, limit, list)
@@ -132,6 +135,96 @@ local function maintain(now, limit, list)
     end
     if e then pushReady(e, (decode(e)), list) end
   end
+  freeSlots(ids, list, false)
+end
+`
+
+/**
+ * Limits (`Broker.Limits`), kept in KEYS[10..12]: LIM (id → limits JSON `{"r":[key,limit,windowMs],"c":[key,limit]}`),
+ * LS (`r:<key>` → JSON array of take times in the rate window, `c:<key>` → in-flight count) and PK (messages waiting
+ * for a concurrency slot: a lexicographic zset, member = key + NUL + 12 hex seq + element). Nothing is read unless
+ * LIM exists, so queues without limits pay one EXISTS per call.
+ *
+ * `hasLimits()`; `freeSlots(ids, list, drop)`: ids left the in-flight set: their concurrency slots free, and one parked
+ * message of each key is made ready (into `list`); with drop, their limits are deleted (acked or dead-lettered).
+ * `admit(popped, out, now)`: moves the popped elements that their limits allow to `out` (counting them), delays the
+ * rate-limited ones in T until their window has room, parks the concurrency-limited ones in PK; returns how many were
+ * held back. Needs decode and pushReady.
+ */
+const limits = String.raw`
+local LIM, LS, PK = KEYS[10], KEYS[11], KEYS[12]
+local limitedQueue = nil
+local function hasLimits()
+  if limitedQueue == nil then limitedQueue = call("EXISTS", LIM) == 1 end
+  return limitedQueue
+end
+local function freeSlots(ids, list, drop)
+  if #ids == 0 or not hasLimits() then return end
+  local lims = call("HMGET", LIM, unpack(ids))
+  local gone = {}
+  for i = 1, #ids do
+    local l = lims[i]
+    if l then
+      if drop then gone[#gone + 1] = ids[i] end
+      local c = cjson.decode(l).c
+      if c then
+        local key = c[1]
+        if call("HINCRBY", LS, "c:" .. key, -1) <= 0 then call("HDEL", LS, "c:" .. key) end
+        local parked = call("ZRANGEBYLEX", PK, "[" .. key .. "\0", "(" .. key .. "\1", "LIMIT", 0, 1)
+        if parked[1] then
+          call("ZREM", PK, parked[1])
+          local e = sub(parked[1], #key + 14)
+          pushReady(e, (decode(e)), list)
+        end
+      end
+    end
+  end
+  if #gone > 0 then call("HDEL", LIM, unpack(gone)) end
+end
+local function admit(popped, out, now)
+  local ids = {}
+  for i = 1, #popped do
+    local _, _, _, id = decode(popped[i])
+    ids[i] = id or ""
+  end
+  local lims = call("HMGET", LIM, unpack(ids))
+  local held = 0
+  for i = 1, #popped do
+    local e, l, ok = popped[i], lims[i], true
+    if l then
+      local L = cjson.decode(l)
+      local r, c, log = L.r, L.c, nil
+      if r then
+        local raw = call("HGET", LS, "r:" .. r[1])
+        local keep = {}
+        if raw then
+          local all = cjson.decode(raw)
+          for k = 1, #all do
+            if all[k] + r[3] > now then keep[#keep + 1] = all[k] end
+          end
+        end
+        log = keep
+        if #log >= r[2] then
+          call("ZADD", T, log[1] + r[3], e)
+          ok = false
+        end
+      end
+      if ok and c then
+        if (tonumber(call("HGET", LS, "c:" .. c[1])) or 0) >= c[2] then
+          call("ZADD", PK, 0, c[1] .. "\0" .. string.format("%012x", call("INCR", SEQ)) .. e)
+          ok = false
+        else
+          call("HINCRBY", LS, "c:" .. c[1], 1)
+        end
+      end
+      if ok and r then
+        log[#log + 1] = now
+        call("HSET", LS, "r:" .. r[1], cjson.encode(log))
+      end
+    end
+    if ok then out[#out + 1] = e else held = held + 1 end
+  end
+  return held
 end
 `
 
@@ -159,7 +252,8 @@ end
  * (release). A settlement whose lease is not current (no in-flight record for the id under that token: the lease was
  * swept after lapsing and the message perhaps taken again, or it was settled, or flushed) changes nothing; its
  * 0-based index is returned. A lapsed lease stays current until a sweep returns its message to the queue.
- * Needs decode, encode, pushReady and trimDead.
+ * Acked and dead-lettered messages lose their limits; every settled message frees its concurrency slot.
+ * Needs decode, encode, pushReady, limits and trimDead.
  */
 const settle = String.raw`
 local function settle(now, o, list, ttl, max)
@@ -186,6 +280,17 @@ local function settle(now, o, list, ttl, max)
   if #live == 0 then return rejected end
   call("HDEL", F, unpack(live))
   call("ZREM", T, unpack(marks))
+  if hasLimits() then
+    local gone, back = {}, {}
+    for i = 1, n do
+      if recs[i] then
+        local kind = ARGV[o + 5 * i - 4]
+        if kind == "a" or kind == "d" then gone[#gone + 1] = ids[i] else back[#back + 1] = ids[i] end
+      end
+    end
+    freeSlots(gone, list, true)
+    freeSlots(back, list, false)
+  end
   local dead = 0
   for i = 1, n do
     local rec = recs[i]
@@ -225,19 +330,20 @@ end
 `
 
 /**
- * The Lua source of each script, with its contract. `KEYS` is always the nine keys above.
+ * The Lua source of each script, with its contract. `KEYS` is always the twelve keys above.
  */
 export const sources = {
   /**
    * enqueue: adds messages, after sweeping due timers (so a message that came due earlier is taken first).
    *
    * ARGV: now, sweepLimit, nPlain, nOther, then nPlain elements that are ready now with priority 0 (in order), then
-   * nOther × (eta, priority, element). Plain elements go to R with one RPUSH, without a Lua loop.
+   * nOther × (eta, priority, element), then nLimited, then nLimited × (id, limits JSON) (stored in LIM before the
+   * elements become takable). Plain elements go to R with one RPUSH, without a Lua loop.
    * Effects: eta > now → ZADD T; else priority 0 → RPUSH R, other → ZADD HI/LO. Sets the wake marker when R was
    * empty, or a delayed/prioritised message was added.
    * Returns: nPlain + nOther.
    */
-  enqueue: head + decode + pushReady + flush + maintain + String.raw`
+  enqueue: head + decode + pushReady + flush + limits + maintain + String.raw`
 local now, limit, np, no = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local list = {}
 maintain(now, limit, list)
@@ -257,6 +363,9 @@ if #delayed > 0 then
   wake = true
 end
 if flush(list) then wake = true end
+local lb = 5 + np + 3 * no
+local nl = tonumber(ARGV[lb]) or 0
+if nl > 0 then call("HSET", LIM, unpack(ARGV, lb + 1, lb + 2 * nl)) end
 if np > 0 then
   for i = 5, 4 + np, 1000 do
     local j = math.min(i + 999, 4 + np)
@@ -278,22 +387,35 @@ return np + no
    * Returns: { rejected settlement indices (0-based), leased elements (token i = tokenBase..i, 1-based),
    * next timer score or nil (only when nothing was leased and wantNext = 1) }.
    */
-  take: head + decode + encode + pushReady + flush + maintain + trimDead + settle + String.raw`
+  take: head + decode + encode + pushReady + flush + limits + maintain + trimDead + settle + String.raw`
 local now, max, expiry, base = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local list = {}
 local rejected = settle(now, 9, list, tonumber(ARGV[7]), tonumber(ARGV[8]))
 maintain(now, tonumber(ARGV[6]), list)
 flush(list)
-local out = {}
-local hi = call("ZPOPMIN", HI, max)
-for i = 1, #hi, 2 do out[#out + 1] = sub(hi[i], 13) end
-if #out < max then
-  local l = call("LPOP", R, max - #out)
-  if l then for i = 1, #l do out[#out + 1] = l[i] end end
+local function popReady(k, into)
+  local start = #into
+  local hi = call("ZPOPMIN", HI, k)
+  for i = 1, #hi, 2 do into[#into + 1] = sub(hi[i], 13) end
+  if #into - start < k then
+    local l = call("LPOP", R, k - (#into - start))
+    if l then for i = 1, #l do into[#into + 1] = l[i] end end
+  end
+  if #into - start < k then
+    local lo = call("ZPOPMIN", LO, k - (#into - start))
+    for i = 1, #lo, 2 do into[#into + 1] = sub(lo[i], 13) end
+  end
 end
-if #out < max then
-  local lo = call("ZPOPMIN", LO, max - #out)
-  for i = 1, #lo, 2 do out[#out + 1] = sub(lo[i], 13) end
+local out = {}
+if hasLimits() then
+  -- messages held back by their limits are set aside: pop again, a bounded number of times, to fill the take
+  for round = 1, 10 do
+    local popped = {}
+    popReady(max - #out, popped)
+    if #popped == 0 or admit(popped, out, now) == 0 or #out >= max then break end
+  end
+else
+  popReady(max, out)
 end
 local n = #out
 if n > 0 then
@@ -334,7 +456,7 @@ return { rejected, out, nextAt }
    * ARGV: now, deadTtl, deadMax, then n, then n × (kind, id, token, eta, json).
    * Returns: rejected settlement indices (0-based).
    */
-  settle: head + decode + encode + pushReady + flush + trimDead + settle + String.raw`
+  settle: head + decode + encode + pushReady + flush + limits + trimDead + settle + String.raw`
 local now = tonumber(ARGV[1])
 local list = {}
 local rejected = settle(now, 4, list, tonumber(ARGV[2]), tonumber(ARGV[3]))
@@ -376,7 +498,7 @@ return rejected
    * ARGV: now, sweepLimit, deadTtl.
    * Returns: { ready, delayed, inFlight, dead }.
    */
-  stats: head + decode + pushReady + flush + maintain + String.raw`
+  stats: head + decode + pushReady + flush + limits + maintain + String.raw`
 local now = tonumber(ARGV[1])
 local list = {}
 maintain(now, tonumber(ARGV[2]), list)
@@ -384,7 +506,7 @@ if flush(list) or wake then call("ZADD", W, 0, "1") end
 local inFlight = call("HLEN", F)
 local ready = call("LLEN", R) + call("ZCARD", HI) + call("ZCARD", LO)
 local dead = call("ZCOUNT", D, string.format("(%.0f", (now - tonumber(ARGV[3]) + 1) * 1000), "+inf")
-return { ready, call("ZCARD", T) - inFlight, inFlight, dead }
+return { ready, call("ZCARD", T) - inFlight + call("ZCARD", PK), inFlight, dead }
 `,
   /**
    * deadList: trims the dead letters (ttl, max), then lists the oldest.
@@ -476,14 +598,14 @@ return n
 `,
   /**
    * claimSlot: claims a schedule's slot and enqueues its message, atomically: the claim of slot s succeeds when the
-   * schedule's last claimed slot is absent or below s. KEYS: the nine queue keys, then CRON (hash in the queue's hash
+   * schedule's last claimed slot is absent or below s. KEYS: the queue's keys, then CRON (hash in the queue's hash
    * tag: schedule name → last claimed slot).
    *
    * ARGV: schedule, slot, then the enqueue script's ARGV (now, sweepLimit, nPlain, nOther, elements...).
    * Returns: 1 when claimed and enqueued, 0 when the slot (or a later one) was already claimed.
    */
-  claimSlot: head + decode + pushReady + flush + maintain + String.raw`
-local CRON, schedule, slot = KEYS[10], ARGV[1], tonumber(ARGV[2])
+  claimSlot: head + decode + pushReady + flush + limits + maintain + String.raw`
+local CRON, schedule, slot = KEYS[#KEYS], ARGV[1], tonumber(ARGV[2])
 local last = tonumber(call("HGET", CRON, schedule))
 if last and last >= slot then return 0 end
 call("HSET", CRON, schedule, ARGV[2])
@@ -501,13 +623,16 @@ for i = 1, no do
   end
 end
 for i = 7, 6 + np do list[#list + 1] = ARGV[i] end
+local lb = 7 + np + 3 * no
+local nl = tonumber(ARGV[lb]) or 0
+if nl > 0 then call("HSET", LIM, unpack(ARGV, lb + 1, lb + 2 * nl)) end
 if flush(list) then wake = true end
 if wake then call("ZADD", W, 0, "1") end
 return 1
 `
 } as const
 
-/** Scripts that declare more keys than the nine of a queue. */
+/** Scripts that declare more keys than those of a queue. */
 const extraKeys: Partial<Record<keyof typeof sources, number>> = { claimSlot: 1 }
 
 /** The name of each script as an ioredis command. */

@@ -26,7 +26,7 @@
  */
 import { Clock, Context, Duration, Effect, Exit, type Schedule, Schema } from "effect"
 import { type Pipeable, pipeArguments } from "effect/Pipeable"
-import { Broker, type Outgoing } from "./Broker.ts"
+import { Broker, type Limits, type Outgoing } from "./Broker.ts"
 import { type BrokerError, InvalidName, InvalidPayload, issuePath, type TimeLimitExceeded } from "./ErrandError.ts"
 import type { HandlerDefect } from "./ErrandError.ts"
 import { enqueueOne } from "./internal/coalesce.ts"
@@ -90,6 +90,18 @@ export interface Options<Payload extends Schema.Top, Success extends Schema.Top,
   readonly timeLimit?: Duration.Input | undefined
   /** How long past its eta a message may wait before it is dead-lettered unrun (default: no limit). */
   readonly maxAge?: Duration.Input | undefined
+  /**
+   * At most `limit` messages of this actor are started per sliding `window`, across every worker process (the broker
+   * holds the others back: they wait in the queue, never costing an attempt).
+   */
+  readonly rateLimit?: { readonly limit: number; readonly window: Duration.Input } | undefined
+  /**
+   * At most `limit` messages of this actor run at once across every worker process — per `key(payload)` when given
+   * (e.g. per user). A slot held by a killed worker comes back when its lease lapses.
+   */
+  readonly concurrency?:
+    | { readonly limit: number; readonly key?: ((payload: Payload["Type"]) => string) | undefined }
+    | undefined
 }
 
 /**
@@ -209,9 +221,12 @@ export type HandlerServices<H> = H extends Handler<infer A, infer R> ? R | A["pa
   : never
 
 const ENVELOPE = Symbol.for("@errand/core/Actor/envelope")
+const LIMITS = Symbol.for("@errand/core/Actor/limits")
 
 interface EnvelopeCarrier {
   readonly [ENVELOPE]?: Envelope
+  /** The broker-enforced limits of the message, from its actor's `rateLimit` and `concurrency`. */
+  readonly [LIMITS]?: Limits
 }
 
 const DEFAULT_MAX_RETRIES = 20
@@ -252,6 +267,23 @@ export const make = <
 
   type Msg = Message<Payload["Type"], Success["Type"]>
 
+  const rateLimit = options.rateLimit === undefined ? undefined : {
+    key: `actor:${name}`,
+    limit: options.rateLimit.limit,
+    windowMillis: Duration.toMillis(Duration.fromInputUnsafe(options.rateLimit.window))
+  }
+  const concurrencyLimit = options.concurrency
+  /** The limits of a message with this payload, when the actor has any. */
+  const limitsOf = rateLimit === undefined && concurrencyLimit === undefined ? undefined : (
+    payload: Payload["Type"]
+  ): Limits => ({
+    rate: rateLimit,
+    concurrency: concurrencyLimit === undefined ? undefined : {
+      key: concurrencyLimit.key === undefined ? `actor:${name}` : `actor:${name}:${concurrencyLimit.key(payload)}`,
+      limit: concurrencyLimit.limit
+    }
+  })
+
   const invalidPayload = (error: Schema.SchemaError) =>
     new InvalidPayload({ actor: name, path: issuePath(error.issue), issue: error.message })
 
@@ -291,6 +323,7 @@ export const make = <
       attempts: 0,
       [ENVELOPE]: envelope
     }
+    if (limitsOf !== undefined) (message as { [LIMITS]?: Limits })[LIMITS] = limitsOf(payload)
     return message
   }
 
@@ -389,7 +422,15 @@ const toOutgoing = (message: Message): Outgoing => {
   if (envelope === undefined) {
     throw new globalThis.Error(`Message ${message.id} was not built by an actor's send or message`)
   }
-  return { id: message.id, queue: message.queue, priority: message.priority, eta: message.eta, body: envelope }
+  const limits = (message as EnvelopeCarrier)[LIMITS]
+  const outgoing = {
+    id: message.id,
+    queue: message.queue,
+    priority: message.priority,
+    eta: message.eta,
+    body: envelope
+  }
+  return limits === undefined ? outgoing : { ...outgoing, limits }
 }
 
 /**

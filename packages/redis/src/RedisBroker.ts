@@ -444,6 +444,7 @@ export const make = Effect.fnUntraced(function*(
         const nextExpires = now + timeout + leaseMs
         const args = takeArgs(keys, now, max, nextExpires, nextBase, true)
         pushSettlements(args, [])
+        args.push(timeout) // it runs up to this long after `now` (rate windows need the real time)
         const got = yield* restore(pool.waitThen(
           keys.wake,
           timeout,

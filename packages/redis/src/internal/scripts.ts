@@ -380,7 +380,8 @@ return np + no
    * take: applies settlements, sweeps due timers, then leases up to max ready messages (HI, then R, then LO).
    *
    * ARGV: now, max, leaseExpiry, tokenBase, wantNext (1/0), sweepLimit, deadTtl, deadMax, then settlements
-   * (n, then n × (kind, id, token, eta, json)).
+   * (n, then n × (kind, id, token, eta, json)), then, for a take pipelined behind a blocking wait, the wait's length
+   * in ms (the take runs up to that much after now).
    * Effects: each leased element gets deliveries + 1 and is stored as F[id] = token + " " + element (token i =
    * tokenBase..i), with a timer `!id` at leaseExpiry in T. Sets the wake marker after a full take (ready messages may remain: another waiter should
    * look), or when settlements made messages delayed or prioritised.
@@ -408,11 +409,19 @@ local function popReady(k, into)
 end
 local out = {}
 if hasLimits() then
+  -- A take pipelined behind a blocking wait runs up to lag ms after its now (one more ARGV after the settlements):
+  -- rate windows then use Redis's clock when it lies within that lag of now (under TestClock it does not).
+  local rnow = now
+  if #ARGV == 10 + 5 * tonumber(ARGV[9]) then
+    local t = call("TIME")
+    local server = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    if server > now and server - now <= tonumber(ARGV[#ARGV]) + 1000 then rnow = server end
+  end
   -- messages held back by their limits are set aside: pop again, a bounded number of times, to fill the take
   for round = 1, 10 do
     local popped = {}
     popReady(max - #out, popped)
-    if #popped == 0 or admit(popped, out, now) == 0 or #out >= max then break end
+    if #popped == 0 or admit(popped, out, rnow) == 0 or #out >= max then break end
   end
 else
   popReady(max, out)

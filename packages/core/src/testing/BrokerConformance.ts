@@ -821,6 +821,20 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
           assert.deepStrictEqual(q.labels(yield* q.take({ max: 10 })), ["a3"])
         }))
 
+      it.effect("a dead letter keeps its limits when it is requeued", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const limits = { concurrency: { key: `${q.queue}/k`, limit: 1 } }
+          yield* q.enqueue([limited(q, "dead", limits)])
+          yield* q.broker.settle([deadLetter(yield* q.takeOne(), boom)])
+          yield* q.enqueue([limited(q, "running", limits)])
+          const running = yield* q.takeOne()
+          assert.strictEqual(yield* q.broker.requeueDeadLetters(q.queue), 1)
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 10 })), []) // its key's slot is taken
+          yield* q.broker.settle([ack(running)])
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 10 })), ["dead"])
+        }))
+
       it.effect("a lapsed lease gives its concurrency slot back", () =>
         Effect.gen(function*() {
           const q = yield* fixture

@@ -234,6 +234,7 @@ local function trimDead(now, ttl, max)
   local old = call("ZRANGEBYSCORE", D, "-inf", string.format("(%.0f", (now - ttl + 1) * 1000), "LIMIT", 0, 1000)
   if #old > 0 then
     call("HDEL", DH, unpack(old))
+    call("HDEL", KEYS[10], unpack(old))
     call("ZREM", D, unpack(old))
   end
   local over = call("ZCARD", D) - max
@@ -241,6 +242,7 @@ local function trimDead(now, ttl, max)
     if over > 1000 then over = 1000 end
     local ids = call("ZRANGE", D, 0, over - 1)
     call("HDEL", DH, unpack(ids))
+    call("HDEL", KEYS[10], unpack(ids))
     call("ZREMRANGEBYRANK", D, 0, over - 1)
   end
 end
@@ -252,7 +254,8 @@ end
  * (release). A settlement whose lease is not current (no in-flight record for the id under that token: the lease was
  * swept after lapsing and the message perhaps taken again, or it was settled, or flushed) changes nothing; its
  * 0-based index is returned. A lapsed lease stays current until a sweep returns its message to the queue.
- * Acked and dead-lettered messages lose their limits; every settled message frees its concurrency slot.
+ * Acked messages lose their limits (a dead letter keeps them until it is purged or trimmed); every settled message
+ * frees its concurrency slot.
  * Needs decode, encode, pushReady, limits and trimDead.
  */
 const settle = String.raw`
@@ -285,7 +288,7 @@ local function settle(now, o, list, ttl, max)
     for i = 1, n do
       if recs[i] then
         local kind = ARGV[o + 5 * i - 4]
-        if kind == "a" or kind == "d" then gone[#gone + 1] = ids[i] else back[#back + 1] = ids[i] end
+        if kind == "a" then gone[#gone + 1] = ids[i] else back[#back + 1] = ids[i] end
       end
     end
     freeSlots(gone, list, true)
@@ -589,9 +592,13 @@ return moved
    * Returns: how many were deleted.
    */
   deadPurge: String.raw`
-local D, DH = KEYS[7], KEYS[8]
+local D, DH, LIM = KEYS[7], KEYS[8], KEYS[10]
 if ARGV[1] == "1" then
   local n = redis.call("ZCARD", D)
+  if n > 0 and redis.call("EXISTS", LIM) == 1 then
+    local ids = redis.call("ZRANGE", D, 0, -1)
+    for i = 1, #ids, 1000 do redis.call("HDEL", LIM, unpack(ids, i, math.min(i + 999, #ids))) end
+  end
   redis.call("DEL", D, DH)
   return n
 end
@@ -602,6 +609,7 @@ for i = 1, #ids, 1000 do
   local j = math.min(i + 999, #ids)
   n = n + redis.call("ZREM", D, unpack(ids, i, j))
   redis.call("HDEL", DH, unpack(ids, i, j))
+  redis.call("HDEL", LIM, unpack(ids, i, j))
 end
 return n
 `,

@@ -15,8 +15,8 @@ import { deadLetters, enqueue, queues } from "./internal/admin.ts"
 import { brokerFlags, brokerLayer, describe } from "./internal/brokerFlags.ts"
 import { parseDuration } from "./internal/duration.ts"
 import { loadWorker } from "./internal/load.ts"
-import { childEnv, ChildFatal, supervise } from "./internal/supervisor.ts"
-import type { WorkerSettings } from "./WorkerModule.ts"
+import { childEnv, ChildFatal, type RecycleMessage, supervise } from "./internal/supervisor.ts"
+import type { Recycle, WorkerSettings } from "./WorkerModule.ts"
 
 const version = "0.1.0"
 
@@ -61,6 +61,18 @@ const workerFlags = {
     })),
     Flag.optional
   ),
+  maxMessages: Flag.Int("max-messages").pipe(
+    Flag.withDescription(describe("Recycle a worker process after it finished this many messages (supervised)", {
+      default: "never"
+    })),
+    Flag.optional
+  ),
+  maxRss: Flag.Int("max-rss").pipe(
+    Flag.withDescription(describe("Recycle a worker process whose resident memory goes above this many MB", {
+      default: "never"
+    })),
+    Flag.optional
+  ),
   noSchedules: Flag.Boolean("no-schedules").pipe(
     Flag.withDescription(describe("Do not run the module's cron schedules in this worker", { default: "false" })),
     Flag.withDefault(false)
@@ -92,11 +104,12 @@ const worker = Command.make("worker", workerFlags, (flags) =>
     const definition = yield* loadWorker(flags.module)
     const broker = brokerLayer(flags)
     const child = process.env[childEnv]
-    if (flags.processes > 1 && child === undefined) {
+    const recycles = Option.isSome(flags.maxMessages) || Option.isSome(flags.maxRss)
+    if ((flags.processes > 1 || recycles) && child === undefined) {
       if (flags.broker === "memory") {
         return yield* new InvalidInput({
-          input: "--processes",
-          problem: "the memory broker lives in one process: use --broker redis for more than one process"
+          input: flags.processes > 1 ? "--processes" : "--max-messages/--max-rss",
+          problem: "the memory broker lives in one process: use --broker redis for supervised worker processes"
         })
       }
       // The broker must be reachable before any child starts: a wrong URL is one clear error, not N restarts.
@@ -112,7 +125,19 @@ const worker = Command.make("worker", workerFlags, (flags) =>
       // The supervisor is gone (killed): stop gracefully rather than run unsupervised.
       process.on("disconnect", () => process.kill(process.pid, "SIGTERM"))
     }
-    return yield* Layer.launch(definition.layer(settings)).pipe(
+    const recycle: Recycle | undefined = child === undefined || !recycles ? undefined : {
+      afterMessages: Option.getOrUndefined(flags.maxMessages),
+      aboveRssBytes: Option.getOrUndefined(Option.map(flags.maxRss, (mb) => mb * 2 ** 20)),
+      onRecycle: (reason) =>
+        Effect.andThen(
+          Effect.logInfo(`Recycling this worker process: ${reason}`),
+          Effect.sync(() => {
+            process.send?.({ _tag: "Recycle", reason } satisfies RecycleMessage)
+            process.kill(process.pid, "SIGTERM") // the graceful stop: running handlers finish, the rest is released
+          })
+        )
+    }
+    return yield* Layer.launch(definition.layer(settings, recycle)).pipe(
       Effect.provide(broker),
       Effect.mapError((error) =>
         error instanceof ErrandError.DuplicateActor || error instanceof ErrandError.InvalidName

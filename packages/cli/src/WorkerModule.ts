@@ -21,7 +21,7 @@
  * @since 0.1.0
  */
 import { type Actor, type Broker, Schedules, Worker } from "@errand/core"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Schedule } from "effect"
 
 /**
  * @category type IDs
@@ -68,7 +68,22 @@ export interface WorkerDefinition {
    * The worker as a Layer that needs only a `Broker`: the handlers' services are provided. It logs one line when it
    * starts and one when it stops, with how many messages it finished and released.
    */
-  readonly layer: (overrides?: WorkerSettings) => Layer.Layer<never, unknown, Broker.Broker>
+  readonly layer: (overrides?: WorkerSettings, recycle?: Recycle) => Layer.Layer<never, unknown, Broker.Broker>
+}
+
+/**
+ * When a worker process should be replaced by a fresh one (`errand worker --max-messages`, `--max-rss`).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Recycle {
+  /** After this many finished messages. */
+  readonly afterMessages?: number | undefined
+  /** When the process's resident set size goes above this many bytes (checked every 5 seconds). */
+  readonly aboveRssBytes?: number | undefined
+  /** Called once, when a limit is reached, with the reason. */
+  readonly onRecycle: (reason: string) => Effect.Effect<void>
 }
 
 /**
@@ -129,7 +144,7 @@ export const defineWorker = <const Handlers extends ReadonlyArray<Actor.Handler<
     handlers: options.handlers,
     schedules,
     settings,
-    layer: (overrides) => {
+    layer: (overrides, recycle) => {
       const merged = { ...settings, ...withoutUndefined(overrides ?? {}) }
       const worker = Layer.effectDiscard(Effect.gen(function*() {
         const tally: Tally = { succeeded: 0, retried: 0, deadLettered: 0, released: 0 }
@@ -145,31 +160,57 @@ export const defineWorker = <const Handlers extends ReadonlyArray<Actor.Handler<
             } released`
           )
         )
+        let recycling = false
+        const recycleFor = (reason: string) =>
+          Effect.suspend(() => {
+            if (recycling || recycle === undefined) return Effect.void
+            recycling = true
+            return recycle.onRecycle(reason)
+          })
+        const afterMessages = recycle?.afterMessages
+        const finished = () => {
+          const count = tally.succeeded + tally.retried + tally.deadLettered
+          return afterMessages !== undefined && count >= afterMessages
+            ? recycleFor(`${plural(count, "message")} finished (--max-messages ${afterMessages})`)
+            : Effect.void
+        }
+        const aboveRss = recycle?.aboveRssBytes
+        if (aboveRss !== undefined) {
+          const check = Effect.suspend(() => {
+            const rss = process.memoryUsage.rss()
+            return rss > aboveRss
+              ? recycleFor(
+                `resident memory ${(rss / 2 ** 20).toFixed(0)} MB is above ${(aboveRss / 2 ** 20).toFixed(0)} MB`
+              )
+              : Effect.void
+          })
+          yield* Effect.forkScoped(Effect.repeat(check, Schedule.spaced("5 seconds")))
+        }
         const { runSchedules: _, ...workerOptions } = merged
         yield* Worker.make({
           handlers: options.handlers,
           ...workerOptions,
           onEvent: (event) =>
-            Effect.sync(() => {
+            Effect.suspend(() => {
               switch (event._tag) {
                 case "Started":
                   running.add(event.message.id)
-                  break
+                  return Effect.void
                 case "Succeeded":
                   running.delete(event.message.id)
                   tally.succeeded++
-                  break
+                  return finished()
                 case "Retrying":
                   running.delete(event.message.id)
                   tally.retried++
-                  break
+                  return finished()
                 case "DeadLettered":
                   running.delete(event.messageId)
                   tally.deadLettered++
-                  break
+                  return finished()
                 case "Released":
                   tally.released++
-                  break
+                  return Effect.void
               }
             })
         })

@@ -6,7 +6,7 @@
  */
 
 /** @since 0.1.0 */
-export { defineWorker, type WorkerDefinition, type WorkerSettings } from "./WorkerModule.ts"
+export { defineWorker, type Recycle, type WorkerDefinition, type WorkerSettings } from "./WorkerModule.ts"
 
 /** @since 0.1.0 */
 export { runMain, teardown } from "./Main.ts"

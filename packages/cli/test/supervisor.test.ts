@@ -77,6 +77,29 @@ describe("errand worker --processes", () => {
     assert.match(supervisor.output(), /Worker stopped: 0 messages finished .*, 1 released/, supervisor.output())
   })
 
+  it("recycles a worker process after --max-messages: it drains, and a fresh one starts at once", async () => {
+    const prefix = uniquePrefix()
+    const supervisor = start(bin, [
+      "worker",
+      fixture("worker.ts"),
+      "--processes",
+      "2",
+      "--max-messages",
+      "2",
+      "--redis-prefix",
+      prefix
+    ], { REDIS_URL: redisUrl })
+    await supervisor.waitFor(/Worker started on cli_jobs/, 2)
+    await onRedis(prefix, hold.sendBatch(Array.from({ length: 6 }, () => ({ millis: 10 }))))
+    const ids = new Set<string>()
+    while (ids.size < 6) ids.add((await nextStarted(prefix)).messageId)
+    await supervisor.waitFor(/recycled: 2 messages finished \(--max-messages 2\); starting a fresh one/)
+    supervisor.child.kill("SIGTERM")
+    assert.deepStrictEqual(await supervisor.exited, { code: 0, signal: null }, supervisor.output())
+    assert.isAtLeast([...supervisor.output().matchAll(/Started worker process/g)].length, 3)
+    assert.notMatch(supervisor.output(), /restarting it in/, supervisor.output()) // a recycle is not a crash: no backoff
+  })
+
   it("exits 3 with the module's error when it throws at import, without starting any worker", async () => {
     const result = await errand(["worker", fixture("throws.ts"), "--processes", "2"], { REDIS_URL: redisUrl })
     assert.strictEqual(result.code, 3, result.output)

@@ -27,6 +27,8 @@ class ChildExited extends Data.TaggedError("ChildExited")<{
   readonly code: number | null
   readonly signal: string | null
   readonly ranMillis: number
+  /** It asked to be replaced (`--max-messages`, `--max-rss`): restarted at once, without backoff. */
+  readonly recycled: string | undefined
 }> {
   get how(): string {
     return this.signal === null ? `exited with code ${this.code}` : `was killed by ${this.signal}`
@@ -40,8 +42,22 @@ export class ChildFatal extends Data.TaggedError("ChildFatal")<{ readonly index:
   }
 }
 
+/** What a child sends its supervisor before it stops to be recycled. */
+export interface RecycleMessage {
+  readonly _tag: "Recycle"
+  readonly reason: string
+}
+
+const isRecycleMessage = (u: unknown): u is RecycleMessage =>
+  typeof u === "object" && u !== null && (u as { readonly _tag?: unknown })._tag === "Recycle" &&
+  typeof (u as { readonly reason?: unknown }).reason === "string"
+
 /** Exit codes a restart cannot fix. */
 const fatalCodes: ReadonlySet<number> = new Set([ExitCode.Usage, ExitCode.BadModule])
+
+/** A child exit the restart backoff applies to: a crash soon after its start. */
+const retryable = (exited: ChildExited): boolean =>
+  exited.recycled === undefined && !fatalCodes.has(exited.code ?? -1) && exited.ranMillis < healthyRunMillis
 
 /** The options of `supervise`. */
 export interface SuperviseOptions {
@@ -93,6 +109,10 @@ export const supervise = (options: SuperviseOptions, shutdown: { failures: numbe
         })
         children.set(index, child)
         let exited = false
+        let recycled: string | undefined
+        child.on("message", (message) => {
+          if (isRecycleMessage(message)) recycled = message.reason
+        })
         child.once("exit", (code, signal) => {
           exited = true
           children.delete(index)
@@ -102,7 +122,8 @@ export const supervise = (options: SuperviseOptions, shutdown: { failures: numbe
               pid: child.pid,
               code,
               signal,
-              ranMillis: clock.currentTimeMillisUnsafe() - startedAt
+              ranMillis: clock.currentTimeMillisUnsafe() - startedAt,
+              recycled
             })
           ))
         })
@@ -126,8 +147,11 @@ export const supervise = (options: SuperviseOptions, shutdown: { failures: numbe
 
     const slot = (index: number): Effect.Effect<never, ChildFatal> =>
       runChild(index).pipe(
-        Effect.retry({
-          schedule: restartBackoff.pipe(
+        Effect.retry(
+          restartBackoff.pipe(
+            Schedule.setInputType<ChildExited>(),
+            // a crash loop is retried with backoff; a recycle, a fatal exit or the end of a long run leave the loop
+            Schedule.while(({ input }) => retryable(input)),
             Schedule.tap(({ duration, input }) =>
               Effect.logWarning(
                 `Worker process ${input.index} (pid ${input.pid}) ${input.how}; restarting it in ${
@@ -135,11 +159,14 @@ export const supervise = (options: SuperviseOptions, shutdown: { failures: numbe
                 }`
               )
             )
-          ),
-          while: (exited: ChildExited) => !fatalCodes.has(exited.code ?? -1) && exited.ranMillis < healthyRunMillis
-        }),
+          )
+        ),
         Effect.catch((exited: ChildExited) =>
-          fatalCodes.has(exited.code ?? -1)
+          exited.recycled !== undefined
+            ? Effect.logInfo(
+              `Worker process ${exited.index} (pid ${exited.pid}) recycled: ${exited.recycled}; starting a fresh one`
+            )
+            : fatalCodes.has(exited.code ?? -1)
             ? Effect.fail(new ChildFatal({ index: exited.index, code: exited.code! }))
             : Effect.logWarning(
               `Worker process ${exited.index} (pid ${exited.pid}) ${exited.how} after ${

@@ -8,7 +8,7 @@
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { ErrandError, Schedules } from "@errand/core"
-import { Cause, Clock, Console, Duration, Effect, Exit, Layer, Option, Runtime } from "effect"
+import { Cause, Clock, Console, Effect, Exit, Layer, Option, Runtime } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
 import { ExitCode, InvalidInput, ModuleLoadError } from "./CommandError.ts"
 import { deadLetters, enqueue, queues } from "./internal/admin.ts"
@@ -83,7 +83,7 @@ const workerFlags = {
 const optionalDuration = (input: string, value: Option.Option<string>) =>
   Option.isNone(value)
     ? Effect.succeed(undefined)
-    : Effect.map(parseDuration(input, value.value), (duration) => duration)
+    : parseDuration(input, value.value)
 
 /** Counts the children that did not stop cleanly, for the exit code. */
 const shutdown = { failures: 0 }

@@ -100,6 +100,39 @@ describe("errand worker --processes", () => {
     assert.notMatch(supervisor.output(), /restarting it in/, supervisor.output()) // a recycle is not a crash: no backoff
   })
 
+  it("a second SIGTERM while workers drain kills them (SIGKILL) and exits 130", async () => {
+    const prefix = uniquePrefix()
+    const supervisor = start(bin, [
+      "worker",
+      fixture("worker.ts"),
+      "--processes",
+      "2",
+      "--shutdown-timeout",
+      "1m",
+      "--redis-prefix",
+      prefix
+    ], { REDIS_URL: redisUrl })
+    await supervisor.waitFor(/Worker started on cli_jobs/, 2)
+    await onRedis(prefix, hold.send({ millis: 120_000 }))
+    const busy = await nextStarted(prefix)
+    supervisor.child.kill("SIGTERM") // the busy worker waits for its handler (up to a minute)
+    await supervisor.waitFor(/Worker process \d \(pid \d+\) stopped with code 0/) // the idle one drained
+    supervisor.child.kill("SIGTERM")
+    assert.deepStrictEqual(await supervisor.exited, { code: 130, signal: null }, supervisor.output())
+    assert.include(supervisor.output(), "Second signal: killing 1 worker process(es)")
+    // it is gone, not orphaned (SIGKILL is asynchronous and init reaps it: poll, generously bounded)
+    const alive = () => {
+      try {
+        process.kill(busy.pid, 0)
+        return true
+      } catch {
+        return false
+      }
+    }
+    for (let i = 0; i < 100 && alive(); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+    assert.isFalse(alive())
+  })
+
   it("exits 3 with the module's error when it throws at import, without starting any worker", async () => {
     const result = await errand(["worker", fixture("throws.ts"), "--processes", "2"], { REDIS_URL: redisUrl })
     assert.strictEqual(result.code, 3, result.output)

@@ -425,6 +425,8 @@ if hasLimits() then
     local popped = {}
     popReady(max - #out, popped)
     if #popped == 0 or admit(popped, out, rnow) == 0 or #out >= max then break end
+    -- still held back after ten rounds: another take (after this one) goes on through what is ready
+    if round == 10 then wake = true end
   end
 else
   popReady(max, out)

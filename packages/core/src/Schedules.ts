@@ -15,8 +15,8 @@
  *   in the broker (`Broker.claimSlot`), and the claim and the enqueue are one atomic step, so a scheduler that dies
  *   between them cannot lose or duplicate the slot.
  * - Cron expressions are Effect's `Cron` (five fields, or six with seconds first), in the schedule's time zone
- *   (`tz`, an IANA name; default UTC). Daylight saving is `Cron`'s: a local time skipped by the clock change is not
- *   run that day, and a repeated local time runs once (its earlier occurrence).
+ *   (`tz`, an IANA name; default UTC). Daylight saving is `Cron`'s: a local time skipped by the clock change runs
+ *   shifted by the gap (02:30 runs at 03:30 that night), and a repeated local time runs once (its earlier occurrence).
  * - **Misfires**: a scheduler that starts (or wakes after its process was suspended) runs only the most recent slot at
  *   or before now that no scheduler claimed yet — at most one catch-up, never a burst of missed runs. Set
  *   `catchUp: false` on a schedule to skip the catch-up at start. Note that a new schedule's most recent slot counts

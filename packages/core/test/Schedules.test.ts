@@ -52,6 +52,25 @@ describe("Schedules", () => {
       ])
     }).pipe(Effect.provide(MemoryBroker.layer), quiet))
 
+  it.effect("'30 2 * * *' in Europe/Berlin runs at 03:30 on the night summer time starts (02:30 does not exist)", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(Date.parse("2026-03-27T12:00:00Z"))
+      yield* startSchedulers([{
+        name: "cleanup",
+        actor: cleanup,
+        cron: "30 2 * * *",
+        tz: "Europe/Berlin",
+        payload: { days: 30 },
+        catchUp: false
+      }])
+      yield* TestClock.adjust("3 days")
+      assert.deepStrictEqual(yield* sentSlots, [
+        "2026-03-28T01:30:00.000Z", // 02:30 CET
+        "2026-03-29T01:30:00.000Z", // 03:30 CEST: the clock jumped from 02:00 to 03:00
+        "2026-03-30T00:30:00.000Z" // 02:30 CEST
+      ])
+    }).pipe(Effect.provide(MemoryBroker.layer), quiet))
+
   it.effect("three schedulers on one broker send each slot once", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(Date.parse("2026-03-01T00:00:30Z"))

@@ -441,3 +441,11 @@ const toOutgoing = (message: Message): Outgoing => {
  */
 export const enqueue = (messages: Iterable<Message>): Effect.Effect<void, BrokerError, Broker> =>
   Effect.flatMap(Broker, (broker) => broker.enqueue(Array.from(messages, toOutgoing)))
+
+/**
+ * What the broker is handed for a message built by `send` or `message`: its id, queue, priority, eta, envelope and
+ * limits. For modules of core that enqueue through other broker calls (`Schedules` uses `Broker.claimSlot`).
+ *
+ * @internal
+ */
+export const outgoing = (message: Message): Outgoing => toOutgoing(message)

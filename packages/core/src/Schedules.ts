@@ -30,12 +30,11 @@
  * @since 0.1.0
  */
 import { Clock, Cron, Duration, Effect, Layer, Result, Schedule, Schema, type Scope } from "effect"
-import type * as Actor from "./Actor.ts"
+import * as Actor from "./Actor.ts"
 import { Broker, type Outgoing } from "./Broker.ts"
 import { InvalidSchedule } from "./ErrandError.ts"
-import { messageId } from "./internal/id.ts"
 import { isValidName } from "./internal/names.ts"
-import type { Envelope } from "./Message.ts"
+import type { Message } from "./Message.ts"
 
 /**
  * One schedule: send `payload` to `actor` at every slot of `cron`.
@@ -152,28 +151,20 @@ const brokerRetry = Schedule.exponential("1 second").pipe(
   Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(30))))
 )
 
-/** The message of one slot. */
-const outgoing = (schedule: Compiled, slot: number, now: number): Outgoing => {
-  const actor = schedule.entry.actor
-  const priority = (actor as { readonly priority?: number }).priority ?? 0
-  const id = messageId()
-  const envelope: { -readonly [K in keyof Envelope]: Envelope[K] } = {
-    id,
-    actor: actor.name,
-    queue: actor.queue,
-    payload: schedule.encoded,
-    enqueuedAt: now,
+/** The message of one slot: the actor's own, so it carries the actor's priority and limits. */
+const slotMessage = (schedule: Compiled, slot: number): Effect.Effect<Outgoing> => {
+  const actor = schedule.entry.actor as unknown as Actor.Actor<string, Schema.Top, Schema.Top, Schema.Top>
+  const message = actor.message(schedule.entry.payload ?? {}, {
     options: { schedule: schedule.entry.name, slot }
-  }
-  if (priority !== 0) envelope.priority = priority
-  return { id, queue: actor.queue, priority, eta: now, body: envelope }
+  }) as Effect.Effect<Message, unknown>
+  // the payload was checked by `compile`
+  return Effect.map(Effect.orDie(message), Actor.outgoing)
 }
 
 /** Claims a slot (retrying while the broker is down) and logs what happened. */
 const fire = (broker: Broker["Service"], schedule: Compiled, slot: number) =>
   Effect.gen(function*() {
-    const now = yield* Clock.currentTimeMillis
-    const message = outgoing(schedule, slot, now)
+    const message = yield* slotMessage(schedule, slot)
     const claimed = yield* broker.claimSlot(schedule.entry.name, slot, message).pipe(
       Effect.tapError((error) => Effect.logWarning(`Could not claim a slot; retrying`, error)),
       Effect.retry(brokerRetry),

@@ -295,24 +295,33 @@ export const make = Effect.fnUntraced(function*(
   const registryKey = Keys.registry(prefix)
   /** When this broker last added each queue to the registry (`queues`): re-added once a minute, self-healing. */
   const registeredAt = new Map<string, number>()
-  /** Adds a queue to the registry before its messages, unless done in the last minute. */
-  const register = (queue: string): Effect.Effect<void, ErrandError.BrokerError> =>
+  /**
+   * Adds a queue to the registry after its messages were enqueued, unless done in the last minute. Best effort: the
+   * registry only serves listings, so a failure is not the enqueue's (the next enqueue tries again).
+   */
+  const register = (queue: string): Effect.Effect<void> =>
     Effect.suspend(() => {
       const now = Date.now()
       const last = registeredAt.get(queue)
       if (last !== undefined && now - last < 60_000) return Effect.void
-      return call("enqueue", () => client.sadd(registryKey, queue)).pipe(
-        Effect.tap(() => Effect.sync(() => registeredAt.set(queue, now)))
+      return call("register", () => client.sadd(registryKey, queue)).pipe(
+        Effect.andThen(Effect.sync(() => registeredAt.set(queue, now))),
+        Effect.ignore
       )
     })
 
   /** Messages of one queue, in calls of up to `maxBatch` (each atomic), in order. */
   const enqueueGroup = (messages: ReadonlyArray<Broker.Outgoing>): Effect.Effect<void, ErrandError.BrokerError> => {
-    const keys = keysOf(messages[0]!.queue)
-    const registered = registeredAt.get(messages[0]!.queue)
+    const queue = messages[0]!.queue
+    const keys = keysOf(queue)
+    const registered = registeredAt.get(queue)
     if (registered === undefined || Date.now() - registered >= 60_000) {
-      return Effect.andThen(register(messages[0]!.queue), Effect.suspend(() => enqueueGroup(messages)))
+      return Effect.andThen(enqueueChunks(keys, messages), register(queue))
     }
+    return enqueueChunks(keys, messages)
+  }
+
+  const enqueueChunks = (keys: Keys.QueueKeys, messages: ReadonlyArray<Broker.Outgoing>) => {
     if (messages.length <= Scripts.maxBatch) return enqueueChunk(keys, messages)
     const chunks: Array<ReadonlyArray<Broker.Outgoing>> = []
     for (let from = 0; from < messages.length; from += Scripts.maxBatch) {
@@ -560,17 +569,14 @@ export const make = Effect.fnUntraced(function*(
       }).pipe(Effect.asVoid),
     queues: Effect.map(call("queues", () => client.smembers(registryKey)), (names) => names.sort()),
     claimSlot: (schedule, slot, message) =>
-      Effect.andThen(
-        register(message.queue),
-        Effect.flatMap(Clock.currentTimeMillis, (now) => {
-          const keys = keysOf(message.queue)
-          const args = enqueueArgs(keys, now, [message])
-          if (typeof args === "string") return Effect.fail(invalid("claimSlot", args))
-          // KEYS: the queue's, then its schedules hash; ARGV: schedule, slot, then the enqueue's ARGV
-          args.splice(Keys.keyCount, 0, Keys.schedules(keys), schedule, slot)
-          return Effect.map(call("claimSlot", () => redis.errand_claimSlot(...args)), (claimed) => claimed === 1)
-        })
-      )
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const keys = keysOf(message.queue)
+        const args = enqueueArgs(keys, now, [message])
+        if (typeof args === "string") return Effect.fail(invalid("claimSlot", args))
+        // KEYS: the queue's, then its schedules hash; ARGV: schedule, slot, then the enqueue's ARGV
+        args.splice(Keys.keyCount, 0, Keys.schedules(keys), schedule, slot)
+        return Effect.map(call("claimSlot", () => redis.errand_claimSlot(...args)), (claimed) => claimed === 1)
+      }).pipe(Effect.tap((claimed) => claimed ? register(message.queue) : Effect.void))
   })
 })
 

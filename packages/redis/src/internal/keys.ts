@@ -61,7 +61,7 @@ export const make = (prefix: string, queue: string): QueueKeys => {
 /**
  * The registry of queue names under `prefix`: a set, updated by enqueue (at most once a minute per queue and broker)
  * and flush. It is a key of its own (hash tag `{<prefix>}`), outside every queue's slot, so on Redis Cluster it
- * cannot be updated inside a queue's script: the broker updates it with `SADD` before the enqueue script.
+ * cannot be updated inside a queue's script: the broker adds a queue with `SADD` after its enqueue script, best effort.
  */
 export const registry = (prefix: string): string => `{${prefix}}:queues`
 

@@ -28,7 +28,7 @@
  */
 import { Clock, Context, Duration, Effect, Exit, type Schedule, Schema } from "effect"
 import { type Pipeable, pipeArguments } from "effect/Pipeable"
-import { Broker, type Outgoing } from "./Broker.ts"
+import { Broker, type Limits as BrokerLimits, type Outgoing } from "./Broker.ts"
 import {
   type BrokerError,
   type EnqueueVetoed,
@@ -44,7 +44,7 @@ import {
   type TimeLimitExceeded
 } from "./ErrandError.ts"
 import type { HandlerDefect } from "./ErrandError.ts"
-import { ACTOR, ENVELOPE, type EnvelopeCarrier, toOutgoing, toTarget } from "./internal/carrier.ts"
+import { ACTOR, ENVELOPE, type EnvelopeCarrier, LIMITS, toOutgoing, toTarget } from "./internal/carrier.ts"
 import { enqueueOne } from "./internal/coalesce.ts"
 import { messageId } from "./internal/id.ts"
 import * as MiddlewareHooks from "./internal/middleware.ts"
@@ -187,6 +187,18 @@ export interface Options<Payload extends Schema.Top, Success extends Schema.Top,
   readonly timeLimit?: Duration.Input | undefined
   /** How long past its eta a message may wait before it is dead-lettered unrun (default: no limit). */
   readonly maxAge?: Duration.Input | undefined
+  /**
+   * At most `limit` messages of this actor are started per sliding `window`, across every worker process (the broker
+   * holds the others back: they wait in the queue, never costing an attempt).
+   */
+  readonly rateLimit?: { readonly limit: number; readonly window: Duration.Input } | undefined
+  /**
+   * At most `limit` messages of this actor run at once across every worker process — per `key(payload)` when given
+   * (e.g. per user). A slot held by a killed worker comes back when its lease lapses.
+   */
+  readonly concurrency?:
+    | { readonly limit: number; readonly key?: ((payload: Payload["Type"]) => string) | undefined }
+    | undefined
   /**
    * Store each message's outcome for `actor.result` (default: not stored): `true` keeps it 10 minutes (Dramatiq's
    * default), a duration keeps it that long. See `Results`.
@@ -510,6 +522,23 @@ export const make = <
       }
     })
 
+  const rateLimit = options.rateLimit === undefined ? undefined : {
+    key: `actor:${name}`,
+    limit: options.rateLimit.limit,
+    windowMillis: Duration.toMillis(Duration.fromInputUnsafe(options.rateLimit.window))
+  }
+  const concurrencyLimit = options.concurrency
+  /** The limits of a message with this payload, when the actor has any. */
+  const limitsOf = rateLimit === undefined && concurrencyLimit === undefined ? undefined : (
+    payload: Payload["Type"]
+  ): BrokerLimits => ({
+    rate: rateLimit,
+    concurrency: concurrencyLimit === undefined ? undefined : {
+      key: concurrencyLimit.key === undefined ? `actor:${name}` : `actor:${name}:${concurrencyLimit.key(payload)}`,
+      limit: concurrencyLimit.limit
+    }
+  })
+
   const invalidPayload = (error: Schema.SchemaError) =>
     new InvalidPayload({ actor: name, path: issuePath(error.issue), issue: error.message })
 
@@ -554,6 +583,7 @@ export const make = <
       [ENVELOPE]: envelope,
       [ACTOR]: self
     }
+    if (limitsOf !== undefined) (message as { [LIMITS]?: BrokerLimits })[LIMITS] = limitsOf(payload)
     return message
   }
 
@@ -690,3 +720,10 @@ const enqueuePrepared = <M extends Message>(
           MiddlewareHooks.beforeEnqueue(middlewares, messages, now),
           (prepared) => Effect.as(broker.enqueue(prepared.map(toOutgoing)), prepared)
         )))
+/**
+ * What the broker is handed for a message built by `send` or `message`: its id, queue, priority, eta, envelope and
+ * limits. For modules of core that enqueue through other broker calls (`Schedules` uses `Broker.claimSlot`).
+ *
+ * @internal
+ */
+export const outgoing = (message: Message): Outgoing => toOutgoing(message)

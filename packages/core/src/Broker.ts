@@ -77,6 +77,27 @@ export interface Outgoing {
   readonly eta: number
   /** The encoded envelope: a JSON-compatible value. */
   readonly body: unknown
+  /** Limits the broker enforces when the message is taken (from its actor's `rateLimit` and `concurrency`). */
+  readonly limits?: Limits | undefined
+}
+
+/**
+ * Limits on taking a message, enforced by the broker across every consumer. A message whose limit is reached is not
+ * taken: it waits in the broker (a rate-limited one until its window has room, a concurrency-limited one until a
+ * message of its key leaves the in-flight set), so a limit never costs an attempt or a delivery. Both brokers count a
+ * waiting message as `delayed` in `stats`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Limits {
+  /** At most `limit` messages with this `key` are taken in any sliding window of `windowMillis`. */
+  readonly rate?: { readonly key: string; readonly limit: number; readonly windowMillis: number } | undefined
+  /**
+   * At most `limit` messages with this `key` are in flight (leased) at once. A slot is freed when the message is
+   * settled, or when its lease lapses (a killed worker's slot comes back with its message).
+   */
+  readonly concurrency?: { readonly key: string; readonly limit: number } | undefined
 }
 
 /**
@@ -283,4 +304,16 @@ export class Broker extends Context.Service<Broker, {
     size: number,
     ttl: Duration.Input
   ) => Effect.Effect<GroupCounts, BrokerError>
+  /**
+   * The names of the queues messages were enqueued to, sorted; a flushed queue is no longer listed (until its next
+   * enqueue). For admin tools (`errand queues`); a broker may also list queues that were only taken from.
+   */
+  readonly queues: Effect.Effect<ReadonlyArray<string>, BrokerError>
+  /**
+   * Claims slot `slot` (epoch milliseconds) of the schedule named `schedule` and enqueues `message`, as one atomic
+   * step, unless that slot or a later one of the schedule was already claimed. Returns whether this call claimed it
+   * (and enqueued). Any number of schedulers, in any processes, calling it for the same slot enqueue one message. The
+   * last claimed slot is kept per schedule name and queue (`message.queue`); it survives `flush`.
+   */
+  readonly claimSlot: (schedule: string, slot: number, message: Outgoing) => Effect.Effect<boolean, BrokerError>
 }>()("@errand/core/Broker") {}

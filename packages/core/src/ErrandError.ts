@@ -290,6 +290,8 @@ export class RetryLater extends Schema.TaggedError<RetryLater>()("RetryLater", {
  * printable ASCII characters other than `"` and `\`. Nothing of its batch is enqueued; the broker fails with a
  * `BrokerError` (operation `"enqueue"`) whose `cause` is this error. Ids made by `send` always satisfy the grammar, so
  * only a producer that builds `Broker.Outgoing` messages itself can meet it.
+ * A schedule is invalid: its cron expression or time zone does not parse, its name is not valid, two schedules share
+ * a name, or its payload does not match its actor's schema.
  *
  * @category errors
  * @since 0.1.0
@@ -330,5 +332,22 @@ export class EnqueueVetoed extends Schema.TaggedError<EnqueueVetoed>()("EnqueueV
 }) {
   override get message(): string {
     return `Middleware "${this.middleware}" refused message ${this.messageId}: ${this.reason}`
+  }
+}
+
+/**
+ * A schedule is invalid: its cron expression or time zone does not parse, its name is not valid, two schedules share
+ * a name, or its payload does not match its actor's schema.
+ *
+ * @category errors
+ * @since 0.2.0
+ */
+export class InvalidSchedule extends Schema.TaggedError<InvalidSchedule>()("InvalidSchedule", {
+  /** The schedule's name. */
+  schedule: Schema.String,
+  problem: Schema.String
+}) {
+  override get message(): string {
+    return `Invalid schedule "${this.schedule}": ${this.problem}`
   }
 }

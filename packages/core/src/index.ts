@@ -34,3 +34,5 @@ export * as Group from "./Group.ts"
 
 /** @since 0.2.0 */
 export * as Middleware from "./Middleware.ts"
+/** @since 0.1.0 */
+export * as Schedules from "./Schedules.ts"

@@ -3,7 +3,7 @@
  * fail to compile, or the check fails. This file is never run.
  */
 import { Context, Effect, Layer, Schema } from "effect"
-import { Actor, type Broker, Pipeline, type Results, Worker } from "../src/index.ts"
+import { Actor, type Broker, Pipeline, type Results, Schedules, Worker } from "../src/index.ts"
 
 class UserNotFound extends Schema.TaggedError<UserNotFound>()("UserNotFound", { userId: Schema.Number }) {}
 class Unrelated extends Schema.TaggedError<Unrelated>()("Unrelated", {}) {}
@@ -146,3 +146,18 @@ Actor.make("with_callbacks", {
 })
 // @ts-expect-error an actor-level success callback must accept the actor's result
 Actor.make("bad_callbacks", { payload: Schema.Void, success: Schema.String, onSuccess: onReport })
+
+// ---- a schedule's payload is checked against its actor's payload type ----
+export const scheduled = Schedules.entry({
+  name: "welcome",
+  actor: sendWelcomeEmail,
+  cron: "0 2 * * *",
+  payload: { userId: 1 }
+})
+export const badSchedule = Schedules.entry({
+  name: "bad",
+  actor: sendWelcomeEmail,
+  cron: "0 2 * * *",
+  // @ts-expect-error a payload of the wrong type does not compile
+  payload: { userId: "1" }
+})

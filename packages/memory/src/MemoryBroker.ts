@@ -176,6 +176,8 @@ class Groups {
 export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
   const store = new Store()
   const groups = new Groups()
+  /** The last claimed slot of each schedule, by queue and schedule name (`claimSlot`). */
+  const claimedSlots = new Map<string, number>()
 
   let idleCheckScheduled = false
   const stopIdleAlarms = () => {
@@ -287,7 +289,17 @@ export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
     purgeDeadLetters: (queue, selection) => Effect.sync(() => store.purgeDeadLetters(queue, selection?.ids)),
     flush: (queue) => step((now) => store.flush(queue, now)),
     recordGroupMember: (group, member, succeeded, size, ttl) =>
-      Effect.map(Clock.currentTimeMillis, (now) => groups.record(group, member, succeeded, size, toMillis(ttl), now))
+      Effect.map(Clock.currentTimeMillis, (now) => groups.record(group, member, succeeded, size, toMillis(ttl), now)),
+    queues: Effect.sync(() => [...store.queueNames()].sort()),
+    claimSlot: (schedule, slot, message) =>
+      step((now) => {
+        const key = `${message.queue}\u0000${schedule}`
+        const last = claimedSlots.get(key)
+        if (last !== undefined && last >= slot) return false
+        claimedSlots.set(key, slot)
+        store.enqueue([message], now)
+        return true
+      })
   })
 
   const stats = (queue: string) => step((now) => store.stats(queue, now))

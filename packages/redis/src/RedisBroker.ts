@@ -136,6 +136,22 @@ const pushSettlements = (args: Array<string | number>, settlements: ReadonlyArra
   }
 }
 
+/** The limits of a message as the scripts read them: `{"r":[key,limit,windowMs],"c":[key,limit]}`. */
+const encodeLimits = (limits: Broker.Limits): string | { readonly problem: string } => {
+  const { concurrency, rate } = limits
+  const positive = (n: number) => Number.isFinite(n) && n > 0
+  if (rate !== undefined && !(positive(rate.limit) && positive(rate.windowMillis))) {
+    return { problem: `rate limit and window must be positive (got ${rate.limit}, ${rate.windowMillis})` }
+  }
+  if (concurrency !== undefined && !positive(concurrency.limit)) {
+    return { problem: `concurrency limit must be positive (got ${concurrency.limit})` }
+  }
+  const encoded: { r?: [string, number, number]; c?: [string, number] } = {}
+  if (rate !== undefined) encoded.r = [rate.key, Math.floor(rate.limit), rate.windowMillis]
+  if (concurrency !== undefined) encoded.c = [concurrency.key, Math.floor(concurrency.limit)]
+  return JSON.stringify(encoded)
+}
+
 /** Groups items by queue, without allocating when they all share one (the usual case). */
 const byQueue = <A>(items: ReadonlyArray<A>, queueOf: (a: A) => string): ReadonlyArray<ReadonlyArray<A>> => {
   if (items.length === 0) return []
@@ -286,6 +302,14 @@ export const makeWithResults = Effect.fnUntraced(function*(
       args[Keys.keyCount + 3] = other.length / 3
       for (const value of other) args.push(value)
     }
+    let limited: Array<string> | undefined
+    for (const message of chunk) {
+      if (message.limits === undefined) continue
+      const encoded = encodeLimits(message.limits)
+      if (typeof encoded !== "string") return `Message ${message.id}: ${encoded.problem}`
+      ;(limited ??= []).push(message.id, encoded)
+    }
+    if (limited !== undefined) args.push(limited.length / 2, ...limited)
     return args
   }
 
@@ -298,9 +322,36 @@ export const makeWithResults = Effect.fnUntraced(function*(
         : Effect.asVoid(call("enqueue", () => redis.errand_enqueue(...args)))
     })
 
+  const registryKey = Keys.registry(prefix)
+  /** When this broker last added each queue to the registry (`queues`): re-added once a minute, self-healing. */
+  const registeredAt = new Map<string, number>()
+  /**
+   * Adds a queue to the registry after its messages were enqueued, unless done in the last minute. Best effort: the
+   * registry only serves listings, so a failure is not the enqueue's (the next enqueue tries again).
+   */
+  const register = (queue: string): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      const now = Date.now()
+      const last = registeredAt.get(queue)
+      if (last !== undefined && now - last < 60_000) return Effect.void
+      return call("register", () => client.sadd(registryKey, queue)).pipe(
+        Effect.andThen(Effect.sync(() => registeredAt.set(queue, now))),
+        Effect.ignore
+      )
+    })
+
   /** Messages of one queue, in calls of up to `maxBatch` (each atomic), in order. */
-  const enqueueGroup = (messages: ReadonlyArray<Broker.Outgoing>) => {
-    const keys = keysOf(messages[0]!.queue)
+  const enqueueGroup = (messages: ReadonlyArray<Broker.Outgoing>): Effect.Effect<void, ErrandError.BrokerError> => {
+    const queue = messages[0]!.queue
+    const keys = keysOf(queue)
+    const registered = registeredAt.get(queue)
+    if (registered === undefined || Date.now() - registered >= 60_000) {
+      return Effect.andThen(enqueueChunks(keys, messages), register(queue))
+    }
+    return enqueueChunks(keys, messages)
+  }
+
+  const enqueueChunks = (keys: Keys.QueueKeys, messages: ReadonlyArray<Broker.Outgoing>) => {
     if (messages.length <= Scripts.maxBatch) return enqueueChunk(keys, messages)
     const chunks: Array<ReadonlyArray<Broker.Outgoing>> = []
     for (let from = 0; from < messages.length; from += Scripts.maxBatch) {
@@ -432,6 +483,7 @@ export const makeWithResults = Effect.fnUntraced(function*(
         const nextExpires = now + timeout + leaseMs
         const args = takeArgs(keys, now, max, nextExpires, nextBase, true)
         pushSettlements(args, [])
+        args.push(timeout) // it runs up to this long after `now` (rate windows need the real time)
         const got = yield* restore(pool.waitThen(
           keys.wake,
           timeout,
@@ -547,7 +599,23 @@ export const makeWithResults = Effect.fnUntraced(function*(
         () => redis.errand_deadPurge(...keysOf(queue).all, ids === undefined ? 1 : 0, ...(ids ?? []))
       )
     },
-    flush: (queue) => Effect.asVoid(call("flush", () => redis.del(...keysOf(queue).all))),
+    flush: (queue) =>
+      Effect.suspend(() => {
+        registeredAt.delete(queue)
+        return Effect.asVoid(call("flush", () => redis.del(...keysOf(queue).all))).pipe(
+          Effect.andThen(call("flush", () => client.srem(registryKey, queue)))
+        )
+      }).pipe(Effect.asVoid),
+    queues: Effect.map(call("queues", () => client.smembers(registryKey)), (names) => names.sort()),
+    claimSlot: (schedule, slot, message) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const keys = keysOf(message.queue)
+        const args = enqueueArgs(keys, now, [message])
+        if (typeof args === "string") return Effect.fail(invalid("claimSlot", args))
+        // KEYS: the queue's, then its schedules hash; ARGV: schedule, slot, then the enqueue's ARGV
+        args.splice(Keys.keyCount, 0, Keys.schedules(keys), schedule, slot)
+        return Effect.map(call("claimSlot", () => redis.errand_claimSlot(...args)), (claimed) => claimed === 1)
+      }).pipe(Effect.tap((claimed) => claimed ? register(message.queue) : Effect.void)),
     recordGroupMember: (group, member, succeeded, size, ttl) =>
       Effect.map(
         call("recordGroupMember", () =>

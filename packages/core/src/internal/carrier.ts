@@ -5,7 +5,7 @@
  * @internal
  */
 import type { Duration, Effect } from "effect"
-import type { Outgoing } from "../Broker.ts"
+import type { Limits, Outgoing } from "../Broker.ts"
 import type { Envelope, Message, Target } from "../Message.ts"
 
 /** @internal */
@@ -13,6 +13,9 @@ export const ENVELOPE = Symbol.for("@errand/core/Actor/envelope")
 
 /** @internal */
 export const ACTOR = Symbol.for("@errand/core/Actor/actor")
+
+/** @internal */
+export const LIMITS = Symbol.for("@errand/core/Actor/limits")
 
 /**
  * What a message built by an actor carries besides its fields: its encoded envelope, and the actor itself (to read
@@ -23,6 +26,8 @@ export const ACTOR = Symbol.for("@errand/core/Actor/actor")
 export interface EnvelopeCarrier {
   readonly [ENVELOPE]?: Envelope
   readonly [ACTOR]?: ResultReader
+  /** The broker-enforced limits of the message, from its actor's `rateLimit` and `concurrency`. */
+  readonly [LIMITS]?: Limits
 }
 
 /** The part of an actor that reads a result. @internal */
@@ -61,13 +66,17 @@ export const envelopeOf = (message: Message): Envelope => {
 }
 
 /** @internal */
-export const toOutgoing = (message: Message): Outgoing => ({
-  id: message.id,
-  queue: message.queue,
-  priority: message.priority,
-  eta: message.eta,
-  body: envelopeOf(message)
-})
+export const toOutgoing = (message: Message): Outgoing => {
+  const outgoing = {
+    id: message.id,
+    queue: message.queue,
+    priority: message.priority,
+    eta: message.eta,
+    body: envelopeOf(message)
+  }
+  const limits = (message as EnvelopeCarrier)[LIMITS]
+  return limits === undefined ? outgoing : { ...outgoing, limits }
+}
 
 /**
  * Where a follow-up for an actor goes (a callback or a pipeline step).

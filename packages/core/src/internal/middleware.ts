@@ -8,7 +8,7 @@ import { Broker, type Settlement } from "../Broker.ts"
 import { EnqueueVetoed } from "../ErrandError.ts"
 import type { Envelope, Message } from "../Message.ts"
 import { type Middleware, Middlewares, type Outcome } from "../Middleware.ts"
-import { ACTOR, ENVELOPE, type EnvelopeCarrier } from "./carrier.ts"
+import { ACTOR, ENVELOPE, type EnvelopeCarrier, LIMITS } from "./carrier.ts"
 import * as Check from "./options.ts"
 import type { CurrentMessage } from "./worker/context.ts"
 
@@ -77,7 +77,7 @@ const rebuild = <M extends Message>(message: M, priority: number, eta: number): 
   else envelope.priority = priority
   if (eta === envelope.enqueuedAt) delete envelope.eta
   else envelope.eta = eta
-  return { ...message, priority, eta, [ENVELOPE]: envelope, [ACTOR]: carrier[ACTOR] }
+  return { ...message, priority, eta, [ENVELOPE]: envelope, [ACTOR]: carrier[ACTOR], [LIMITS]: carrier[LIMITS] }
 }
 
 /**

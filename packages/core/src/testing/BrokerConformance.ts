@@ -33,6 +33,7 @@ import { randomUUID } from "node:crypto"
 import {
   Broker,
   type Delivery,
+  type Limits,
   maxPriority,
   type Outgoing,
   type QueueStats,
@@ -908,6 +909,147 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
           assert.deepStrictEqual(retried.deliveries.map((delivery) => delivery.attempts), ids.map(() => 1))
           assert.deepStrictEqual(yield* q.broker.settle(retried.deliveries.map(ack)), [])
           assert.deepStrictEqual(yield* q.stats, zero)
+        }))
+    })
+
+    describe("queues", () => {
+      it.effect("lists the queues messages were enqueued to, sorted, until they are flushed", () =>
+        Effect.gen(function*() {
+          const a = yield* fixture
+          const b = yield* fixture
+          yield* b.enqueue([b.message("x")])
+          yield* a.enqueue([a.message("y", { delay: 1_000 })])
+          const listed = yield* a.broker.queues
+          assert.deepStrictEqual(
+            listed.filter((queue) => queue === a.queue || queue === b.queue),
+            [a.queue, b.queue].sort()
+          )
+          assert.deepStrictEqual([...listed].sort(), listed)
+          yield* a.broker.flush(a.queue)
+          assert.notInclude(yield* a.broker.queues, a.queue)
+          assert.include(yield* a.broker.queues, b.queue)
+          // enqueued again after a flush: listed again
+          yield* a.enqueue([a.message("z")])
+          assert.include(yield* a.broker.queues, a.queue)
+        }))
+    })
+
+    describe("claimSlot", () => {
+      it.effect("enqueues a slot's message once, and never for a slot at or before the last claimed one", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const claim = (slot: number, label: string) =>
+            Effect.flatMap(q.message(label), (message) => q.broker.claimSlot("nightly", slot, message))
+          assert.isTrue(yield* claim(60_000, "first"))
+          assert.isFalse(yield* claim(60_000, "duplicate"))
+          assert.isFalse(yield* claim(0, "older"))
+          assert.isTrue(yield* claim(120_000, "second"))
+          // another schedule on the same queue has slots of its own
+          assert.isTrue(yield* Effect.flatMap(q.message("other"), (m) => q.broker.claimSlot("hourly", 60_000, m)))
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 10 })), ["first", "second", "other"])
+        }))
+
+      it.effect("concurrent claims of one slot enqueue exactly one message", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const claims = yield* Effect.all(
+            Array.from({ length: 10 }, (_, i) =>
+              Effect.flatMap(q.message(`m${i}`), (message) =>
+                q.broker.claimSlot("every-second", 1_000, message))),
+            { concurrency: "unbounded" }
+          )
+          assert.strictEqual(
+            claims.filter((claimed) =>
+              claimed
+            ).length,
+            1
+          )
+          assert.deepStrictEqual(yield* q.stats, { ready: 1, delayed: 0, inFlight: 0, dead: 0 })
+        }))
+
+      it.effect("a claimed slot stays claimed after the queue is flushed", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          assert.isTrue(yield* Effect.flatMap(q.message("a"), (m) => q.broker.claimSlot("kept", 5_000, m)))
+          yield* q.broker.flush(q.queue)
+          assert.isFalse(yield* Effect.flatMap(q.message("b"), (m) => q.broker.claimSlot("kept", 5_000, m)))
+          assert.deepStrictEqual(yield* q.stats, zero)
+        }))
+    })
+
+    describe("limits", () => {
+      const limited = (q: Fixture, label: string, limits: Limits) =>
+        Effect.map(q.message(label), (message): Outgoing => ({ ...message, limits }))
+
+      it.effect("takes at most `rate.limit` messages of a key per sliding window; the others wait, unburned", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const rate = { key: `${q.queue}/r`, limit: 2, windowMillis: 1_000 }
+          yield* q.enqueue(["a", "b", "c", "d", "e"].map((label) => limited(q, label, { rate })))
+          yield* q.enqueue([q.message("free")]) // no limit: never held back
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 10 })), ["a", "b", "free"])
+          assert.deepStrictEqual(yield* q.stats, { ready: 0, delayed: 3, inFlight: 3, dead: 0 })
+          yield* TestClock.adjust(500)
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 10 })), [])
+          yield* TestClock.adjust(500)
+          const next = (yield* q.take({ max: 10 })).deliveries
+          assert.strictEqual(next.length, 2)
+          // held back is not a delivery, nor an attempt
+          assert.deepStrictEqual(next.map((d) => [d.attempts, d.deliveries]), [[0, 1], [0, 1]])
+          yield* TestClock.adjust(1_000)
+          assert.strictEqual((yield* q.take({ max: 10 })).deliveries.length, 1)
+          assert.deepStrictEqual(yield* q.stats, { ready: 0, delayed: 0, inFlight: 6, dead: 0 })
+        }))
+
+      it.effect("keeps at most `concurrency.limit` messages of a key in flight; a settlement frees the slot", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const key = (k: string) => ({ concurrency: { key: `${q.queue}/${k}`, limit: 1 } })
+          yield* q.enqueue([
+            limited(q, "a1", key("a")),
+            limited(q, "a2", key("a")),
+            limited(q, "b1", key("b")),
+            limited(q, "a3", key("a"))
+          ])
+          const first = (yield* q.take({ max: 10 })).deliveries
+          assert.deepStrictEqual(q.labels({ deliveries: first, rejected: [] }), ["a1", "b1"])
+          assert.deepStrictEqual(yield* q.stats, { ready: 0, delayed: 2, inFlight: 2, dead: 0 })
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 10 })), [])
+          yield* q.broker.settle([ack(first[0]!)])
+          const second = yield* q.take({ max: 10 })
+          assert.deepStrictEqual(q.labels(second), ["a2"])
+          assert.deepStrictEqual(second.deliveries.map((d) => [d.attempts, d.deliveries]), [[0, 1]])
+          // a retry frees the slot too
+          yield* q.broker.settle([retry(second.deliveries[0]!, (yield* Clock.currentTimeMillis) + 5_000, boom)])
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 10 })), ["a3"])
+        }))
+
+      it.effect("a dead letter keeps its limits when it is requeued", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const limits = { concurrency: { key: `${q.queue}/k`, limit: 1 } }
+          yield* q.enqueue([limited(q, "dead", limits)])
+          yield* q.broker.settle([deadLetter(yield* q.takeOne(), boom)])
+          yield* q.enqueue([limited(q, "running", limits)])
+          const running = yield* q.takeOne()
+          assert.strictEqual(yield* q.broker.requeueDeadLetters(q.queue), 1)
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 10 })), []) // its key's slot is taken
+          yield* q.broker.settle([ack(running)])
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 10 })), ["dead"])
+        }))
+
+      it.effect("a lapsed lease gives its concurrency slot back", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const limits = { concurrency: { key: `${q.queue}/k`, limit: 1 } }
+          yield* q.enqueue([limited(q, "held", limits), limited(q, "waiting", limits)])
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 10, lease: 1_000 })), ["held"])
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 10 })), [])
+          yield* TestClock.adjust(1_000) // the worker holding it died: its lease lapses
+          const taken = yield* q.take({ max: 10 })
+          assert.strictEqual(taken.deliveries.length, 1)
+          yield* q.broker.settle(taken.deliveries.map(ack))
+          assert.strictEqual((yield* q.take({ max: 10 })).deliveries.length, 1)
         }))
     })
   })

@@ -37,6 +37,11 @@ export const scriptCommands = [
   "hdel",
   "incr",
   "incrby",
+  "exists",
+  "hget",
+  "hincrby",
+  "time",
+  "zrangebylex",
   "pexpire",
   "del"
 ] as const
@@ -52,7 +57,8 @@ local probes = {
   { "zadd", Z, 0, "x" }, { "zcard", Z }, { "zcount", Z, "-inf", "+inf" }, { "zrange", Z, 0, 0 },
   { "zrangebyscore", Z, "-inf", "+inf" }, { "zpopmin", Z, 1 }, { "zrem", Z, "x" }, { "zremrangebyrank", Z, 0, -1 },
   { "hset", H, "f", "v" }, { "hmget", H, "f" }, { "hlen", H }, { "hdel", H, "f" },
-  { "incr", S }, { "incrby", S, 1 }, { "pexpire", S, 1000 }, { "del", S }
+  { "incr", S }, { "incrby", S, 1 }, { "exists", S }, { "hget", H, "f" }, { "hincrby", H, "c", 1 }, { "time" },
+  { "zrangebylex", Z, "-", "+" }, { "pexpire", S, 1000 }, { "del", S }
 }
 local out = {}
 for i = 1, #probes do

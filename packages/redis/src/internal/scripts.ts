@@ -1,7 +1,7 @@
 /**
  * The broker's Lua scripts: every state change of a queue is exactly one of them, so it is atomic.
  *
- * Each script receives the nine keys of one queue (see `keys.ts`) as `KEYS[1..9]`, in this order:
+ * Each script receives the twelve keys of one queue (see `keys.ts`) as `KEYS[1..12]`, in this order:
  *
  * | KEYS | name | type   | holds                                                                            |
  * | ---- | ---- | ------ | -------------------------------------------------------------------------------- |
@@ -14,6 +14,9 @@
  * | 7    | `D`  | zset   | dead letters: id, score = deadAt · 1000 + seq mod 1000                           |
  * | 8    | `DH` | hash   | dead letters: id → element (its `lastError` is the dead-letter reason)           |
  * | 9    | `W`  | zset   | wake-up marker (at most one member, `1`): blocking takes `BZPOPMIN` it          |
+ * | 10   | `LIM`| hash   | limits of waiting and in-flight messages that have some: id → limits JSON       |
+ * | 11   | `LS` | hash   | limit state: `r:<key>` → take times in the rate window, `c:<key>` → in flight   |
+ * | 12   | `PK` | zset   | messages waiting for a concurrency slot (lexicographic: key NUL seq element)    |
  *
  * **Elements.** A message is stored as one string, in one of two forms:
  *
@@ -139,7 +142,8 @@ end
 /**
  * `maintain(now, limit, list)`: moves up to limit due timers (score <= now) back to ready, in timer order (eta, then
  * sequence): delayed elements (their sequence prefix dropped), and in-flight elements whose lease lapsed (their
- * deliveries count already includes the lost lease). Needs decode and pushReady.
+ * deliveries count already includes the lost lease), freeing their concurrency slots. Needs decode, pushReady and
+ * limits.
  */
 const maintain = String.raw`
 local function maintain(now, limit, list)
@@ -169,6 +173,96 @@ local function maintain(now, limit, list)
     end
     if e then pushReady(e, (decode(e)), list) end
   end
+  freeSlots(ids, list, false)
+end
+`
+
+/**
+ * Limits (`Broker.Limits`), kept in KEYS[10..12]: LIM (id → limits JSON `{"r":[key,limit,windowMs],"c":[key,limit]}`),
+ * LS (`r:<key>` → JSON array of take times in the rate window, `c:<key>` → in-flight count) and PK (messages waiting
+ * for a concurrency slot: a lexicographic zset, member = key + NUL + 12 hex seq + element). Nothing is read unless
+ * LIM exists, so queues without limits pay one EXISTS per call.
+ *
+ * `hasLimits()`; `freeSlots(ids, list, drop)`: ids left the in-flight set: their concurrency slots free, and one parked
+ * message of each key is made ready (into `list`); with drop, their limits are deleted (acked or dead-lettered).
+ * `admit(popped, out, now)`: moves the popped elements that their limits allow to `out` (counting them), delays the
+ * rate-limited ones in T until their window has room, parks the concurrency-limited ones in PK; returns how many were
+ * held back. Needs decode and pushReady.
+ */
+const limits = String.raw`
+local LIM, LS, PK = KEYS[10], KEYS[11], KEYS[12]
+local limitedQueue = nil
+local function hasLimits()
+  if limitedQueue == nil then limitedQueue = call("EXISTS", LIM) == 1 end
+  return limitedQueue
+end
+local function freeSlots(ids, list, drop)
+  if #ids == 0 or not hasLimits() then return end
+  local lims = call("HMGET", LIM, unpack(ids))
+  local gone = {}
+  for i = 1, #ids do
+    local l = lims[i]
+    if l then
+      if drop then gone[#gone + 1] = ids[i] end
+      local c = cjson.decode(l).c
+      if c then
+        local key = c[1]
+        if call("HINCRBY", LS, "c:" .. key, -1) <= 0 then call("HDEL", LS, "c:" .. key) end
+        local parked = call("ZRANGEBYLEX", PK, "[" .. key .. "\0", "(" .. key .. "\1", "LIMIT", 0, 1)
+        if parked[1] then
+          call("ZREM", PK, parked[1])
+          local e = sub(parked[1], #key + 14)
+          pushReady(e, (decode(e)), list)
+        end
+      end
+    end
+  end
+  if #gone > 0 then call("HDEL", LIM, unpack(gone)) end
+end
+local function admit(popped, out, now)
+  local ids = {}
+  for i = 1, #popped do
+    local _, _, _, id = decode(popped[i])
+    ids[i] = id or ""
+  end
+  local lims = call("HMGET", LIM, unpack(ids))
+  local held = 0
+  for i = 1, #popped do
+    local e, l, ok = popped[i], lims[i], true
+    if l then
+      local L = cjson.decode(l)
+      local r, c, log = L.r, L.c, nil
+      if r then
+        local raw = call("HGET", LS, "r:" .. r[1])
+        local keep = {}
+        if raw then
+          local all = cjson.decode(raw)
+          for k = 1, #all do
+            if all[k] + r[3] > now then keep[#keep + 1] = all[k] end
+          end
+        end
+        log = keep
+        if #log >= r[2] then
+          call("ZADD", T, log[1] + r[3], e)
+          ok = false
+        end
+      end
+      if ok and c then
+        if (tonumber(call("HGET", LS, "c:" .. c[1])) or 0) >= c[2] then
+          call("ZADD", PK, 0, c[1] .. "\0" .. string.format("%012x", call("INCR", SEQ)) .. e)
+          ok = false
+        else
+          call("HINCRBY", LS, "c:" .. c[1], 1)
+        end
+      end
+      if ok and r then
+        log[#log + 1] = now
+        call("HSET", LS, "r:" .. r[1], cjson.encode(log))
+      end
+    end
+    if ok then out[#out + 1] = e else held = held + 1 end
+  end
+  return held
 end
 `
 
@@ -178,6 +272,7 @@ local function trimDead(now, ttl, max)
   local old = call("ZRANGEBYSCORE", D, "-inf", string.format("(%.0f", (now - ttl + 1) * 1000), "LIMIT", 0, 1000)
   if #old > 0 then
     call("HDEL", DH, unpack(old))
+    call("HDEL", KEYS[10], unpack(old))
     call("ZREM", D, unpack(old))
   end
   local over = call("ZCARD", D) - max
@@ -185,6 +280,7 @@ local function trimDead(now, ttl, max)
     if over > 1000 then over = 1000 end
     local ids = call("ZRANGE", D, 0, over - 1)
     call("HDEL", DH, unpack(ids))
+    call("HDEL", KEYS[10], unpack(ids))
     call("ZREMRANGEBYRANK", D, 0, over - 1)
   end
 end
@@ -197,7 +293,9 @@ end
  * a lost one). A settlement whose lease is not current (no in-flight record for the id under that token: the lease was
  * swept after lapsing and the message perhaps taken again, or it was settled, or flushed) changes nothing; its
  * 0-based index is returned. A lapsed lease stays current until a sweep returns its message to the queue. Delayed
- * retries are timed in settlement order. Needs decode, encode, pushReady, addTimers and trimDead.
+ * retries are timed in settlement order. Acked messages lose their limits (a dead letter keeps them until it is
+ * purged or trimmed); every settled message frees its concurrency slot.
+ * Needs decode, encode, pushReady, addTimers, limits and trimDead.
  */
 const settle = String.raw`
 local function settle(now, o, list, ttl, max)
@@ -224,6 +322,17 @@ local function settle(now, o, list, ttl, max)
   if #live == 0 then return rejected end
   call("HDEL", F, unpack(live))
   call("ZREM", T, unpack(marks))
+  if hasLimits() then
+    local gone, back = {}, {}
+    for i = 1, n do
+      if recs[i] then
+        local kind = ARGV[o + 5 * i - 4]
+        if kind == "a" then gone[#gone + 1] = ids[i] else back[#back + 1] = ids[i] end
+      end
+    end
+    freeSlots(gone, list, true)
+    freeSlots(back, list, false)
+  end
   local dead, timers = 0, {}
   for i = 1, n do
     local rec = recs[i]
@@ -266,19 +375,20 @@ end
 `
 
 /**
- * The Lua source of each script, with its contract. `KEYS` is always the nine keys above.
+ * The Lua source of each script, with its contract. `KEYS` is always the twelve keys above.
  */
 export const sources = {
   /**
    * enqueue: adds messages, after sweeping due timers (so a message that came due earlier is taken first).
    *
    * ARGV: now, sweepLimit, nPlain, nOther, then nPlain elements that are ready now with priority 0 (in order), then
-   * nOther × (eta, priority, element). Plain elements go to R with one RPUSH, without a Lua loop.
+   * nOther × (eta, priority, element), then nLimited, then nLimited × (id, limits JSON) (stored in LIM before the
+   * elements become takable). Plain elements go to R with one RPUSH, without a Lua loop.
    * Effects: eta > now → ZADD T (sequenced in argument order, see addTimers); else priority 0 → RPUSH R, other →
    * ZADD HI/LO. Sets the wake marker when R was empty, or a delayed/prioritised message was added.
    * Returns: nPlain + nOther.
    */
-  enqueue: head + decode + pushReady + addTimers + flush + maintain + String.raw`
+  enqueue: head + decode + pushReady + addTimers + flush + limits + maintain + String.raw`
 local now, limit, np, no = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local list = {}
 maintain(now, limit, list)
@@ -295,6 +405,9 @@ for i = 1, no do
 end
 addTimers(timers)
 if flush(list) then wake = true end
+local lb = 5 + np + 3 * no
+local nl = tonumber(ARGV[lb]) or 0
+if nl > 0 then call("HSET", LIM, unpack(ARGV, lb + 1, lb + 2 * nl)) end
 if np > 0 then
   for i = 5, 4 + np, 1000 do
     local j = math.min(i + 999, 4 + np)
@@ -309,29 +422,53 @@ return np + no
    * take: applies settlements, sweeps due timers, then leases up to max ready messages (HI, then R, then LO).
    *
    * ARGV: now, max, leaseExpiry, tokenBase, wantNext (1/0), sweepLimit, deadTtl, deadMax, then settlements
-   * (n, then n × (kind, id, token, eta, json)).
+   * (n, then n × (kind, id, token, eta, json)), then, for a take pipelined behind a blocking wait, the wait's length
+   * in ms (the take runs up to that much after now).
    * Effects: each leased element gets deliveries + 1 and is stored as F[id] = token + " " + element (token i =
    * tokenBase..i), with a timer `!id` at leaseExpiry in T. Sets the wake marker after a full take (ready messages may remain: another waiter should
    * look), or when settlements made messages delayed or prioritised.
    * Returns: { rejected settlement indices (0-based), leased elements (token i = tokenBase..i, 1-based),
    * next timer score or nil (only when nothing was leased and wantNext = 1) }.
    */
-  take: head + decode + encode + pushReady + addTimers + flush + maintain + trimDead + settle + String.raw`
+  take: head + decode + encode + pushReady + addTimers + flush + limits + maintain + trimDead + settle + String.raw`
 local now, max, expiry, base = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local list = {}
 local rejected = settle(now, 9, list, tonumber(ARGV[7]), tonumber(ARGV[8]))
 maintain(now, tonumber(ARGV[6]), list)
 flush(list)
-local out = {}
-local hi = call("ZPOPMIN", HI, max)
-for i = 1, #hi, 2 do out[#out + 1] = sub(hi[i], 13) end
-if #out < max then
-  local l = call("LPOP", R, max - #out)
-  if l then for i = 1, #l do out[#out + 1] = l[i] end end
+local function popReady(k, into)
+  local start = #into
+  local hi = call("ZPOPMIN", HI, k)
+  for i = 1, #hi, 2 do into[#into + 1] = sub(hi[i], 13) end
+  if #into - start < k then
+    local l = call("LPOP", R, k - (#into - start))
+    if l then for i = 1, #l do into[#into + 1] = l[i] end end
+  end
+  if #into - start < k then
+    local lo = call("ZPOPMIN", LO, k - (#into - start))
+    for i = 1, #lo, 2 do into[#into + 1] = sub(lo[i], 13) end
+  end
 end
-if #out < max then
-  local lo = call("ZPOPMIN", LO, max - #out)
-  for i = 1, #lo, 2 do out[#out + 1] = sub(lo[i], 13) end
+local out = {}
+if hasLimits() then
+  -- A take pipelined behind a blocking wait runs up to lag ms after its now (one more ARGV after the settlements):
+  -- rate windows then use Redis's clock when it lies within that lag of now (under TestClock it does not).
+  local rnow = now
+  if #ARGV == 10 + 5 * tonumber(ARGV[9]) then
+    local t = call("TIME")
+    local server = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    if server > now and server - now <= tonumber(ARGV[#ARGV]) + 1000 then rnow = server end
+  end
+  -- messages held back by their limits are set aside: pop again, a bounded number of times, to fill the take
+  for round = 1, 10 do
+    local popped = {}
+    popReady(max - #out, popped)
+    if #popped == 0 or admit(popped, out, rnow) == 0 or #out >= max then break end
+    -- still held back after ten rounds: another take (after this one) goes on through what is ready
+    if round == 10 then wake = true end
+  end
+else
+  popReady(max, out)
 end
 local n = #out
 if n > 0 then
@@ -372,7 +509,7 @@ return { rejected, out, nextAt }
    * ARGV: now, deadTtl, deadMax, then n, then n × (kind, id, token, eta, json).
    * Returns: rejected settlement indices (0-based).
    */
-  settle: head + decode + encode + pushReady + addTimers + flush + trimDead + settle + String.raw`
+  settle: head + decode + encode + pushReady + addTimers + flush + limits + trimDead + settle + String.raw`
 local now = tonumber(ARGV[1])
 local list = {}
 local rejected = settle(now, 4, list, tonumber(ARGV[2]), tonumber(ARGV[3]))
@@ -414,7 +551,7 @@ return rejected
    * ARGV: now, sweepLimit, deadTtl.
    * Returns: { ready, delayed, inFlight, dead }.
    */
-  stats: head + decode + pushReady + flush + maintain + String.raw`
+  stats: head + decode + pushReady + flush + limits + maintain + String.raw`
 local now = tonumber(ARGV[1])
 local list = {}
 maintain(now, tonumber(ARGV[2]), list)
@@ -422,7 +559,7 @@ if flush(list) or wake then call("ZADD", W, 0, "1") end
 local inFlight = call("HLEN", F)
 local ready = call("LLEN", R) + call("ZCARD", HI) + call("ZCARD", LO)
 local dead = call("ZCOUNT", D, string.format("(%.0f", (now - tonumber(ARGV[3]) + 1) * 1000), "+inf")
-return { ready, call("ZCARD", T) - inFlight, inFlight, dead }
+return { ready, call("ZCARD", T) - inFlight + call("ZCARD", PK), inFlight, dead }
 `,
   /**
    * deadList: trims the dead letters (ttl, max), then lists the oldest.
@@ -496,9 +633,13 @@ return moved
    * Returns: how many were deleted.
    */
   deadPurge: String.raw`
-local D, DH = KEYS[7], KEYS[8]
+local D, DH, LIM = KEYS[7], KEYS[8], KEYS[10]
 if ARGV[1] == "1" then
   local n = redis.call("ZCARD", D)
+  if n > 0 and redis.call("EXISTS", LIM) == 1 then
+    local ids = redis.call("ZRANGE", D, 0, -1)
+    for i = 1, #ids, 1000 do redis.call("HDEL", LIM, unpack(ids, i, math.min(i + 999, #ids))) end
+  end
   redis.call("DEL", D, DH)
   return n
 end
@@ -509,10 +650,48 @@ for i = 1, #ids, 1000 do
   local j = math.min(i + 999, #ids)
   n = n + redis.call("ZREM", D, unpack(ids, i, j))
   redis.call("HDEL", DH, unpack(ids, i, j))
+  redis.call("HDEL", LIM, unpack(ids, i, j))
 end
 return n
+`,
+  /**
+   * claimSlot: claims a schedule's slot and enqueues its message, atomically: the claim of slot s succeeds when the
+   * schedule's last claimed slot is absent or below s. KEYS: the queue's keys, then CRON (hash in the queue's hash
+   * tag: schedule name → last claimed slot).
+   *
+   * ARGV: schedule, slot, then the enqueue script's ARGV (now, sweepLimit, nPlain, nOther, elements...).
+   * Returns: 1 when claimed and enqueued, 0 when the slot (or a later one) was already claimed.
+   */
+  claimSlot: head + decode + pushReady + flush + limits + maintain + String.raw`
+local CRON, schedule, slot = KEYS[#KEYS], ARGV[1], tonumber(ARGV[2])
+local last = tonumber(call("HGET", CRON, schedule))
+if last and last >= slot then return 0 end
+call("HSET", CRON, schedule, ARGV[2])
+local now, limit, np, no = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local list = {}
+maintain(now, limit, list)
+for i = 1, no do
+  local b = 6 + np + 3 * i - 2
+  local eta, e = tonumber(ARGV[b]), ARGV[b + 2]
+  if eta > now then
+    call("ZADD", T, eta, e)
+    wake = true
+  else
+    pushReady(e, tonumber(ARGV[b + 1]), list)
+  end
+end
+for i = 7, 6 + np do list[#list + 1] = ARGV[i] end
+local lb = 7 + np + 3 * no
+local nl = tonumber(ARGV[lb]) or 0
+if nl > 0 then call("HSET", LIM, unpack(ARGV, lb + 1, lb + 2 * nl)) end
+if flush(list) then wake = true end
+if wake then call("ZADD", W, 0, "1") end
+return 1
 `
 } as const
+
+/** Scripts that declare more keys than those of a queue. */
+const extraKeys: Partial<Record<keyof typeof sources, number>> = { claimSlot: 1 }
 
 /** The name of each script as an ioredis command. */
 export type ScriptName = keyof typeof sources
@@ -529,6 +708,7 @@ export interface ScriptClient {
   readonly errand_deadList: (...args: ReadonlyArray<Arg>) => Promise<Array<string>>
   readonly errand_deadRequeue: (...args: ReadonlyArray<Arg>) => Promise<number>
   readonly errand_deadPurge: (...args: ReadonlyArray<Arg>) => Promise<number>
+  readonly errand_claimSlot: (...args: ReadonlyArray<Arg>) => Promise<number>
 }
 
 /**
@@ -537,7 +717,7 @@ export interface ScriptClient {
  */
 export const define = <C extends Redis | Cluster>(redis: C): C & ScriptClient => {
   for (const name of Object.keys(sources) as Array<ScriptName>) {
-    redis.defineCommand(`errand_${name}`, { lua: sources[name], numberOfKeys: keyCount })
+    redis.defineCommand(`errand_${name}`, { lua: sources[name], numberOfKeys: keyCount + (extraKeys[name] ?? 0) })
   }
   return redis as C & ScriptClient
 }

@@ -99,8 +99,10 @@ export interface QueueState {
 export class WorkerState {
   /** Shutdown has begun: take nothing more. */
   stopping = false
-  /** Messages run to an outcome (acked, retried or dead-lettered), for the stop line. */
-  finishedCount = 0
+  /** Messages run to an outcome, by outcome, for the stop line. */
+  succeededCount = 0
+  retriedCount = 0
+  deadLetteredCount = 0
   /** Messages put back unrun or unfinished, for the stop line. */
   releasedCount = 0
   /** Handlers running now. */

@@ -91,8 +91,20 @@ export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Out
     runner.job = undefined
     job.finished = true
     worker.running--
-    if (settlement._tag === "Release") worker.releasedCount++
-    else worker.finishedCount++
+    switch (settlement._tag) {
+      case "Ack":
+        worker.succeededCount++
+        break
+      case "Retry":
+        worker.retriedCount++
+        break
+      case "DeadLetter":
+        worker.deadLetteredCount++
+        break
+      case "Release":
+        worker.releasedCount++
+        break
+    }
     settlements.settled(job.delivery, settlement)
     if (middlewares.length > 0) {
       const outcome = MiddlewareHooks.outcomeOf(settlement, job.registered?.actor.name)

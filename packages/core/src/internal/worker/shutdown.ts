@@ -73,7 +73,11 @@ export const shutdown = (
       }, { concurrency: "unbounded", discard: true })
     )
     const unsettled = recorded ? 0 : worker.queues.reduce((n, state) => n + state.pending.length, 0)
-    const summary = `Worker stopped: ${worker.finishedCount} message(s) finished, ${worker.releasedCount} released`
+    const finished = worker.succeededCount + worker.retriedCount + worker.deadLetteredCount
+    const summary =
+      `Worker stopped: ${finished} message${finished === 1 ? "" : "s"} finished (${worker.succeededCount} ` +
+      `succeeded, ${worker.retriedCount} to retry, ${worker.deadLetteredCount} dead-lettered), ${worker.releasedCount} ` +
+      "released"
     yield* worker.running === 0 && unsettled === 0 && stopped
       ? Effect.logInfo(summary)
       : Effect.logWarning(

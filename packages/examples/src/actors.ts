@@ -82,3 +82,62 @@ export const weeklyBackup = Actor.make("weekly_backup", {
   success: Schema.String,
   timeLimit: "1 hour"
 })
+
+// The seed's order chain (create order -> process payment -> send confirmation), as a typed pipeline: each step's
+// payload is the previous step's success.
+
+/** An order that was created. */
+export const Order = Schema.Struct({ orderId: Schema.String, email: Schema.String, amountCents: Schema.Int })
+
+/** A payment that went through. */
+export const Payment = Schema.Struct({ orderId: Schema.String, email: Schema.String, paymentId: Schema.String })
+
+/** A card was declined: the pipeline stops, and its onFailure actor is told. */
+export class PaymentDeclined extends Schema.TaggedError<PaymentDeclined>()("PaymentDeclined", {
+  orderId: Schema.String
+}) {}
+
+/** Step 1: creates the order of a cart. */
+export const createOrder = Actor.make("create_order", {
+  queue: "processing",
+  payload: Schema.Struct({ cartId: Schema.String, email: Schema.String, amountCents: Schema.Int }),
+  success: Order
+})
+
+/** Step 2: charges the order's card (declined above 1,000.00 in the demo, and never retried). */
+export const processPayment = Actor.make("process_payment", {
+  queue: "processing",
+  payload: Order,
+  success: Payment,
+  error: PaymentDeclined,
+  throws: ["PaymentDeclined"]
+})
+
+/** Step 3: mails the receipt. */
+export const sendReceipt = Actor.make("send_receipt", {
+  queue: "email",
+  payload: Payment,
+  success: Schema.String
+})
+
+/** Told when a pipeline step or a group member fails for good (the seed's critical-task alert). */
+export const alertAdmin = Actor.make("alert_admin", {
+  queue: "email",
+  payload: Actor.FailurePayload
+})
+
+// The seed's "send notifications to users 1..5", as a group with a summary callback.
+
+/** Notifies one user; its result is stored, so the group's results can be read. */
+export const notifyUser = Actor.make("notify_user", {
+  queue: "email",
+  payload: Schema.Struct({ userId: Schema.Number }),
+  success: Schema.String,
+  storeResults: true
+})
+
+/** Sent once every notification of a group went out. */
+export const summarizeNotifications = Actor.make("summarize_notifications", {
+  queue: "email",
+  payload: Schema.Struct({ batch: Schema.String })
+})

@@ -5,9 +5,21 @@
  * Runs on the in-memory broker, or on Redis when `REDIS_URL` is set.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Broker, type Message, Worker } from "@errand/core"
+import { Broker, Group, type Message, Pipeline, Worker } from "@errand/core"
 import { Clock, Console, Deferred, Effect, Exit, Layer, References, Scope } from "effect"
-import { generateInvoice, sendOrderConfirmation, sendReminder, sendWelcomeEmail, syncInventory } from "./actors.ts"
+import {
+  alertAdmin,
+  createOrder,
+  generateInvoice,
+  notifyUser,
+  processPayment,
+  sendOrderConfirmation,
+  sendReceipt,
+  sendReminder,
+  sendWelcomeEmail,
+  summarizeNotifications,
+  syncInventory
+} from "./actors.ts"
 import { brokerFromEnv } from "./broker.ts"
 import { handlers } from "./handlers.ts"
 import { MailerConsole, UsersLive } from "./services.ts"
@@ -25,9 +37,15 @@ const program = Effect.gen(function*() {
   const sentIds = new Set<string>()
   const finishedIds = new Set<string>()
   let sentAll = false
+  // Messages the worker sends itself (pipeline steps, callbacks): 2 per order pipeline, 1 for the group's summary.
+  const followUpActors = new Set(["process_payment", "send_receipt", "alert_admin", "summarize_notifications"])
+  let followUpsSeen = 0
+  const followUpsExpected = 5
   const allDone = yield* Deferred.make<void>()
   const checkDone = Effect.suspend(() =>
-    sentAll && [...sentIds].every((id) => finishedIds.has(id)) ? Deferred.succeed(allDone, undefined) : Effect.void
+    sentAll && followUpsSeen >= followUpsExpected && [...sentIds].every((id) => finishedIds.has(id))
+      ? Deferred.succeed(allDone, undefined)
+      : Effect.void
   )
   const finished = (id: string) =>
     Effect.suspend(() => {
@@ -42,6 +60,10 @@ const program = Effect.gen(function*() {
     onEvent: (event) => {
       switch (event._tag) {
         case "Started":
+          if (followUpActors.has(event.message.actor) && !sentIds.has(event.message.id)) {
+            sentIds.add(event.message.id)
+            followUpsSeen++
+          }
           return say(`▶ started       ${label(event.message)} (attempt ${event.message.attempts + 1})`)
         case "Succeeded":
           return say(`✓ succeeded     ${label(event.message)} in ${event.durationMillis} ms`).pipe(
@@ -82,9 +104,26 @@ const program = Effect.gen(function*() {
   yield* Effect.tap(syncInventory.send({ sku: "SKU-7" }), sent) // always fails: retried twice, then dead-lettered
   yield* Effect.tap(sendReminder.send({ userId: 2, note: "Your cart misses you" }, { delay: "1 second" }), sent)
 
+  // The order chain as a typed pipeline: each step is sent the previous step's result. The second card is declined:
+  // the pipeline stops there, and alert_admin is told.
+  for (const cart of [{ cartId: "c-1", amountCents: 4_250 }, { cartId: "c-2", amountCents: 250_000 }]) {
+    const first = yield* createOrder.message({ ...cart, email: "ada@example.com" })
+    yield* Effect.tap(Pipeline.run(first, [processPayment, sendReceipt], { onFailure: alertAdmin }), sent)
+  }
+
+  // Notifications to users 1..5 as a group: one broker call, and a summary once every one went out.
+  const group = yield* Group.run(
+    yield* Effect.forEach([1, 2, 3, 4, 5], (userId) => notifyUser.message({ userId })),
+    { onComplete: yield* summarizeNotifications.message({ batch: "users 1..5" }) }
+  )
+  for (const member of group.members) yield* sent(member)
+
   sentAll = true
   yield* checkDone
   yield* Deferred.await(allDone)
+  // every member stores its result: read them back, typed, in order
+  const notified = yield* Group.results(group, { timeout: "10 seconds" })
+  yield* say(`group results: ${notified.join(", ")}`)
   yield* Scope.close(workerScope, Exit.void) // graceful shutdown: outcomes still in flight are recorded
   const brokerService = yield* Broker.Broker
   for (const queue of ["email", "processing"]) {

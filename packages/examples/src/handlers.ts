@@ -4,14 +4,21 @@
 import { Worker } from "@errand/core"
 import { Effect } from "effect"
 import {
+  alertAdmin,
   cleanupOldData,
+  createOrder,
   generateInvoice,
   InventoryUnavailable,
+  notifyUser,
+  PaymentDeclined,
+  processPayment,
   RendererBusy,
   sendDailyReport,
   sendOrderConfirmation,
+  sendReceipt,
   sendReminder,
   sendWelcomeEmail,
+  summarizeNotifications,
   syncInventory,
   weeklyBackup
 } from "./actors.ts"
@@ -62,6 +69,41 @@ export const WeeklyBackupLive = weeklyBackup.handle(() =>
   })
 )
 
+export const CreateOrderLive = createOrder.handle(({ amountCents, cartId, email }) =>
+  Effect.succeed({ orderId: `order-${cartId}`, email, amountCents })
+)
+
+export const ProcessPaymentLive = processPayment.handle(({ amountCents, email, orderId }) =>
+  amountCents > 100_000
+    ? Effect.fail(new PaymentDeclined({ orderId }))
+    : Effect.succeed({ orderId, email, paymentId: `pay-${orderId}` })
+)
+
+export const SendReceiptLive = sendReceipt.handle(({ email, orderId, paymentId }) =>
+  Effect.flatMap(Mailer, (mailer) => mailer.send({ to: email, template: "receipt", context: { orderId, paymentId } }))
+    .pipe(Effect.as(`receipt for ${orderId} sent to ${email}`), Effect.orDie)
+)
+
+export const AlertAdminLive = alertAdmin.handle(({ error, messageId }) =>
+  Effect.flatMap(
+    Mailer,
+    (mailer) =>
+      mailer.send({ to: "admin@example.com", template: "alert", context: { messageId, reason: error.message } })
+  ).pipe(Effect.orDie)
+)
+
+export const NotifyUserLive = notifyUser.handle(({ userId }) =>
+  Effect.gen(function*() {
+    const user = yield* (yield* Users).get(userId)
+    yield* (yield* Mailer).send({ to: user.email, template: "notification", context: {} })
+    return user.email
+  }).pipe(Effect.orDie)
+)
+
+export const SummarizeNotificationsLive = summarizeNotifications.handle(({ batch }) =>
+  Effect.logInfo(`Every notification of ${batch} went out`)
+)
+
 /** Every handler of the example app. */
 export const handlers = [
   SendWelcomeEmailLive,
@@ -71,5 +113,11 @@ export const handlers = [
   SendReminderLive,
   CleanupOldDataLive,
   SendDailyReportLive,
-  WeeklyBackupLive
+  WeeklyBackupLive,
+  CreateOrderLive,
+  ProcessPaymentLive,
+  SendReceiptLive,
+  AlertAdminLive,
+  NotifyUserLive,
+  SummarizeNotificationsLive
 ] as const

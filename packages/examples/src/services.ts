@@ -38,7 +38,10 @@ export class Users extends Context.Service<Users, {
 
 const seedUsers: ReadonlyArray<User> = [
   { id: 1, name: "Ada", email: "ada@example.com" },
-  { id: 2, name: "Grace", email: "grace@example.com" }
+  { id: 2, name: "Grace", email: "grace@example.com" },
+  { id: 3, name: "Alan", email: "alan@example.com" },
+  { id: 4, name: "Barbara", email: "barbara@example.com" },
+  { id: 5, name: "Edsger", email: "edsger@example.com" }
 ]
 
 /** A user store over a fixed list (stands in for a database). */

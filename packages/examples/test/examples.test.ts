@@ -1,9 +1,19 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Worker } from "@errand/core"
+import { Group, Pipeline, Worker } from "@errand/core"
 import { MemoryBroker } from "@errand/memory"
 import { Effect, Layer, Ref } from "effect"
 import { TestClock } from "effect/testing"
-import { sendOrderConfirmation, sendReminder, sendWelcomeEmail } from "../src/actors.ts"
+import {
+  alertAdmin,
+  createOrder,
+  notifyUser,
+  processPayment,
+  sendOrderConfirmation,
+  sendReceipt,
+  sendReminder,
+  sendWelcomeEmail,
+  summarizeNotifications
+} from "../src/actors.ts"
 import { handlers } from "../src/handlers.ts"
 import { MailerDown, MailerRecording, SentMail, UsersLive } from "../src/services.ts"
 
@@ -60,5 +70,44 @@ describe("the example app", () => {
       yield* TestClock.adjust("1 hour")
       const sent = yield* Ref.get(yield* SentMail)
       assert.deepStrictEqual(sent.map((mail) => [mail.template, mail.to]), [["reminder", "grace@example.com"]])
+    }).pipe(Effect.provide(app(MailerRecording))), timeout)
+
+  it.effect(
+    "runs the order chain as a pipeline; a declined card stops it and alerts the admin",
+    () =>
+      Effect.gen(function*() {
+        for (const cart of [{ cartId: "c-1", amountCents: 4_250 }, { cartId: "c-2", amountCents: 250_000 }]) {
+          const first = yield* createOrder.message({ ...cart, email: "ada@example.com" })
+          yield* Pipeline.run(first, [processPayment, sendReceipt], { onFailure: alertAdmin })
+        }
+        yield* MemoryBroker.join("processing")
+        yield* MemoryBroker.join("email")
+        const sent = yield* Ref.get(yield* SentMail)
+        assert.sameDeepMembers(sent.map((mail) => [mail.template, mail.to]), [
+          ["receipt", "ada@example.com"],
+          ["alert", "admin@example.com"]
+        ])
+        assert.strictEqual((yield* MemoryBroker.deadLetters("processing"))[0]!.reason.tag, "PaymentDeclined")
+      }).pipe(Effect.provide(app(MailerRecording))),
+    timeout
+  )
+
+  it.effect("notifies users 1..5 as a group, with one summary and the results in order", () =>
+    Effect.gen(function*() {
+      const group = yield* Group.run(
+        yield* Effect.forEach([1, 2, 3, 4, 5], (userId) => notifyUser.message({ userId })),
+        { onComplete: yield* summarizeNotifications.message({ batch: "users 1..5" }) }
+      )
+      const results = yield* Group.results(group, { timeout: "1 minute" })
+      assert.deepStrictEqual(results, [
+        "ada@example.com",
+        "grace@example.com",
+        "alan@example.com",
+        "barbara@example.com",
+        "edsger@example.com"
+      ])
+      yield* MemoryBroker.join("email")
+      const sent = yield* Ref.get(yield* SentMail)
+      assert.strictEqual(sent.filter((mail) => mail.template === "notification").length, 5)
     }).pipe(Effect.provide(app(MailerRecording))), timeout)
 })

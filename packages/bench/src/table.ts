@@ -129,7 +129,7 @@ const cell = (row: Row, values: ReadonlyArray<number> | undefined): string => {
 const ratio = (row: Row, byColumn: Map<string, Array<number>> | undefined, shown: ReadonlyArray<Column>): string => {
   const errand = byColumn?.get("errand")
   if (byColumn === undefined || errand === undefined || errand.length === 0) return "–"
-  const peers = shown.filter((c) => c.key !== "errand").map((c) => byColumn.get(c.key)).filter((v) =>
+  const peers = shown.filter((c) => !c.key.startsWith("errand")).map((c) => byColumn.get(c.key)).filter((v) =>
     v !== undefined && v.length > 0
   ).map((v) => median(v!))
   if (peers.length === 0) return "–"

@@ -26,9 +26,10 @@ const setup = (options: Partial<RedisBroker.RedisBrokerOptions> = {}) =>
   })
 
 /** Every key under a prefix, with a dump of its contents. */
+/** Every key of the prefix's queues (not the prefix's queue registry, `{<prefix>:}:queues`), with its content. */
 const dumpPrefix = (raw: Redis, prefix: string) =>
   Effect.promise(async () => {
-    const keys = await raw.keys(`{${prefix}:*`)
+    const keys = (await raw.keys(`{${prefix}:*`)).filter((key) => key !== `{${prefix}:}:queues`)
     const dump: Record<string, unknown> = {}
     for (const key of keys.sort()) {
       const type = await raw.type(key)

@@ -10,7 +10,8 @@ import type { Job, RedisContender, RedisTarget } from "../types.ts"
 
 const JobSchema = Schema.Struct({ i: Schema.Number, t: Schema.Number })
 
-const noop = (target: RedisTarget) => Actor.make("noop", { queue: target.queue, payload: JobSchema })
+const noop = (target: RedisTarget, storeResults = false) =>
+  Actor.make("noop", { queue: target.queue, payload: JobSchema, storeResults })
 
 /** Builds `layer` once and returns a `runPromise` for effects needing its services, and its disposal. */
 const start = async <R, E>(layer: Layer.Layer<R, E>) => {
@@ -22,7 +23,7 @@ const start = async <R, E>(layer: Layer.Layer<R, E>) => {
   }
 }
 
-export const contender: RedisContender = {
+const make = (storeResults: boolean): RedisContender => ({
   producer: async (target) => {
     const actor = noop(target)
     const { run, dispose } = await start(RedisBroker.layer({ url: target.url }))
@@ -41,11 +42,16 @@ export const contender: RedisContender = {
     }
   },
   worker: async (target, { concurrency, onJob }) => {
-    const handler = noop(target).handle((job: Job) => Effect.sync(() => onJob(job)))
+    const handler = noop(target, storeResults).handle((job: Job) => Effect.sync(() => onJob(job)))
     const worker = Worker.layer({ handlers: [handler], queues: [target.queue], concurrency }).pipe(
       Layer.provide(RedisBroker.layer({ url: target.url }))
     )
     const { dispose } = await start(worker)
     return { close: dispose }
   }
-}
+})
+
+export const contender: RedisContender = make(false)
+
+/** Errand with `storeResults: true`: every job's (void) result is stored in Redis before the ack. */
+export const withResults: RedisContender = make(true)

@@ -8,6 +8,7 @@ import type { InProcessContender, RedisContender } from "../types.ts"
 
 export const redisContenders = {
   errand: async () => (await import("./errand.ts")).contender,
+  "errand-results": async () => (await import("./errand.ts")).withResults,
   bullmq: async () => (await import("./bullmq.ts")).contender,
   beequeue: async () => (await import("./beequeue.ts")).contender,
   "pq-redis": async () => (await import("./persistedqueue-redis.ts")).contender
@@ -35,6 +36,8 @@ export interface Column {
 /** Table columns, Errand first; every other column is a peer. */
 export const columns: ReadonlyArray<Column> = [
   { key: "errand", title: "Errand", redis: "errand", inProcess: "errand-memory" },
+  // Errand with `storeResults: true` on the actor: each job's result is written to Redis before its ack (not a peer)
+  { key: "errand-results", title: "Errand, results stored", redis: "errand-results" },
   { key: "bullmq", title: "BullMQ 6.7.0", redis: "bullmq" },
   { key: "beequeue", title: "Bee-Queue 2.0.0", redis: "beequeue" },
   { key: "persistedqueue", title: "Effect PersistedQueue", redis: "pq-redis", inProcess: "pq-memory" },

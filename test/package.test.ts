@@ -232,6 +232,16 @@ describe("the published packages", () => {
           yield* succeed(tsc6, ["-p", ".", "--noEmit"], dir)
         }))
 
+      it.effect("the installed errand command runs: --help lists the worker command and its flags", () =>
+        Effect.gen(function*() {
+          const { dir } = yield* ScratchProject
+          const errand = Path.join(dir, "node_modules", ".bin", "errand")
+          const help = yield* succeed(errand, ["--help"], dir)
+          assert.include(help.stdout, "worker")
+          const workerHelp = yield* succeed(errand, ["worker", "--help"], dir)
+          assert.include(workerHelp.stdout, "--processes")
+        }))
+
       for (const node of ["22", "24"] as const) {
         it.effect(`the compiled quickstart sends a message on the memory broker and a worker handles it, on Node ${node}`, () =>
           Effect.gen(function*() {

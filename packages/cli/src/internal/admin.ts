@@ -3,7 +3,8 @@
  *
  * @internal
  */
-import { Actor, Broker, type Message } from "@errand/core"
+// ErrandError is imported for the declarations: the inferred Command types name BrokerError through it
+import { Actor, Broker, type ErrandError, type Message } from "@errand/core"
 import { Console, Duration, Effect, Option, Schema } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { InvalidInput } from "../CommandError.ts"

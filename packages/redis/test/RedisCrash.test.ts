@@ -9,6 +9,7 @@ import { Clock, Context, Deferred, Effect, Fiber, Layer, Schedule } from "effect
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { slowActor } from "./fixtures/actors.ts"
+import { spawnFixture } from "./utils/processes.ts"
 import { hasRedisServer, startRedisServer } from "./utils/redisServer.ts"
 import { ack, message, redisUrl, uniquePrefix } from "./utils/testing.ts"
 
@@ -17,30 +18,6 @@ const build = (options: RedisBroker.RedisBrokerOptions) =>
 
 const fixture = fileURLToPath(new URL("./fixtures/consumer.ts", import.meta.url))
 const workerFixture = fileURLToPath(new URL("./fixtures/worker.ts", import.meta.url))
-
-/** Spawns a fixture process and collects its stdout lines; the process is SIGKILLed with the scope. */
-const spawnFixture = (path: string, env: Record<string, string>) =>
-  Effect.gen(function*() {
-    const child = spawn(process.execPath, [path], {
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "inherit"]
-    })
-    yield* Effect.addFinalizer(() => Effect.sync(() => child.kill("SIGKILL")))
-    const lines: Array<string> = []
-    let buffered = ""
-    child.stdout.on("data", (chunk: Buffer) => {
-      buffered += chunk.toString()
-      const parts = buffered.split("\n")
-      buffered = parts.pop()!
-      lines.push(...parts)
-    })
-    const kill = Effect.promise(() => {
-      const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
-      child.kill("SIGKILL")
-      return exited
-    })
-    return { lines, kill }
-  })
 
 /** Polls `condition` every 10 ms until it holds: waits for an event seen from outside (a process's output, a count). */
 const until = (condition: () => boolean, what: string) =>

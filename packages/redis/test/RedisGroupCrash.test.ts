@@ -6,40 +6,15 @@ import { assert, describe, it } from "@effect/vitest"
 import { Broker, Group } from "@errand/core"
 import { RedisBroker } from "@errand/redis"
 import { Context, Effect, Layer, Schedule } from "effect"
-import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { memberActor, summaryActor } from "./fixtures/actors.ts"
+import { spawnFixture, until } from "./utils/processes.ts"
 import { redisUrl, uniquePrefix } from "./utils/testing.ts"
 
 const fixture = fileURLToPath(new URL("./fixtures/group-worker.ts", import.meta.url))
 
-/** Spawns a group worker process (SIGKILLed with the scope), collecting its stdout lines. */
-const spawnWorker = (env: Record<string, string>) =>
-  Effect.gen(function*() {
-    const child = spawn(process.execPath, [fixture], {
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
-    yield* Effect.addFinalizer(() => Effect.sync(() => child.kill("SIGKILL")))
-    const lines: Array<string> = []
-    let buffered = ""
-    child.stdout.on("data", (chunk: Buffer) => {
-      buffered += chunk.toString()
-      const parts = buffered.split("\n")
-      buffered = parts.pop()!
-      lines.push(...parts)
-    })
-    child.stderr.resume()
-    return { lines, exited }
-  })
-
-/** Waits (polling every 20 ms of real time, up to 30 s) until `condition` holds. */
-const until = (what: string, condition: () => boolean) =>
-  Effect.suspend(() => condition() ? Effect.void : Effect.fail(what)).pipe(
-    Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo({ duration: "30 seconds" }))),
-    Effect.orDie
-  )
+/** A group worker process (its logs on stderr are not asserted on). */
+const spawnWorker = (env: Record<string, string>) => spawnFixture(fixture, env, { quiet: true })
 
 describe("Groups on Redis, across a crash", () => {
   it.live(

@@ -6,48 +6,15 @@ import { assert, describe, it } from "@effect/vitest"
 import { Broker } from "@errand/core"
 import { RedisBroker } from "@errand/redis"
 import { Context, Effect, Layer, Schedule } from "effect"
-import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { modeActor } from "./fixtures/actors.ts"
+import { spawnFixture, until } from "./utils/processes.ts"
 import { hasRedisServer, startRedisServer } from "./utils/redisServer.ts"
 
 const workerFixture = fileURLToPath(new URL("./fixtures/hardening-worker.ts", import.meta.url))
 
-interface WorkerProcess {
-  readonly lines: Array<string>
-  /** Resolves with the exit code once the process exited. */
-  readonly exited: Promise<number | null>
-  readonly signal: (signal: NodeJS.Signals) => void
-}
-
-/** Spawns a worker process (SIGKILLed with the scope if still alive), collecting its stdout lines. */
-const spawnWorker = (env: Record<string, string>) =>
-  Effect.gen(function*() {
-    const child = spawn(process.execPath, [workerFixture], {
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
-    yield* Effect.addFinalizer(() => Effect.sync(() => child.kill("SIGKILL")))
-    const lines: Array<string> = []
-    let buffered = ""
-    child.stdout.on("data", (chunk: Buffer) => {
-      buffered += chunk.toString()
-      const parts = buffered.split("\n")
-      buffered = parts.pop()!
-      lines.push(...parts)
-    })
-    child.stderr.resume() // the worker's logs: not asserted on
-    return { lines, exited, signal: (signal) => child.kill(signal) } satisfies WorkerProcess
-  })
-
-/** Waits (polling every 20 ms of real time, up to `seconds`) until `condition` holds. */
-const until = (what: string, condition: () => boolean, seconds = 30) =>
-  Effect.suspend(() => condition() ? Effect.void : Effect.fail(what)).pipe(
-    Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo({ duration: `${seconds} seconds` }))),
-    Effect.mapError((what) => new Error(`timed out waiting until ${what}`)),
-    Effect.orDie
-  )
+/** A worker process of the fixture (its logs on stderr are not asserted on). */
+const spawnWorker = (env: Record<string, string>) => spawnFixture(workerFixture, env, { quiet: true })
 
 const brokerOn = (url: string, prefix: string) =>
   Effect.map(Layer.build(RedisBroker.layer({ url, prefix })), (context) => Context.get(context, Broker.Broker))

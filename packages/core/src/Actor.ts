@@ -28,11 +28,11 @@
  */
 import { Clock, Context, Duration, Effect, Exit, type Schedule, Schema } from "effect"
 import { type Pipeable, pipeArguments } from "effect/Pipeable"
-import { Broker, type Outgoing } from "./Broker.ts"
+import { Broker, type CancelOutcome, type Enqueued, isValidKey, maxKeyLength, type Outgoing } from "./Broker.ts"
 import {
   type BrokerError,
   InvalidName,
-  type InvalidOption,
+  InvalidOption,
   InvalidPayload,
   issuePath,
   MessageFailed,
@@ -113,6 +113,12 @@ export interface Options<Payload extends Schema.Top, Success extends Schema.Top,
    * default), a duration keeps it that long. See `Results`.
    */
   readonly storeResults?: boolean | Duration.Input | undefined
+  /**
+   * How long a message's idempotency key stays held after the message finished (acked or dead-lettered), unless its
+   * send says otherwise with `keyTtl` (default 1 hour; `0` releases the key as the message finishes). See
+   * `SendOptions.key`.
+   */
+  readonly idempotencyWindow?: Duration.Input | undefined
 }
 
 /**
@@ -142,6 +148,15 @@ export interface SendOptions {
   readonly priority?: number | undefined
   /** Extra options carried in the envelope for middleware and later features. */
   readonly options?: { readonly [key: string]: unknown } | undefined
+  /**
+   * An idempotency key: the message is enqueued only if no message of this queue holds the key, that is, none sent
+   * with it is ready, delayed, running, or finished less than its window ago. A suppressed send succeeds and returns
+   * the message with `duplicate: true` and the `id` of the message that holds the key. 1 to 256 characters of
+   * `[A-Za-z0-9_.:@/+=-]`, e.g. `"order-42"`.
+   */
+  readonly key?: string | undefined
+  /** How long the key stays held after the message finished (default: the actor's `idempotencyWindow`). */
+  readonly keyTtl?: Duration.Input | undefined
 }
 
 /**
@@ -171,6 +186,8 @@ export interface Actor<
   readonly retryPolicy: RetryPolicy<Failure<Error["Type"]>>
   /** How long outcomes are stored, in milliseconds; `undefined` when the actor does not store results. */
   readonly resultTtlMillis: number | undefined
+  /** How long an idempotency key stays held after its message finished, in milliseconds (unless a send says). */
+  readonly idempotencyWindowMillis: number
 
   /**
    * Encodes, validates and enqueues one message. A payload that fails the schema fails with `InvalidPayload`.
@@ -220,6 +237,13 @@ export interface Actor<
     Error["Type"] | ResultMissing | ResultTimeout | MessageFailed | ResultDecodeError | BrokerError,
     Results | Success["DecodingServices"] | Error["DecodingServices"]
   >
+
+  /**
+   * Removes a ready or delayed message of this actor's queue (a retry waiting for its backoff included) and releases
+   * its idempotency key: `"cancelled"`. A running message is not interrupted and nothing changes: `"running"` (its
+   * outcome is applied as usual). `"notFound"` when it is not queued (finished, dead-lettered, cancelled, unknown).
+   */
+  cancel(message: Message<Payload["Type"], Success["Type"]> | string): Effect.Effect<CancelOutcome, BrokerError, Broker>
 
   /** Attaches a handler, for `Worker.layer({ handlers })`. Its services `R` become the worker's requirements. */
   handle<R = never>(
@@ -279,6 +303,7 @@ const DEFAULT_MAX_RETRIES = 20
 const DEFAULT_MIN_BACKOFF = Duration.seconds(15)
 const DEFAULT_MAX_BACKOFF = Duration.days(7)
 const DEFAULT_TIME_LIMIT = Duration.minutes(10)
+const DEFAULT_IDEMPOTENCY_WINDOW = Duration.hours(1)
 
 /** Returns a checked value, or throws its `InvalidOption`: an actor definition error is reported where it is made. */
 const orThrow = <A>(value: A | InvalidOption): A => {
@@ -290,7 +315,14 @@ const orThrow = <A>(value: A | InvalidOption): A => {
 const actorSettings = (
   options: Pick<
     Options<Schema.Top, Schema.Top, Schema.Top>,
-    "minBackoff" | "maxBackoff" | "priority" | "maxRetries" | "timeLimit" | "maxAge" | "storeResults"
+    | "minBackoff"
+    | "maxBackoff"
+    | "priority"
+    | "maxRetries"
+    | "timeLimit"
+    | "maxAge"
+    | "storeResults"
+    | "idempotencyWindow"
   >
 ) => {
   const minBackoff = orThrow(
@@ -308,6 +340,16 @@ const actorSettings = (
       Check.duration("actor", "timeLimit", options.timeLimit, Duration.toMillis(DEFAULT_TIME_LIMIT), 1, true)
     ),
     maxAge: orThrow(Check.duration("actor", "maxAge", options.maxAge, Infinity, 1, true)),
+    idempotencyWindow: orThrow(
+      Check.duration(
+        "actor",
+        "idempotencyWindow",
+        options.idempotencyWindow,
+        Duration.toMillis(DEFAULT_IDEMPOTENCY_WINDOW),
+        0,
+        false
+      )
+    ),
     resultTtl: options.storeResults === undefined || options.storeResults === false
       ? undefined
       : orThrow(
@@ -323,16 +365,47 @@ const actorSettings = (
   }
 }
 
-/** The validated options of one send: the delay in milliseconds and the priority. */
+/** The validated options of one send: the delay in milliseconds, the priority, and the idempotency key. */
+interface SendSettings {
+  readonly delay: number
+  readonly priority: number
+  readonly key?: string | undefined
+  readonly keyTtl?: number | undefined
+}
+
+/** The validated options of one send. */
 const sendSettings = (
   options: SendOptions | undefined,
-  defaultPriority: number
-): { readonly delay: number; readonly priority: number } | InvalidOption => {
+  defaultPriority: number,
+  defaultKeyTtl: number
+): SendSettings | InvalidOption => {
   const delay = Check.duration("send", "delay", options?.delay, 0, 0, false)
   if (typeof delay !== "number") return delay
   const priority = Check.priority("send", options?.priority, defaultPriority)
   if (typeof priority !== "number") return priority
-  return { delay, priority }
+  if (options?.key === undefined && options?.keyTtl === undefined) return { delay, priority }
+  return keySettings(options, { delay, priority }, defaultKeyTtl)
+}
+
+/** Adds the validated idempotency key and its window to a send's settings (`keyTtl` alone is an error). */
+const keySettings = (
+  options: SendOptions,
+  settings: SendSettings,
+  defaultKeyTtl: number
+): SendSettings | InvalidOption => {
+  const key = options.key
+  if (!isValidKey(key)) {
+    return new InvalidOption({
+      of: "send",
+      option: "key",
+      value: key === undefined ? "undefined" : JSON.stringify(key) ?? String(key),
+      expected: `1 to ${maxKeyLength} characters of [A-Za-z0-9_.:@/+=-]` +
+        (key === undefined ? " (keyTtl needs a key)" : "")
+    })
+  }
+  const keyTtl = Check.duration("send", "keyTtl", options.keyTtl, defaultKeyTtl, 0, false)
+  if (typeof keyTtl !== "number") return keyTtl
+  return { ...settings, key, keyTtl }
 }
 
 /**
@@ -410,7 +483,7 @@ export const make = <
     payload: Payload["Type"],
     encoded: unknown,
     sendOptions: SendOptions | undefined,
-    checked: { readonly delay: number; readonly priority: number },
+    checked: SendSettings,
     now: number
   ): Msg => {
     const id = messageId()
@@ -427,6 +500,10 @@ export const make = <
     if (eta !== now) envelope.eta = eta
     if (priority !== 0) envelope.priority = priority
     if (extra !== undefined && Object.keys(extra).length > 0) envelope.options = extra
+    if (checked.key !== undefined) {
+      envelope.key = checked.key
+      envelope.keyTtl = checked.keyTtl!
+    }
     const message: Msg & EnvelopeCarrier = {
       id,
       actor: name,
@@ -439,6 +516,7 @@ export const make = <
       attempts: 0,
       [ENVELOPE]: envelope
     }
+    if (checked.key !== undefined) return { ...message, key: checked.key }
     return message
   }
 
@@ -455,7 +533,9 @@ export const make = <
     sync: (message: Msg) => A,
     async: (message: Effect.Effect<Msg, InvalidPayload | InvalidOption, Payload["EncodingServices"]>) => A
   ): A => {
-    const checked = sendOptions === undefined ? defaultSettings : sendSettings(sendOptions, defaultPriority)
+    const checked = sendOptions === undefined
+      ? defaultSettings
+      : sendSettings(sendOptions, defaultPriority, settings.idempotencyWindow)
     if ("_tag" in checked) return async(Effect.fail(checked))
     const encoded = encodePayload(payload)
     if (Exit.isExit(encoded) && Exit.isSuccess(encoded)) {
@@ -512,6 +592,12 @@ export const make = <
     maxAgeMillis: settings.maxAge,
     retryPolicy,
     resultTtlMillis: settings.resultTtl,
+    idempotencyWindowMillis: settings.idempotencyWindow,
+    cancel: (message) =>
+      Effect.flatMap(
+        Broker,
+        (broker) => Effect.map(broker.cancel(queue, [typeof message === "string" ? message : message.id]), first)
+      ),
     result: (message, resultOptions) => readResult(typeof message === "string" ? message : message.id, resultOptions),
     message: (payload, sendOptions) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => build(payload, sendOptions, now)),
@@ -521,7 +607,8 @@ export const make = <
         (fiber) => {
           const broker = Context.get(fiber.context as Context.Context<Broker>, Broker)
           const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
-          const enqueueIt = (message: Msg) => Effect.as(enqueueOne(broker, toOutgoing(message)), message)
+          const enqueueIt = (message: Msg) =>
+            Effect.map(enqueueOne(broker, toOutgoing(message)), (enqueued) => heldBy(message, enqueued))
           return buildWith(payload, sendOptions, now, enqueueIt, (message) => Effect.flatMap(message, enqueueIt))
         }
       ),
@@ -529,7 +616,12 @@ export const make = <
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
         Effect.flatMap(
           buildAll(Array.isArray(payloads) ? payloads : Array.from(payloads), sendOptions, now),
-          (messages) => Effect.as(enqueue(messages), messages)
+          (messages) =>
+            Effect.map(
+              enqueue(messages),
+              (enqueued) =>
+                enqueued.duplicates.size === 0 ? messages : messages.map((message) => heldBy(message, enqueued))
+            )
         )),
     handle: (handler) => ({
       actor: self,
@@ -547,14 +639,37 @@ const toOutgoing = (message: Message): Outgoing => {
   if (envelope === undefined) {
     throw new globalThis.Error(`Message ${message.id} was not built by an actor's send or message`)
   }
-  return { id: message.id, queue: message.queue, priority: message.priority, eta: message.eta, body: envelope }
+  const { id, queue, priority, eta } = message
+  return envelope.key === undefined
+    ? { id, queue, priority, eta, body: envelope }
+    : { id, queue, priority, eta, body: envelope, key: envelope.key, keyTtl: envelope.keyTtl }
 }
 
+/** The message a send returns: itself, or, when its key was held, marked `duplicate` with the holder's id. */
+const heldBy = <M extends Message>(message: M, enqueued: Enqueued): M => {
+  if (enqueued.duplicates.size === 0) return message
+  const holder = enqueued.duplicates.get(message.id)
+  return holder === undefined ? message : { ...message, id: holder, duplicate: true }
+}
+
+const first = (outcomes: ReadonlyArray<CancelOutcome>): CancelOutcome => outcomes[0] ?? "notFound"
+
 /**
- * Enqueues messages built with `actor.message(...)` — of any actors — in one broker call.
+ * Enqueues messages built with `actor.message(...)` — of any actors — in one broker call. Messages whose idempotency
+ * key was held are not enqueued: they are listed in `duplicates` (message id → id of the holder).
  *
  * @category sending
  * @since 0.1.0
  */
-export const enqueue = (messages: Iterable<Message>): Effect.Effect<void, BrokerError, Broker> =>
+export const enqueue = (messages: Iterable<Message>): Effect.Effect<Enqueued, BrokerError, Broker> =>
   Effect.flatMap(Broker, (broker) => broker.enqueue(Array.from(messages, toOutgoing)))
+
+/**
+ * Cancels a message (see `actor.cancel`): removes it if it is ready or delayed and releases its idempotency key
+ * (`"cancelled"`); a running message is left alone (`"running"`).
+ *
+ * @category sending
+ * @since 0.3.0
+ */
+export const cancel = (message: Message): Effect.Effect<CancelOutcome, BrokerError, Broker> =>
+  Effect.flatMap(Broker, (broker) => Effect.map(broker.cancel(message.queue, [message.id]), first))

@@ -15,6 +15,8 @@
  * | `eta`        | number, optional  | when it becomes due, epoch milliseconds; absent means `enqueuedAt`           |
  * | `priority`   | number, optional  | lower runs first (as in Dramatiq and BullMQ); absent means `0`               |
  * | `options`    | object, optional  | per-message options read by the worker and by later features                 |
+ * | `key`        | string, optional  | the idempotency key it was sent with (see `Broker`)                          |
+ * | `keyTtl`     | number, optional  | how long its key stays held after it finished, milliseconds                  |
  *
  * Fields at their default are left out to keep messages small. The envelope never changes after it is sent: the
  * attempt count and the last error are delivery metadata kept by the broker (see `Broker.Delivery`).
@@ -41,7 +43,9 @@ export const Envelope = Schema.Struct({
   enqueuedAt: Schema.Number,
   eta: Schema.optionalKey(Schema.Number),
   priority: Schema.optionalKey(Schema.Number),
-  options: Schema.optionalKey(Schema.Record(Schema.String, Schema.Unknown))
+  options: Schema.optionalKey(Schema.Record(Schema.String, Schema.Unknown)),
+  key: Schema.optionalKey(Schema.String),
+  keyTtl: Schema.optionalKey(Schema.Number)
 })
 
 /**
@@ -86,6 +90,13 @@ export interface Message<out Payload = unknown, out Success = unknown> {
   readonly attempts: number
   /** Why the previous attempt failed, on a retry. */
   readonly lastError?: LastError | undefined
+  /** The idempotency key it was sent with, if any. */
+  readonly key?: string | undefined
+  /**
+   * `true` when a `send` was suppressed because its key was held: nothing was enqueued, and `id` is the id of the
+   * message that holds the key (the other fields are those of this send).
+   */
+  readonly duplicate?: boolean | undefined
   /** Phantom: the actor's success type. */
   readonly "~errand/Message/Success"?: (_: never) => Success
 }

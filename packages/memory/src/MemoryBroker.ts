@@ -176,7 +176,10 @@ export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
           return Effect.fail(new ErrandError.BrokerError({ broker: "memory", operation: "enqueue", message: invalid }))
         }
       }
-      return step((now) => store.enqueue(messages, now))
+      return step((now) => {
+        const duplicates = store.enqueue(messages, now)
+        return duplicates === undefined ? Broker.allEnqueued : { duplicates }
+      })
     },
     take: (request) =>
       Effect.withFiber((fiber) => {
@@ -223,7 +226,8 @@ export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
       Effect.sync(() => store.deadLetters(queue, options?.limit === undefined ? Infinity : options.limit)),
     requeueDeadLetters: (queue, selection) => step((now) => store.requeueDeadLetters(queue, selection?.ids, now)),
     purgeDeadLetters: (queue, selection) => Effect.sync(() => store.purgeDeadLetters(queue, selection?.ids)),
-    flush: (queue) => step((now) => store.flush(queue, now))
+    flush: (queue) => step((now) => store.flush(queue, now)),
+    cancel: (queue, ids) => step((now) => store.cancelMessages(queue, ids, now))
   })
 
   const stats = (queue: string) => step((now) => store.stats(queue, now))

@@ -254,6 +254,7 @@ export const makeWithResults = Effect.fnUntraced(function*(
     chunk: ReadonlyArray<Broker.Outgoing>
   ): Array<string | number> | string => {
     const args: Array<string | number> = [...keys.all, now, sweepBatch, 0, 0]
+    if (chunk.some((message) => message.key !== undefined)) return keyedEnqueueArgs(args, chunk)
     let other: Array<string | number> | undefined
     for (const message of chunk) {
       const { eta, priority } = message
@@ -271,13 +272,58 @@ export const makeWithResults = Effect.fnUntraced(function*(
     return args
   }
 
+  /**
+   * The ARGV of a batch with idempotency keys: every message goes in the keyed part, in order, as (eta, priority,
+   * element, key or "", id).
+   */
+  const keyedEnqueueArgs = (
+    args: Array<string | number>,
+    chunk: ReadonlyArray<Broker.Outgoing>
+  ): Array<string | number> | string => {
+    args.push(chunk.length)
+    for (const message of chunk) {
+      const { eta, priority, key } = message
+      const element = key === undefined
+        ? Codec.encode(message.id, priority, message.body)
+        : Codec.encodeKeyed(message.id, priority, message.body, key, message.keyTtl ?? 0)
+      if (element === undefined) return `Message ${message.id}: its body is not JSON-serialisable`
+      args.push(eta, priority, element, key ?? "", message.id)
+    }
+    return args
+  }
+
+  /** The suppressed messages of an enqueue reply (keyed part index, holder id)…, or `undefined` when none. */
+  const duplicatesOf = (
+    chunk: ReadonlyArray<Broker.Outgoing>,
+    reply: ReadonlyArray<number | string>
+  ): Map<string, string> | undefined => {
+    if (reply.length === 0) return undefined
+    const duplicates = new Map<string, string>()
+    for (let i = 0; i < reply.length; i += 2) duplicates.set(chunk[Number(reply[i])]!.id, String(reply[i + 1]))
+    return duplicates
+  }
+
+  /** Merges the suppressed messages of several calls. */
+  const mergeDuplicates = (parts: ReadonlyArray<Map<string, string> | undefined>): Map<string, string> | undefined => {
+    let duplicates: Map<string, string> | undefined
+    for (const part of parts) {
+      if (part === undefined) continue
+      if (duplicates === undefined) duplicates = part
+      else for (const [id, holder] of part) duplicates.set(id, holder)
+    }
+    return duplicates
+  }
+
+  const toEnqueued = (duplicates: Map<string, string> | undefined): Broker.Enqueued =>
+    duplicates === undefined ? Broker.allEnqueued : { duplicates }
+
   /** One enqueue call: up to `maxBatch` messages of one queue. */
   const enqueueChunk = (keys: Keys.QueueKeys, chunk: ReadonlyArray<Broker.Outgoing>) =>
     Effect.flatMap(Clock.currentTimeMillis, (now) => {
       const args = enqueueArgs(keys, now, chunk)
       return typeof args === "string"
         ? Effect.fail(invalid("enqueue", args))
-        : Effect.asVoid(call("enqueue", () => redis.errand_enqueue(...args)))
+        : Effect.map(call("enqueue", () => redis.errand_enqueue(...args)), (reply) => duplicatesOf(chunk, reply))
     })
 
   /** Messages of one queue, in calls of up to `maxBatch` (each atomic), in order. */
@@ -288,7 +334,7 @@ export const makeWithResults = Effect.fnUntraced(function*(
     for (let from = 0; from < messages.length; from += Scripts.maxBatch) {
       chunks.push(messages.slice(from, from + Scripts.maxBatch))
     }
-    return Effect.forEach(chunks, (chunk) => enqueueChunk(keys, chunk), { discard: true })
+    return Effect.map(Effect.forEach(chunks, (chunk) => enqueueChunk(keys, chunk)), mergeDuplicates)
   }
 
   const settleGroup = Effect.fnUntraced(function*(settlements: ReadonlyArray<Settlement>) {
@@ -452,10 +498,13 @@ export const makeWithResults = Effect.fnUntraced(function*(
       }
       const groups = byQueue(messages, (m) => m.queue)
       return groups.length === 0
-        ? Effect.void
+        ? Effect.succeed(Broker.allEnqueued)
         : groups.length === 1
-        ? enqueueGroup(groups[0]!)
-        : Effect.forEach(groups, enqueueGroup, { concurrency: "unbounded", discard: true })
+        ? Effect.map(enqueueGroup(groups[0]!), toEnqueued)
+        : Effect.map(
+          Effect.forEach(groups, enqueueGroup, { concurrency: "unbounded" }),
+          (parts) => toEnqueued(mergeDuplicates(parts))
+        )
     },
     take,
     settle: (settlements) => settlements.length === 0 ? Effect.succeed([]) : settle(settlements),
@@ -526,7 +575,14 @@ export const makeWithResults = Effect.fnUntraced(function*(
         () => redis.errand_deadPurge(...keysOf(queue).all, ids === undefined ? 1 : 0, ...(ids ?? []))
       )
     },
-    flush: (queue) => Effect.asVoid(call("flush", () => redis.del(...keysOf(queue).all)))
+    flush: (queue) => Effect.asVoid(call("flush", () => redis.del(...keysOf(queue).all))),
+    cancel: (queue, ids) => {
+      if (ids.length === 0) return Effect.succeed([])
+      return Effect.flatMap(
+        Clock.currentTimeMillis,
+        (now) => call("cancel", () => redis.errand_cancel(...keysOf(queue).all, now, sweepBatch, ...ids))
+      )
+    }
   })
   return { broker, results }
 })

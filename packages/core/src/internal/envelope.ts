@@ -18,6 +18,8 @@ export const isEnvelope = (u: unknown): u is Envelope => {
     typeof record["enqueuedAt"] !== "number" || !("payload" in record)
   ) return false
   if (!isOptionalNumber(record, "eta") || !isOptionalNumber(record, "priority")) return false
+  if ("key" in record && typeof record["key"] !== "string") return false
+  if (!isOptionalNumber(record, "keyTtl")) return false
   if (!("options" in record)) return true
   const options = record["options"]
   return typeof options === "object" && options !== null && !Array.isArray(options)

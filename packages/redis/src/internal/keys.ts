@@ -7,7 +7,7 @@
  * @internal
  */
 
-/** The keys of one queue, in the order every script receives them as `KEYS[1..9]`. */
+/** The keys of one queue, in the order every script receives them as `KEYS[1..11]`. */
 export interface QueueKeys {
   /** The hash tag shared by the queue's keys: `{<prefix>:<queue>}`. */
   readonly tag: string
@@ -22,10 +22,14 @@ export interface QueueKeys {
   readonly dead: string
   readonly deadBodies: string
   readonly wake: string
+  /** Idempotency keys: key → id of the message holding it. */
+  readonly keyHolders: string
+  /** Idempotency keys whose holder finished: key → end of its window (epoch ms by `Clock`). */
+  readonly keyWindows: string
 }
 
 /** The suffix of each key, in `KEYS` order (`KEYS[1]` = `:r`, …). */
-export const suffixes = [":r", ":hi", ":lo", ":s", ":t", ":f", ":d", ":dh", ":w"] as const
+export const suffixes = [":r", ":hi", ":lo", ":s", ":t", ":f", ":d", ":dh", ":w", ":k", ":kx"] as const
 
 /** Number of keys every script declares. */
 export const keyCount = suffixes.length
@@ -45,7 +49,9 @@ export const make = (prefix: string, queue: string): QueueKeys => {
     inFlight: all[5]!,
     dead: all[6]!,
     deadBodies: all[7]!,
-    wake: all[8]!
+    wake: all[8]!,
+    keyHolders: all[9]!,
+    keyWindows: all[10]!
   }
 }
 

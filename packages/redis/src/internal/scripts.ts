@@ -1,7 +1,7 @@
 /**
  * The broker's Lua scripts: every state change of a queue is exactly one of them, so it is atomic.
  *
- * Each script receives the nine keys of one queue (see `keys.ts`) as `KEYS[1..9]`, in this order:
+ * Each script receives the eleven keys of one queue (see `keys.ts`) as `KEYS[1..11]`, in this order:
  *
  * | KEYS | name | type   | holds                                                                            |
  * | ---- | ---- | ------ | -------------------------------------------------------------------------------- |
@@ -14,12 +14,21 @@
  * | 7    | `D`  | zset   | dead letters: id, score = deadAt · 1000 + seq mod 1000                           |
  * | 8    | `DH` | hash   | dead letters: id → element (its `lastError` is the dead-letter reason)           |
  * | 9    | `W`  | zset   | wake-up marker (at most one member, `1`): blocking takes `BZPOPMIN` it          |
+ * | 10   | `K`  | hash   | idempotency keys: key → id of the message holding it                             |
+ * | 11   | `KX` | zset   | idempotency windows: key → end of its window (ms), once its holder finished      |
  *
  * **Elements.** A message is stored as one string, in one of two forms:
  *
  * - compact: the body JSON itself, when the body is an object whose first key is `"id"` holding the message id
  *   (plain characters only), priority is 0 and the message has no attempts, deliveries or last error;
- * - headed: `#` + JSON `[priority, attempts, deliveries, id, lastError?]` + `\n` + body JSON.
+ * - headed: `#` + JSON `[priority, attempts, deliveries, id, lastError?]` + `\n` + body JSON;
+ * - keyed (a message sent with an idempotency key): headed, with `[priority, attempts, deliveries, id,
+ *   lastError | false, key, keyTtl]`. A keyed header ends with a number (`keyTtl`); the others end with `"` or `}`,
+ *   which is how an ack spots a keyed element without decoding it.
+ *
+ * **Idempotency keys.** A key is held while `K` maps it to a message id and `KX` has no window for it, or one that
+ * has not ended. Enqueue takes a free key (`HSET K`); an ack or dead-letter of its holder starts the window (`ZADD
+ * KX`, or `HDEL K` for a window of 0); cancel releases it. Ended windows are pruned (bounded) whenever keys are used.
  *
  * Time is never read inside Lua: `now` (epoch ms from Effect's `Clock`) is always an argument. Scripts never build key
  * names, so they are Redis Cluster safe. ioredis loads each script once per connection and sends `EVALSHA`, falling
@@ -39,10 +48,14 @@ export const maxBatch = 1000
 const head = String.raw`
 local R, HI, LO, SEQ, T, F, D, DH, W = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local call, byte, sub = redis.call, string.byte, string.sub
+local K, KX = KEYS[10], KEYS[11]
 local wake = false
 `
 
-/** `decode(e)`: splits an element into priority, attempts, deliveries, id, lastError (table or nil) and body JSON. */
+/**
+ * `decode(e)`: splits an element into priority, attempts, deliveries, id, lastError (table or nil), body JSON, and its
+ * idempotency key and window (nil, 0 when it has none).
+ */
 const decode = String.raw`
 local function decode(e)
   if byte(e, 1) == 35 then
@@ -50,9 +63,11 @@ local function decode(e)
     if nl then
       local ok, h = pcall(cjson.decode, sub(e, 2, nl - 1))
       if ok and type(h) == "table" then
-        local err = h[5]
+        local err, key = h[5], h[6]
         if type(err) ~= "table" then err = nil end
-        return tonumber(h[1]) or 0, tonumber(h[2]) or 0, tonumber(h[3]) or 0, h[4], err, sub(e, nl + 1)
+        if type(key) ~= "string" then key = nil end
+        return tonumber(h[1]) or 0, tonumber(h[2]) or 0, tonumber(h[3]) or 0, h[4], err, sub(e, nl + 1), key,
+          tonumber(h[7]) or 0
       end
     end
     return 0, 0, 0, nil, nil, e
@@ -61,14 +76,16 @@ local function decode(e)
 end
 `
 
-/** `encode(p, a, d, id, err, body)`: joins the parts of an element, compact when that loses nothing. */
+/** `encode(p, a, d, id, err, body, key, ttl)`: joins the parts of an element, compact when that loses nothing. */
 const encode = String.raw`
-local function encode(p, a, d, id, err, body)
-  if p == 0 and a == 0 and d == 0 and err == nil and sub(body, 1, 8 + #id) == '{"id":"' .. id .. '"' then
+local function encode(p, a, d, id, err, body, key, ttl)
+  if p == 0 and a == 0 and d == 0 and err == nil and key == nil and sub(body, 1, 8 + #id) == '{"id":"' .. id .. '"' then
     return body
   end
   local h
-  if err then h = { p, a, d, id, err } else h = { p, a, d, id } end
+  if key then
+    h = { p, a, d, id, err or false, key, ttl }
+  elseif err then h = { p, a, d, id, err } else h = { p, a, d, id } end
   return "#" .. cjson.encode(h) .. "\n" .. body
 end
 `
@@ -135,6 +152,39 @@ local function maintain(now, limit, list)
 end
 `
 
+/** `isKeyed(rec)`: whether an in-flight record (token, space, headed element) carries an idempotency key. */
+const isKeyed = String.raw`
+local function isKeyed(rec)
+  local nl = string.find(rec, "\n", 1, true)
+  if not nl then return false end
+  local c = byte(rec, nl - 2)
+  return byte(rec, nl - 1) == 93 and c ~= nil and c >= 48 and c <= 57
+end
+`
+
+/** `pruneKeys(now)`: releases up to 100 keys whose window ended. */
+const pruneKeys = String.raw`
+local function pruneKeys(now)
+  local ended = call("ZRANGEBYSCORE", KX, "-inf", now, "LIMIT", 0, 100)
+  if #ended > 0 then
+    call("HDEL", K, unpack(ended))
+    call("ZREM", KX, unpack(ended))
+  end
+end
+`
+
+/**
+ * `endHold(key, id, ttl, now)`: the message id ended (acked or dead-lettered): if it holds key, its window starts
+ * (or, for a window of 0, the key is released). Returns whether it held the key.
+ */
+const endHold = String.raw`
+local function endHold(key, id, ttl, now)
+  if call("HGET", K, key) ~= id then return false end
+  if ttl > 0 then call("ZADD", KX, now + ttl, key) else call("HDEL", K, key) end
+  return true
+end
+`
+
 /** `trimDead(now, ttl, max)`: drops dead letters older than ttl, then the oldest beyond max (bounded per call). */
 const trimDead = String.raw`
 local function trimDead(now, ttl, max)
@@ -160,7 +210,8 @@ end
  * a lost one). A settlement whose lease is not current (no in-flight record for the id under that token: the lease was
  * swept after lapsing and the message perhaps taken again, or it was settled, or flushed) changes nothing; its
  * 0-based index is returned. A lapsed lease stays current until a sweep returns its message to the queue.
- * Needs decode, encode, pushReady and trimDead.
+ * An ack or dead-letter of a message holding an idempotency key starts its key's window.
+ * Needs decode, encode, pushReady, trimDead, isKeyed, pruneKeys and endHold.
  */
 const settle = String.raw`
 local function settle(now, o, list, ttl, max)
@@ -170,7 +221,7 @@ local function settle(now, o, list, ttl, max)
   local ids = {}
   for i = 1, n do ids[i] = ARGV[o + 5 * i - 3] end
   local recs = call("HMGET", F, unpack(ids))
-  local live, marks, seen = {}, {}, {}
+  local live, marks, seen, ended = {}, {}, {}, {}
   for i = 1, n do
     local id, rec = ids[i], recs[i]
     local tok = ARGV[o + 5 * i - 2] .. " "
@@ -178,7 +229,11 @@ local function settle(now, o, list, ttl, max)
       seen[id] = true
       live[#live + 1] = id
       marks[#marks + 1] = "!" .. id
-      if ARGV[o + 5 * i - 4] ~= "a" then recs[i] = sub(rec, #tok + 1) end
+      if ARGV[o + 5 * i - 4] ~= "a" then
+        recs[i] = sub(rec, #tok + 1)
+      elseif isKeyed(rec) then
+        ended[#ended + 1] = sub(rec, #tok + 1)
+      end
     else
       rejected[#rejected + 1] = i - 1
       recs[i] = false
@@ -187,18 +242,23 @@ local function settle(now, o, list, ttl, max)
   if #live == 0 then return rejected end
   call("HDEL", F, unpack(live))
   call("ZREM", T, unpack(marks))
-  local dead = 0
+  local dead, holds = 0, false
+  -- acked keyed messages: their key's window starts
+  for i = 1, #ended do
+    local _, _, _, id, _, _, key, kttl = decode(ended[i])
+    if key and type(id) == "string" and endHold(key, id, kttl, now) then holds = true end
+  end
   for i = 1, n do
     local rec = recs[i]
     local kind = ARGV[o + 5 * i - 4]
     if rec and kind ~= "a" then
-      local p, a, d, id, err, body = decode(rec)
+      local p, a, d, id, err, body, key, kttl = decode(rec)
       if type(id) ~= "string" then id = ids[i] end
       if kind == "l" then
         -- a released lease is not a lost one: it does not count in deliveries
-        pushReady(encode(p, a, math.max(d - 1, 0), id, err, body), p, list)
+        pushReady(encode(p, a, math.max(d - 1, 0), id, err, body, key, kttl), p, list)
       elseif kind == "r" then
-        local e = encode(p, a + 1, d, id, cjson.decode(ARGV[o + 5 * i]), body)
+        local e = encode(p, a + 1, d, id, cjson.decode(ARGV[o + 5 * i]), body, key, kttl)
         local eta = tonumber(ARGV[o + 5 * i - 1])
         if eta <= now then
           pushReady(e, p, list)
@@ -209,7 +269,8 @@ local function settle(now, o, list, ttl, max)
       else
         -- a dead letter counts handler runs: this delivery's counts when it ran (eta slot "1")
         if ARGV[o + 5 * i - 1] ~= "0" then a = a + 1 end
-        local e = encode(p, a, d, id, cjson.decode(ARGV[o + 5 * i]), body)
+        local e = encode(p, a, d, id, cjson.decode(ARGV[o + 5 * i]), body, key, kttl)
+        if key and endHold(key, id, kttl, now) then holds = true end
         local seq = call("INCR", SEQ)
         call("ZADD", D, now * 1000 + seq % 1000, id)
         call("HSET", DH, id, e)
@@ -223,6 +284,7 @@ local function settle(now, o, list, ttl, max)
     call("PEXPIRE", D, ttl + 86400000)
     call("PEXPIRE", DH, ttl + 86400000)
   end
+  if holds then pruneKeys(now) end
   return rejected
 end
 `
@@ -235,15 +297,48 @@ export const sources = {
    * enqueue: adds messages, after sweeping due timers (so a message that came due earlier is taken first).
    *
    * ARGV: now, sweepLimit, nPlain, nOther, then nPlain elements that are ready now with priority 0 (in order), then
-   * nOther × (eta, priority, element). Plain elements go to R with one RPUSH, without a Lua loop.
+   * nOther × (eta, priority, element), then (optionally) nKeyed, then nKeyed × (eta, priority, element, key, id).
+   * Plain elements go to R with one RPUSH, without a Lua loop. A batch with idempotency keys sends all its messages
+   * in the keyed part (key "" for those without), so that they stay in order.
    * Effects: eta > now → ZADD T; else priority 0 → RPUSH R, other → ZADD HI/LO. Sets the wake marker when R was
-   * empty, or a delayed/prioritised message was added.
-   * Returns: nPlain + nOther.
+   * empty, or a delayed/prioritised message was added. A keyed message whose key is held is left out.
+   * Returns: { index (0-based, in the keyed part), id of the key's holder } × suppressed, flattened.
    */
-  enqueue: head + decode + pushReady + flush + maintain + String.raw`
+  enqueue: head + decode + pushReady + flush + maintain + pruneKeys + String.raw`
 local now, limit, np, no = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local list = {}
 maintain(now, limit, list)
+local dups = {}
+local kb = 5 + np + 3 * no
+local nk = tonumber(ARGV[kb]) or 0
+if nk > 0 then
+  pruneKeys(now)
+  for i = 1, nk do
+    local b = kb + 5 * i - 4
+    local eta, e, key, id = tonumber(ARGV[b]), ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
+    local holder = false
+    if key ~= "" then
+      holder = call("HGET", K, key)
+      if holder then
+        local ends = call("ZSCORE", KX, key)
+        if ends and tonumber(ends) <= now then
+          call("ZREM", KX, key)
+          holder = false
+        end
+      end
+      if not holder then call("HSET", K, key, id) end
+    end
+    if holder then
+      dups[#dups + 1] = i - 1
+      dups[#dups + 1] = holder
+    elseif eta > now then
+      call("ZADD", T, eta, e)
+      wake = true
+    else
+      pushReady(e, tonumber(ARGV[b + 1]), list)
+    end
+  end
+end
 local delayed = {}
 for i = 1, no do
   local b = 4 + np + 3 * i - 2
@@ -268,7 +363,7 @@ if np > 0 then
   end
 end
 if wake then call("ZADD", W, 0, "1") end
-return np + no
+return dups
 `,
   /**
    * take: applies settlements, sweeps due timers, then leases up to max ready messages (HI, then R, then LO).
@@ -281,7 +376,8 @@ return np + no
    * Returns: { rejected settlement indices (0-based), leased elements (token i = tokenBase..i, 1-based),
    * next timer score or nil (only when nothing was leased and wantNext = 1) }.
    */
-  take: head + decode + encode + pushReady + flush + maintain + trimDead + settle + String.raw`
+  take: head + decode + encode + pushReady + flush + maintain + trimDead + isKeyed + pruneKeys + endHold + settle +
+    String.raw`
 local now, max, expiry, base = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local list = {}
 local rejected = settle(now, 9, list, tonumber(ARGV[7]), tonumber(ARGV[8]))
@@ -308,10 +404,10 @@ if n > 0 then
       -- compact (the common case): its id needs no escaping, so the header is written without cjson
       rec = '#[0,0,1,"' .. id .. '"]\n' .. e
     else
-      local p, a, d, did, err, body = decode(e)
+      local p, a, d, did, err, body, key, kttl = decode(e)
       id = did
       if type(id) ~= "string" then id = tok end
-      rec = encode(p, a, d + 1, id, err, body)
+      rec = encode(p, a, d + 1, id, err, body, key, kttl)
     end
     out[i] = rec
     hs[2 * i - 1] = id
@@ -337,7 +433,8 @@ return { rejected, out, nextAt }
    * ARGV: now, deadTtl, deadMax, then n, then n × (kind, id, token, eta, json).
    * Returns: rejected settlement indices (0-based).
    */
-  settle: head + decode + encode + pushReady + flush + trimDead + settle + String.raw`
+  settle: head + decode + encode + pushReady + flush + trimDead + isKeyed + pruneKeys + endHold + settle +
+    String.raw`
 local now = tonumber(ARGV[1])
 local list = {}
 local rejected = settle(now, 4, list, tonumber(ARGV[2]), tonumber(ARGV[3]))
@@ -442,9 +539,10 @@ for i = 1, n, 1000 do
   for k = 1, #recs do
     local rec = recs[k]
     if rec then
-      local p, a, d, id, err, body = decode(rec)
+      local p, a, d, id, err, body, key, kttl = decode(rec)
       if type(id) ~= "string" then id = ids[i + k - 1] end
-      pushReady(encode(p, 0, 0, id, nil, body), p, list)
+      -- a requeued dead letter keeps its key in its element, but does not take the key again
+      pushReady(encode(p, 0, 0, id, nil, body, key, kttl), p, list)
       moved = moved + 1
     end
   end
@@ -476,6 +574,91 @@ for i = 1, #ids, 1000 do
   redis.call("HDEL", DH, unpack(ids, i, j))
 end
 return n
+`,
+  /**
+   * cancel: sweeps due timers, then removes the ready or delayed messages with the given ids and releases their
+   * idempotency keys. Leased messages are left alone. Finding a message is a scan of the queue's timers and ready
+   * lists, 1000 members per command, stopping when every id is found: O(queue length) in the worst case.
+   *
+   * ARGV: now, sweepLimit, then ids.
+   * Returns: one of "cancelled", "running", "notFound" per id.
+   */
+  cancel: head + decode + pushReady + flush + maintain + String.raw`
+local now = tonumber(ARGV[1])
+local list = {}
+maintain(now, tonumber(ARGV[2]), list)
+if flush(list) or wake then call("ZADD", W, 0, "1") end
+local out, want, left = {}, {}, 0
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  if call("HEXISTS", F, id) == 1 then
+    out[i - 2] = "running"
+  else
+    out[i - 2] = "notFound"
+    if not want[id] then
+      want[id] = {}
+      left = left + 1
+    end
+    local w = want[id]
+    w[#w + 1] = i - 2
+  end
+end
+-- the id of a member of T, HI, LO (after an optional 12-hex sequence prefix) or R; nil for a lease marker
+local function idOf(m)
+  local c = byte(m, 1)
+  if c == 33 then return nil end
+  if c ~= 123 and c ~= 35 then m = sub(m, 13) end
+  local id = string.match(m, '^{"id":"([^"\]*)"')
+  if id then return id, m end
+  id = string.match(m, '^#%[[^,]*,[^,]*,[^,]*,"([^"\]*)"')
+  return id, m
+end
+local function found(id, e)
+  for _, i in ipairs(want[id]) do out[i] = "cancelled" end
+  want[id] = nil
+  left = left - 1
+  local _, _, _, _, _, _, key = decode(e)
+  if key and call("HGET", K, key) == id then
+    call("HDEL", K, key)
+    call("ZREM", KX, key)
+  end
+end
+local function scanZset(key)
+  local from = 0
+  while left > 0 do
+    local page = call("ZRANGE", key, from, from + 999)
+    if #page == 0 then return end
+    local gone = {}
+    for i = 1, #page do
+      local id, e = idOf(page[i])
+      if id and want[id] then
+        gone[#gone + 1] = page[i]
+        found(id, e)
+      end
+    end
+    if #gone > 0 then call("ZREM", key, unpack(gone)) end
+    from = from + 1000 - #gone
+  end
+end
+scanZset(T)
+scanZset(HI)
+scanZset(LO)
+local from = 0
+while left > 0 do
+  local page = call("LRANGE", R, from, from + 999)
+  if #page == 0 then break end
+  local gone = 0
+  for i = 1, #page do
+    local id, e = idOf(page[i])
+    if id and want[id] then
+      call("LREM", R, 1, page[i])
+      gone = gone + 1
+      found(id, e)
+    end
+  end
+  from = from + 1000 - gone
+end
+return out
 `
 } as const
 
@@ -486,7 +669,7 @@ type Arg = string | number
 
 /** The ioredis client with the scripts defined as commands (`redis.errand_take(...keys, ...argv)`). */
 export interface ScriptClient {
-  readonly errand_enqueue: (...args: ReadonlyArray<Arg>) => Promise<number>
+  readonly errand_enqueue: (...args: ReadonlyArray<Arg>) => Promise<Array<number | string>>
   readonly errand_take: (...args: ReadonlyArray<Arg>) => Promise<[Array<number>, Array<string>, string | null]>
   readonly errand_settle: (...args: ReadonlyArray<Arg>) => Promise<Array<number>>
   readonly errand_extend: (...args: ReadonlyArray<Arg>) => Promise<Array<number>>
@@ -494,6 +677,7 @@ export interface ScriptClient {
   readonly errand_deadList: (...args: ReadonlyArray<Arg>) => Promise<Array<string>>
   readonly errand_deadRequeue: (...args: ReadonlyArray<Arg>) => Promise<number>
   readonly errand_deadPurge: (...args: ReadonlyArray<Arg>) => Promise<number>
+  readonly errand_cancel: (...args: ReadonlyArray<Arg>) => Promise<Array<"cancelled" | "running" | "notFound">>
 }
 
 /**

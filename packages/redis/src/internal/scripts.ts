@@ -610,7 +610,12 @@ local function idOf(m)
   if c ~= 123 and c ~= 35 then m = sub(m, 13) end
   local id = string.match(m, '^{"id":"([^"\]*)"')
   if id then return id, m end
-  id = string.match(m, '^#%[[^,]*,[^,]*,[^,]*,"([^"\]*)"')
+  id = string.match(m, '^#%[[^,]*,[^,]*,[^,]*,"([^"]*)"')
+  -- cjson escapes "/" in the ids it writes: decode those headers properly
+  if id and string.find(id, "\\", 1, true) then
+    local _, _, _, did = decode(m)
+    id = did
+  end
   return id, m
 end
 local function found(id, e)

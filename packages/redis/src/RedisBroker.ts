@@ -254,9 +254,9 @@ export const makeWithResults = Effect.fnUntraced(function*(
     chunk: ReadonlyArray<Broker.Outgoing>
   ): Array<string | number> | string => {
     const args: Array<string | number> = [...keys.all, now, sweepBatch, 0, 0]
-    if (chunk.some((message) => message.key !== undefined)) return keyedEnqueueArgs(args, chunk)
     let other: Array<string | number> | undefined
     for (const message of chunk) {
+      if (message.key !== undefined) return keyedEnqueueArgs([...keys.all, now, sweepBatch, 0, 0], chunk)
       const { eta, priority } = message
       const element = Codec.encode(message.id, priority, message.body)
       if (element === undefined) return `Message ${message.id}: its body is not JSON-serialisable`

@@ -607,8 +607,11 @@ export const make = <
         (fiber) => {
           const broker = Context.get(fiber.context as Context.Context<Broker>, Broker)
           const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+          // only a keyed message can be suppressed: the others keep the cheapest path
           const enqueueIt = (message: Msg) =>
-            Effect.map(enqueueOne(broker, toOutgoing(message)), (enqueued) => heldBy(message, enqueued))
+            message.key === undefined
+              ? Effect.as(enqueueOne(broker, toOutgoing(message)), message)
+              : Effect.map(enqueueOne(broker, toOutgoing(message)), (enqueued) => heldBy(message, enqueued))
           return buildWith(payload, sendOptions, now, enqueueIt, (message) => Effect.flatMap(message, enqueueIt))
         }
       ),
@@ -639,10 +642,11 @@ const toOutgoing = (message: Message): Outgoing => {
   if (envelope === undefined) {
     throw new globalThis.Error(`Message ${message.id} was not built by an actor's send or message`)
   }
-  const { id, queue, priority, eta } = message
-  return envelope.key === undefined
-    ? { id, queue, priority, eta, body: envelope }
-    : { id, queue, priority, eta, body: envelope, key: envelope.key, keyTtl: envelope.keyTtl }
+  if (envelope.key === undefined) {
+    return { id: message.id, queue: message.queue, priority: message.priority, eta: message.eta, body: envelope }
+  }
+  const { eta, id, priority, queue } = message
+  return { id, queue, priority, eta, body: envelope, key: envelope.key, keyTtl: envelope.keyTtl }
 }
 
 /** The message a send returns: itself, or, when its key was held, marked `duplicate` with the holder's id. */

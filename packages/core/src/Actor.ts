@@ -673,7 +673,7 @@ export const enqueue = (messages: Iterable<Message>): Effect.Effect<Enqueued, Br
  * (`"cancelled"`); a running message is left alone (`"running"`).
  *
  * @category sending
- * @since 0.3.0
+ * @since 0.2.0
  */
 export const cancel = (message: Message): Effect.Effect<CancelOutcome, BrokerError, Broker> =>
   Effect.flatMap(Broker, (broker) => Effect.map(broker.cancel(message.queue, [message.id]), first))

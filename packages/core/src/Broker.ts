@@ -68,7 +68,7 @@ export const validateOutgoing = (message: Outgoing): string | undefined => {
  * key reads well in logs and Redis tools, and needs no escaping anywhere), e.g. `"order-42"` or `"user:7/welcome"`.
  *
  * @category validation
- * @since 0.3.0
+ * @since 0.2.0
  */
 export const keyPattern: RegExp = /^[A-Za-z0-9_.:@/+=-]+$/
 
@@ -76,7 +76,7 @@ export const keyPattern: RegExp = /^[A-Za-z0-9_.:@/+=-]+$/
  * The longest idempotency key, in characters.
  *
  * @category constants
- * @since 0.3.0
+ * @since 0.2.0
  */
 export const maxKeyLength = 256
 
@@ -84,7 +84,7 @@ export const maxKeyLength = 256
  * Whether a string is a valid idempotency key (`keyPattern`, at most `maxKeyLength` characters).
  *
  * @category validation
- * @since 0.3.0
+ * @since 0.2.0
  */
 export const isValidKey = (key: unknown): key is string =>
   typeof key === "string" && key.length > 0 && key.length <= maxKeyLength && keyPattern.test(key)
@@ -131,7 +131,7 @@ export interface Outgoing {
  * allocates nothing.
  *
  * @category models
- * @since 0.3.0
+ * @since 0.2.0
  */
 export interface Enqueued {
   /**
@@ -145,7 +145,7 @@ export interface Enqueued {
  * The answer of an `enqueue` that suppressed nothing.
  *
  * @category constants
- * @since 0.3.0
+ * @since 0.2.0
  */
 export const allEnqueued: Enqueued = { duplicates: new Map() }
 
@@ -159,7 +159,7 @@ export const allEnqueued: Enqueued = { duplicates: new Map() }
  * - `"notFound"`: no such message is queued (never enqueued, already finished, dead-lettered, or cancelled).
  *
  * @category models
- * @since 0.3.0
+ * @since 0.2.0
  */
 export type CancelOutcome = "cancelled" | "running" | "notFound"
 

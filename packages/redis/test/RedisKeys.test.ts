@@ -103,6 +103,40 @@ describe("RedisBroker keys", () => {
       for (const m of messages) assert.notInclude(text, m.id)
     }).pipe(Effect.scoped))
 
+  it.effect("holds an idempotency key in :k, its window in :kx, and leaves nothing once the window is pruned", () =>
+    Effect.gen(function*() {
+      const { broker, key, prefix, queue, raw } = yield* setup()
+      const keyed = { ...message(queue), key: "order-42", keyTtl: 1_000 }
+      yield* broker.enqueue([keyed])
+      // a keyed element is headed, the key and its window last
+      const element = (yield* Effect.promise(() => raw.lindex(key("r"), 0)))!
+      assert.deepStrictEqual(JSON.parse(element.slice(1, element.indexOf("\n"))), [
+        0,
+        0,
+        0,
+        keyed.id,
+        false,
+        "order-42",
+        1000
+      ])
+      assert.strictEqual(yield* Effect.promise(() => raw.hget(key("k"), "order-42")), keyed.id)
+      assert.strictEqual(yield* Effect.promise(() => raw.zcard(key("kx"))), 0)
+      // its ack starts the window, scored in Clock time
+      const taken = yield* broker.take({ queue, max: 1, lease: "1 minute" })
+      const now = yield* Clock.currentTimeMillis
+      yield* broker.settle([ack(taken.deliveries[0]!)])
+      assert.strictEqual(Number(yield* Effect.promise(() => raw.zscore(key("kx"), "order-42"))), now + 1_000)
+      // once it ended, the next keyed enqueue prunes it and takes the key
+      yield* TestClock.adjust(1_000)
+      const next = { ...message(queue), key: "other", keyTtl: 0 }
+      yield* broker.enqueue([next])
+      assert.deepStrictEqual(yield* Effect.promise(() => raw.hgetall(key("k"))), { other: next.id })
+      yield* broker.settle([ack((yield* broker.take({ queue, max: 1, lease: "1 minute" })).deliveries[0]!)])
+      const dump = yield* dumpPrefix(raw, prefix)
+      assert.notProperty(dump, key("k"))
+      assert.notProperty(dump, key("kx"))
+    }).pipe(Effect.scoped))
+
   it.effect("stores a dead letter under the dead-letter keys, with its reason, and a backstop expiry", () =>
     Effect.gen(function*() {
       const { broker, key, queue, raw } = yield* setup()

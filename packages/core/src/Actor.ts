@@ -645,8 +645,9 @@ const toOutgoing = (message: Message): Outgoing => {
   if (envelope.key === undefined) {
     return { id: message.id, queue: message.queue, priority: message.priority, eta: message.eta, body: envelope }
   }
-  const { eta, id, priority, queue } = message
-  return { id, queue, priority, eta, body: envelope, key: envelope.key, keyTtl: envelope.keyTtl }
+  // the envelope's id: a message marked `duplicate` carries the holder's id, but enqueueing it again resends itself
+  const { eta, priority, queue } = message
+  return { id: envelope.id, queue, priority, eta, body: envelope, key: envelope.key, keyTtl: envelope.keyTtl }
 }
 
 /** The message a send returns: itself, or, when its key was held, marked `duplicate` with the holder's id. */

@@ -94,7 +94,7 @@ export interface Message<out Payload = unknown, out Success = unknown> {
   readonly key?: string | undefined
   /**
    * `true` when a `send` was suppressed because its key was held: nothing was enqueued, and `id` is the id of the
-   * message that holds the key (the other fields are those of this send).
+   * message that holds the key (the other fields are those of this send; `Actor.enqueue` of it resends this send).
    */
   readonly duplicate?: boolean | undefined
   /** Phantom: the actor's success type. */

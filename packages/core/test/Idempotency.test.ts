@@ -92,6 +92,14 @@ describe("Idempotency keys", () => {
       const enqueued = yield* Actor.enqueue([built])
       assert.strictEqual(enqueued.duplicates.get(built.id), batch[0]!.id)
       assert.strictEqual(yield* MemoryBroker.size("orders"), 1)
+      // a message marked duplicate, enqueued again once the key is free, is sent as itself
+      assert.strictEqual(yield* chargeOrder.cancel(batch[0]!), "cancelled")
+      const resent = yield* Actor.enqueue([batch[1]!])
+      assert.strictEqual(resent.duplicates.size, 0)
+      const [delivery] = (yield* (yield* MemoryBroker.MemoryBroker).broker.take({ queue: "orders", max: 1, lease: 1 }))
+        .deliveries
+      assert.notStrictEqual(delivery!.id, batch[0]!.id)
+      assert.strictEqual((delivery!.body as { readonly id: string }).id, delivery!.id)
     }).pipe(Effect.provide(MemoryBroker.layer)))
 
   it.effect("a malformed key or window fails the send with InvalidOption, and sends nothing", () =>

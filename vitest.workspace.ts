@@ -22,6 +22,18 @@ export const projects: Array<TestProjectConfiguration> = [
     }
   },
   pkg("examples"),
+  // cli: real `errand` processes against a private redis-server (the redis project's globalSetup)
+  {
+    extends: true,
+    test: {
+      name: "cli",
+      root: "./packages/cli",
+      include: ["test/**/*.test.ts"],
+      globalSetup: ["../redis/test/utils/globalSetup.ts"],
+      // child processes on a loaded 2-core machine: each start takes seconds
+      testTimeout: 60_000
+    }
+  },
   pkg("bench"),
   // the published packages: build, pnpm pack, npm install into a temp project, compile and run the README quickstart.
   // groupOrder 1: a group of its own (vitest runs groups one after another), so its npm and tsc processes never run

@@ -73,11 +73,20 @@ export const startRedis = async (): Promise<PrivateRedis> => {
       await cleanup()
       throw new Error(`redis-server exited with ${server.exitCode}:\n${output}`)
     }
+    // Its own log says it listens (a connection alone could reach another process's server that took the port)
+    if (!output.includes("Ready to accept connections")) {
+      if (attempt >= 600) {
+        await cleanup()
+        throw new Error(`redis-server did not start within 30 s on ${host}:${port}:\n${output}`)
+      }
+      await sleep(50)
+      continue
+    }
     try {
       await admin.connect()
       break
     } catch (error) {
-      if (attempt >= 100) {
+      if (attempt >= 600) {
         await cleanup()
         throw new Error(`redis-server did not accept connections on ${host}:${port}: ${String(error)}\n${output}`)
       }

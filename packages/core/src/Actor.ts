@@ -28,9 +28,18 @@
  */
 import { Clock, Context, Duration, Effect, Exit, type Schedule, Schema } from "effect"
 import { type Pipeable, pipeArguments } from "effect/Pipeable"
-import { Broker, type CancelOutcome, type Enqueued, isValidKey, maxKeyLength, type Outgoing } from "./Broker.ts"
+import {
+  Broker,
+  type CancelOutcome,
+  type Enqueued,
+  isValidKey,
+  type Limits as BrokerLimits,
+  maxKeyLength,
+  type Outgoing
+} from "./Broker.ts"
 import {
   type BrokerError,
+  type EnqueueVetoed,
   InvalidName,
   InvalidOption,
   InvalidPayload,
@@ -39,15 +48,19 @@ import {
   ResultDecodeError,
   ResultMissing,
   ResultTimeout,
+  type RetryLater,
   type TimeLimitExceeded
 } from "./ErrandError.ts"
 import type { HandlerDefect } from "./ErrandError.ts"
+import { ACTOR, ENVELOPE, type EnvelopeCarrier, LIMITS, toOutgoing, toTarget } from "./internal/carrier.ts"
 import { enqueueOne } from "./internal/coalesce.ts"
 import { messageId } from "./internal/id.ts"
+import * as MiddlewareHooks from "./internal/middleware.ts"
 import { isValidName } from "./internal/names.ts"
 import * as Check from "./internal/options.ts"
 import { defaultBackoff, type RetryPolicy } from "./internal/retry.ts"
-import type { Envelope, Message } from "./Message.ts"
+import type { Envelope, Limits, Message } from "./Message.ts"
+import { Middlewares } from "./Middleware.ts"
 import { defaultTtl, Results } from "./Results.ts"
 
 /**
@@ -73,12 +86,86 @@ export type Failure<E> = E | TimeLimitExceeded | HandlerDefect
 export type ErrorTag<E> = E extends { readonly _tag: infer Tag extends string } ? Tag : never
 
 /**
+ * An actor that accepts payloads of type `P`: a callback or a pipeline step. Any actor whose payload type is a
+ * supertype of `P` is one (the parameter is contravariant), so a callback that does not accept what it will be sent
+ * does not compile.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface Receiver<in P> {
+  readonly name: string
+  readonly queue: string
+  readonly priority: number
+  /** Phantom: what the actor accepts. */
+  readonly "~errand/Actor/accepts"?: ((payload: P) => void) | undefined
+}
+
+/**
+ * What an `onSuccess` callback is sent: the id of the message that succeeded and its result (encoded with the actor's
+ * `success` schema; decode it with the same schema: `Actor.successPayload(success)`).
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface SuccessInfo<S> {
+  readonly messageId: string
+  readonly result: S
+}
+
+/**
+ * What an `onFailure` callback is sent: the id of the message that failed for good, and why, as data.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface FailureInfo {
+  readonly messageId: string
+  readonly error: { readonly tag: string; readonly message: string }
+}
+
+/**
+ * The payload schema of an `onSuccess` callback of actors whose success schema is `success`.
+ *
+ * @category schemas
+ * @since 0.2.0
+ */
+export const successPayload = <S extends Schema.Top>(success: S) =>
+  Schema.Struct({ messageId: Schema.String, result: success })
+
+/**
+ * The payload schema of an `onFailure` callback.
+ *
+ * @category schemas
+ * @since 0.2.0
+ */
+export const FailurePayload = Schema.Struct({
+  messageId: Schema.String,
+  error: Schema.Struct({ tag: Schema.String, message: Schema.String })
+})
+
+/**
+ * Callbacks of a message: actors sent a message, through the broker, once it succeeded or failed for good.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface Callbacks<S> {
+  /** Sent `{ messageId, result }` when the message succeeded. */
+  readonly onSuccess?: Receiver<SuccessInfo<S>> | undefined
+  /** Sent `{ messageId, error: { tag, message } }` when the message failed for good (dead-lettered). */
+  readonly onFailure?: Receiver<FailureInfo> | undefined
+}
+
+/**
  * The options of `Actor.make`.
  *
  * @category models
  * @since 0.1.0
  */
-export interface Options<Payload extends Schema.Top, Success extends Schema.Top, Error extends Schema.Top> {
+export interface Options<Payload extends Schema.Top, Success extends Schema.Top, Error extends Schema.Top>
+  extends Callbacks<Success["Type"]>
+{
   /** The payload's schema. `send` encodes with it (rejecting invalid payloads); the worker decodes with it. */
   readonly payload: Payload
   /** The handler's result schema (default `Schema.Void`). */
@@ -109,6 +196,18 @@ export interface Options<Payload extends Schema.Top, Success extends Schema.Top,
   /** How long past its eta a message may wait before it is dead-lettered unrun (default: no limit). */
   readonly maxAge?: Duration.Input | undefined
   /**
+   * At most `limit` messages of this actor are started per sliding `window`, across every worker process (the broker
+   * holds the others back: they wait in the queue, never costing an attempt).
+   */
+  readonly rateLimit?: { readonly limit: number; readonly window: Duration.Input } | undefined
+  /**
+   * At most `limit` messages of this actor run at once across every worker process — per `key(payload)` when given
+   * (e.g. per user). A slot held by a killed worker comes back when its lease lapses.
+   */
+  readonly concurrency?:
+    | { readonly limit: number; readonly key?: ((payload: Payload["Type"]) => string) | undefined }
+    | undefined
+  /**
    * Store each message's outcome for `actor.result` (default: not stored): `true` keeps it 10 minutes (Dramatiq's
    * default), a duration keeps it that long. See `Results`.
    */
@@ -138,7 +237,7 @@ export interface ResultOptions {
  * @category models
  * @since 0.1.0
  */
-export interface SendOptions {
+export interface SendOptions<S = unknown> extends Callbacks<S> {
   /**
    * Run no earlier than this long from now (finite, not negative). The message waits in the broker, not in any
    * process's memory.
@@ -148,6 +247,16 @@ export interface SendOptions {
   readonly priority?: number | undefined
   /** Extra options carried in the envelope for middleware and later features. */
   readonly options?: { readonly [key: string]: unknown } | undefined
+  /** Overrides the actor's `maxRetries` for this message (a finite integer ≥ 0). */
+  readonly maxRetries?: number | undefined
+  /** Overrides the actor's `minBackoff` for this message (Dramatiq's `send_with_options(min_backoff=…)`). */
+  readonly minBackoff?: Duration.Input | undefined
+  /** Overrides the actor's `maxBackoff` for this message. */
+  readonly maxBackoff?: Duration.Input | undefined
+  /** Overrides the actor's `timeLimit` for this message. */
+  readonly timeLimit?: Duration.Input | undefined
+  /** Overrides the actor's `maxAge` for this message. */
+  readonly maxAge?: Duration.Input | undefined
   /**
    * An idempotency key: the message is enqueued only if no message of this queue holds the key, that is, none sent
    * with it is ready, delayed, running, or finished less than its window ago. A suppressed send succeeds and returns
@@ -170,7 +279,7 @@ export interface Actor<
   Payload extends Schema.Top,
   Success extends Schema.Top,
   Error extends Schema.Top
-> extends Pipeable {
+> extends Pipeable, Receiver<Payload["Type"]> {
   readonly [TypeId]: typeof TypeId
   readonly name: Name
   readonly queue: string
@@ -196,27 +305,27 @@ export interface Actor<
    */
   send(
     payload: Payload["Type"],
-    options?: SendOptions
+    options?: SendOptions<Success["Type"]>
   ): Effect.Effect<
     Message<Payload["Type"], Success["Type"]>,
-    InvalidPayload | InvalidOption | BrokerError,
+    InvalidPayload | InvalidOption | EnqueueVetoed | BrokerError,
     Broker | Payload["EncodingServices"]
   >
 
   /** Encodes and validates every payload, then enqueues them all in one broker call. Nothing is sent if one is invalid. */
   sendBatch(
     payloads: Iterable<Payload["Type"]>,
-    options?: SendOptions
+    options?: SendOptions<Success["Type"]>
   ): Effect.Effect<
     ReadonlyArray<Message<Payload["Type"], Success["Type"]>>,
-    InvalidPayload | InvalidOption | BrokerError,
+    InvalidPayload | InvalidOption | EnqueueVetoed | BrokerError,
     Broker | Payload["EncodingServices"]
   >
 
   /** Builds a message without sending it (send it later with `Actor.enqueue`). */
   message(
     payload: Payload["Type"],
-    options?: SendOptions
+    options?: SendOptions<Success["Type"]>
   ): Effect.Effect<
     Message<Payload["Type"], Success["Type"]>,
     InvalidPayload | InvalidOption,
@@ -250,7 +359,7 @@ export interface Actor<
     handler: (
       payload: Payload["Type"],
       message: Message<Payload["Type"], Success["Type"]>
-    ) => Effect.Effect<Success["Type"], Error["Type"], R>
+    ) => Effect.Effect<Success["Type"], Error["Type"] | RetryLater, R>
   ): Handler<Actor<Name, Payload, Success, Error>, R>
 }
 
@@ -292,12 +401,6 @@ export interface Handler<out A extends Any, out R> {
  */
 export type HandlerServices<H> = H extends Handler<infer A, infer R> ? R | A["payloadSchema"]["DecodingServices"]
   : never
-
-const ENVELOPE = Symbol.for("@errand/core/Actor/envelope")
-
-interface EnvelopeCarrier {
-  readonly [ENVELOPE]?: Envelope
-}
 
 const DEFAULT_MAX_RETRIES = 20
 const DEFAULT_MIN_BACKOFF = Duration.seconds(15)
@@ -365,26 +468,56 @@ const actorSettings = (
   }
 }
 
-/** The validated options of one send: the delay in milliseconds, the priority, and the idempotency key. */
+/**
+ * The validated options of one send: the delay in milliseconds, the priority, the limits it overrides, and its
+ * idempotency key with the key's window.
+ */
 interface SendSettings {
   readonly delay: number
   readonly priority: number
+  readonly limits: Limits | undefined
   readonly key?: string | undefined
   readonly keyTtl?: number | undefined
 }
 
-/** The validated options of one send. */
 const sendSettings = (
-  options: SendOptions | undefined,
+  options: SendOptions,
   defaultPriority: number,
   defaultKeyTtl: number
 ): SendSettings | InvalidOption => {
-  const delay = Check.duration("send", "delay", options?.delay, 0, 0, false)
+  const delay = Check.duration("send", "delay", options.delay, 0, 0, false)
   if (typeof delay !== "number") return delay
-  const priority = Check.priority("send", options?.priority, defaultPriority)
+  const priority = Check.priority("send", options.priority, defaultPriority)
   if (typeof priority !== "number") return priority
-  if (options?.key === undefined && options?.keyTtl === undefined) return { delay, priority }
-  return keySettings(options, { delay, priority }, defaultKeyTtl)
+  const limits = limitSettings(options)
+  if (limits !== undefined && "_tag" in limits) return limits
+  if (options.key === undefined && options.keyTtl === undefined) return { delay, priority, limits }
+  return keySettings(options, { delay, priority, limits }, defaultKeyTtl)
+}
+
+/** The per-message limits a send overrides, validated (`undefined` when it overrides none). */
+const limitSettings = (options: SendOptions): Limits | InvalidOption | undefined => {
+  if (
+    options.maxRetries === undefined && options.minBackoff === undefined && options.maxBackoff === undefined &&
+    options.timeLimit === undefined && options.maxAge === undefined
+  ) return undefined
+  const limits: { -readonly [K in keyof Limits]: Limits[K] } = {}
+  const maxRetries = Check.integer("send", "maxRetries", options.maxRetries, -1, 0, Number.MAX_SAFE_INTEGER)
+  if (typeof maxRetries !== "number") return maxRetries
+  if (maxRetries >= 0) limits.maxRetries = maxRetries
+  const minBackoff = Check.duration("send", "minBackoff", options.minBackoff, -1, 0, false)
+  if (typeof minBackoff !== "number") return minBackoff
+  if (minBackoff >= 0) limits.minBackoff = minBackoff
+  const maxBackoff = Check.duration("send", "maxBackoff", options.maxBackoff, -1, Math.max(0, minBackoff), false)
+  if (typeof maxBackoff !== "number") return maxBackoff
+  if (maxBackoff >= 0) limits.maxBackoff = maxBackoff
+  const timeLimit = Check.duration("send", "timeLimit", options.timeLimit, -1, 1, false)
+  if (typeof timeLimit !== "number") return timeLimit
+  if (timeLimit >= 0) limits.timeLimit = timeLimit
+  const maxAge = Check.duration("send", "maxAge", options.maxAge, -1, 1, false)
+  if (typeof maxAge !== "number") return maxAge
+  if (maxAge >= 0) limits.maxAge = maxAge
+  return limits
 }
 
 /** Adds the validated idempotency key and its window to a send's settings (`keyTtl` alone is an error). */
@@ -434,12 +567,14 @@ export const make = <
     schedule: options.retry ?? defaultBackoff(settings.minBackoff, settings.maxBackoff),
     maxRetries: options.retry === undefined ? settings.maxRetries : undefined,
     retryWhen: options.retryWhen,
-    throws: new Set<string>(options.throws ?? [])
+    throws: new Set<string>(options.throws ?? []),
+    minBackoffMillis: settings.minBackoff,
+    maxBackoffMillis: settings.maxBackoff
   }
 
   type Msg = Message<Payload["Type"], Success["Type"]>
 
-  const defaultSettings = { delay: 0, priority: defaultPriority }
+  const defaultSettings: SendSettings = { delay: 0, priority: defaultPriority, limits: undefined }
 
   const decodeSuccess = Schema.decodeUnknownEffect(Schema.toCodecJson(successSchema))
   const decodeError = Schema.decodeUnknownEffect(Schema.toCodecJson(errorSchema))
@@ -475,6 +610,23 @@ export const make = <
       }
     })
 
+  const rateLimit = options.rateLimit === undefined ? undefined : {
+    key: `actor:${name}`,
+    limit: options.rateLimit.limit,
+    windowMillis: Duration.toMillis(Duration.fromInputUnsafe(options.rateLimit.window))
+  }
+  const concurrencyLimit = options.concurrency
+  /** The limits of a message with this payload, when the actor has any. */
+  const limitsOf = rateLimit === undefined && concurrencyLimit === undefined ? undefined : (
+    payload: Payload["Type"]
+  ): BrokerLimits => ({
+    rate: rateLimit,
+    concurrency: concurrencyLimit === undefined ? undefined : {
+      key: concurrencyLimit.key === undefined ? `actor:${name}` : `actor:${name}:${concurrencyLimit.key(payload)}`,
+      limit: concurrencyLimit.limit
+    }
+  })
+
   const invalidPayload = (error: Schema.SchemaError) =>
     new InvalidPayload({ actor: name, path: issuePath(error.issue), issue: error.message })
 
@@ -504,6 +656,11 @@ export const make = <
       envelope.key = checked.key
       envelope.keyTtl = checked.keyTtl!
     }
+    if (checked.limits !== undefined) envelope.limits = checked.limits
+    const onSuccess = sendOptions?.onSuccess ?? options.onSuccess
+    if (onSuccess !== undefined) envelope.onSuccess = toTarget(onSuccess)
+    const onFailure = sendOptions?.onFailure ?? options.onFailure
+    if (onFailure !== undefined) envelope.onFailure = toTarget(onFailure)
     const message: Msg & EnvelopeCarrier = {
       id,
       actor: name,
@@ -513,9 +670,12 @@ export const make = <
       eta,
       priority,
       options: extra ?? {},
+      limits: checked.limits,
       attempts: 0,
-      [ENVELOPE]: envelope
+      [ENVELOPE]: envelope,
+      [ACTOR]: self
     }
+    if (limitsOf !== undefined) (message as { [LIMITS]?: BrokerLimits })[LIMITS] = limitsOf(payload)
     if (checked.key !== undefined) return { ...message, key: checked.key }
     return message
   }
@@ -603,15 +763,27 @@ export const make = <
       Effect.flatMap(Clock.currentTimeMillis, (now) => build(payload, sendOptions, now)),
     send: (payload, sendOptions) =>
       // one step reads the broker and the clock, and a synchronously encodable payload is built in place
-      Effect.withFiber<Msg, InvalidPayload | InvalidOption | BrokerError, Broker | Payload["EncodingServices"]>(
+      Effect.withFiber<
+        Msg,
+        InvalidPayload | InvalidOption | EnqueueVetoed | BrokerError,
+        Broker | Payload["EncodingServices"]
+      >(
         (fiber) => {
           const broker = Context.get(fiber.context as Context.Context<Broker>, Broker)
           const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+          const middlewares = fiber.getRef(Middlewares)
           // only a keyed message can be suppressed: the others keep the cheapest path
-          const enqueueIt = (message: Msg) =>
+          const enqueuePrepared = (message: Msg) =>
             message.key === undefined
               ? Effect.as(enqueueOne(broker, toOutgoing(message)), message)
               : Effect.map(enqueueOne(broker, toOutgoing(message)), (enqueued) => heldBy(message, enqueued))
+          const enqueueIt = middlewares.length === 0
+            ? enqueuePrepared
+            : (message: Msg) =>
+              Effect.flatMap(
+                MiddlewareHooks.beforeEnqueue(middlewares, [message], now),
+                ([prepared]) => enqueuePrepared(prepared!)
+              )
           return buildWith(payload, sendOptions, now, enqueueIt, (message) => Effect.flatMap(message, enqueueIt))
         }
       ),
@@ -621,9 +793,9 @@ export const make = <
           buildAll(Array.isArray(payloads) ? payloads : Array.from(payloads), sendOptions, now),
           (messages) =>
             Effect.map(
-              enqueue(messages),
-              (enqueued) =>
-                enqueued.duplicates.size === 0 ? messages : messages.map((message) => heldBy(message, enqueued))
+              enqueuePrepared(messages, now),
+              ([prepared, enqueued]) =>
+                enqueued.duplicates.size === 0 ? prepared : prepared.map((message) => heldBy(message, enqueued))
             )
         )),
     handle: (handler) => ({
@@ -637,18 +809,36 @@ export const make = <
   return self
 }
 
-const toOutgoing = (message: Message): Outgoing => {
-  const envelope = (message as EnvelopeCarrier)[ENVELOPE]
-  if (envelope === undefined) {
-    throw new globalThis.Error(`Message ${message.id} was not built by an actor's send or message`)
-  }
-  if (envelope.key === undefined) {
-    return { id: message.id, queue: message.queue, priority: message.priority, eta: message.eta, body: envelope }
-  }
-  // the envelope's id: a message marked `duplicate` carries the holder's id, but enqueueing it again resends itself
-  const { eta, priority, queue } = message
-  return { id: envelope.id, queue, priority, eta, body: envelope, key: envelope.key, keyTtl: envelope.keyTtl }
-}
+/**
+ * Enqueues messages built with `actor.message(...)` — of any actors — in one broker call. Messages whose idempotency
+ * key was held are not enqueued: they are listed in `duplicates` (message id → id of the holder).
+ *
+ * @category sending
+ * @since 0.1.0
+ */
+export const enqueue = (messages: Iterable<Message>): Effect.Effect<Enqueued, EnqueueVetoed | BrokerError, Broker> =>
+  Effect.flatMap(
+    Clock.currentTimeMillis,
+    (now) => Effect.map(enqueuePrepared(Array.from(messages), now), ([, enqueued]) => enqueued)
+  )
+
+/**
+ * Runs the middleware's `beforeEnqueue` on messages, then enqueues them in one broker call: the messages as they were
+ * enqueued, and what the broker did.
+ */
+const enqueuePrepared = <M extends Message>(
+  messages: ReadonlyArray<M>,
+  now: number
+): Effect.Effect<readonly [ReadonlyArray<M>, Enqueued], EnqueueVetoed | BrokerError, Broker> =>
+  Effect.flatMap(Broker, (broker) =>
+    Effect.flatMap(Middlewares, (middlewares) =>
+      middlewares.length === 0
+        ? Effect.map(broker.enqueue(messages.map(toOutgoing)), (enqueued) => [messages, enqueued] as const)
+        : Effect.flatMap(
+          MiddlewareHooks.beforeEnqueue(middlewares, messages, now),
+          (prepared) =>
+            Effect.map(broker.enqueue(prepared.map(toOutgoing)), (enqueued) => [prepared, enqueued] as const)
+        )))
 
 /** The message a send returns: itself, or, when its key was held, marked `duplicate` with the holder's id. */
 const heldBy = <M extends Message>(message: M, enqueued: Enqueued): M => {
@@ -660,16 +850,6 @@ const heldBy = <M extends Message>(message: M, enqueued: Enqueued): M => {
 const first = (outcomes: ReadonlyArray<CancelOutcome>): CancelOutcome => outcomes[0] ?? "notFound"
 
 /**
- * Enqueues messages built with `actor.message(...)` — of any actors — in one broker call. Messages whose idempotency
- * key was held are not enqueued: they are listed in `duplicates` (message id → id of the holder).
- *
- * @category sending
- * @since 0.1.0
- */
-export const enqueue = (messages: Iterable<Message>): Effect.Effect<Enqueued, BrokerError, Broker> =>
-  Effect.flatMap(Broker, (broker) => broker.enqueue(Array.from(messages, toOutgoing)))
-
-/**
  * Cancels a message (see `actor.cancel`): removes it if it is ready or delayed and releases its idempotency key
  * (`"cancelled"`); a running message is left alone (`"running"`).
  *
@@ -678,3 +858,11 @@ export const enqueue = (messages: Iterable<Message>): Effect.Effect<Enqueued, Br
  */
 export const cancel = (message: Message): Effect.Effect<CancelOutcome, BrokerError, Broker> =>
   Effect.flatMap(Broker, (broker) => Effect.map(broker.cancel(message.queue, [message.id]), first))
+
+/**
+ * What the broker is handed for a message built by `send` or `message`: its id, queue, priority, eta, envelope and
+ * limits. For modules of core that enqueue through other broker calls (`Schedules` uses `Broker.claimSlot`).
+ *
+ * @internal
+ */
+export const outgoing = (message: Message): Outgoing => toOutgoing(message)

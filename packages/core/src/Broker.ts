@@ -16,6 +16,11 @@
  *   (`validateOutgoing` is the shared check).
  * - Within a queue, a lower `priority` is taken first, and messages of equal priority are taken in the order they
  *   became due (FIFO). A message is not taken before its `eta`.
+ * - Ties: messages of equal priority that become due at the same instant (the same `eta`, for instance a batch sent
+ *   with one delay, or retries scheduled for the same time) are taken in the order they were scheduled: the order of
+ *   the `enqueue` calls and, within a call, of its array, for sent messages; the order of the `Retry` settlements
+ *   (across `settle` and `take` calls, and within one call, of its array) for retries. Sends and retries share that one
+ *   order. Never by id or by any other property of the message.
  * - Leases are fenced: a settlement or extension carrying a lease token that is no longer current (the lease lapsed and
  *   the message was taken again) is rejected and changes nothing.
  * - Time is read from Effect's `Clock`, so `TestClock` drives delays and leases in tests.
@@ -124,6 +129,27 @@ export interface Outgoing {
   readonly key?: string | undefined
   /** How long the key stays held after the message is acked or dead-lettered, in milliseconds (default 0). */
   readonly keyTtl?: number | undefined
+  /** Limits the broker enforces when the message is taken (from its actor's `rateLimit` and `concurrency`). */
+  readonly limits?: Limits | undefined
+}
+
+/**
+ * Limits on taking a message, enforced by the broker across every consumer. A message whose limit is reached is not
+ * taken: it waits in the broker (a rate-limited one until its window has room, a concurrency-limited one until a
+ * message of its key leaves the in-flight set), so a limit never costs an attempt or a delivery. Both brokers count a
+ * waiting message as `delayed` in `stats`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Limits {
+  /** At most `limit` messages with this `key` are taken in any sliding window of `windowMillis`. */
+  readonly rate?: { readonly key: string; readonly limit: number; readonly windowMillis: number } | undefined
+  /**
+   * At most `limit` messages with this `key` are in flight (leased) at once. A slot is freed when the message is
+   * settled, or when its lease lapses (a killed worker's slot comes back with its message).
+   */
+  readonly concurrency?: { readonly key: string; readonly limit: number } | undefined
 }
 
 /**
@@ -298,6 +324,25 @@ export interface DeadLetterSelection {
 }
 
 /**
+ * A group's counts, as `recordGroupMember` returns them.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface GroupCounts {
+  /** Members recorded as succeeded. */
+  readonly succeeded: number
+  /** Members recorded as failed for good. */
+  readonly failed: number
+  /** Whether this call recorded the member (false: it was recorded before, and nothing changed). */
+  readonly recorded: boolean
+  /** The member whose success completed the group (every member succeeded), once there is one. */
+  readonly completedBy?: string | undefined
+  /** The first member recorded as failed, once there is one. */
+  readonly firstFailed?: string | undefined
+}
+
+/**
  * The broker service. Adapters implement it with `Broker.of({...})` and provide it as a Layer.
  *
  * @category services
@@ -344,4 +389,32 @@ export class Broker extends Context.Service<Broker, {
     queue: string,
     ids: ReadonlyArray<string>
   ) => Effect.Effect<ReadonlyArray<CancelOutcome>, BrokerError>
+  /**
+   * Records, atomically, that a member of a group of `size` members succeeded (`succeeded: true`) or failed for good,
+   * **once per member** however often it is recorded (a member redelivered after a lost lease records nothing new),
+   * and returns the group's counts after it, with the member whose record completed the group (every member
+   * succeeded) and the first member that failed, as the record keeps them. The record lives `ttl` after its last
+   * change. `Group.run`'s callbacks are sent by those two members only, so a group completes once even when its
+   * members run on many workers.
+   */
+  readonly recordGroupMember: (
+    group: string,
+    member: string,
+    succeeded: boolean,
+    size: number,
+    ttl: Duration.Input
+  ) => Effect.Effect<GroupCounts, BrokerError>
+  /**
+   * The names of the queues messages were enqueued to, sorted; a flushed queue is no longer listed (until its next
+   * enqueue). For admin tools (`errand queues`); a broker may also list queues that were only taken from.
+   */
+  readonly queues: Effect.Effect<ReadonlyArray<string>, BrokerError>
+  /**
+   * Claims slot `slot` (epoch milliseconds) of the schedule named `schedule` and enqueues `message`, as one atomic
+   * step, unless that slot or a later one of the schedule was already claimed. Returns whether this call claimed it
+   * (and enqueued). Any number of schedulers, in any processes, calling it for the same slot enqueue one message. The
+   * last claimed slot is kept per schedule name and queue (`message.queue`); it survives `flush`. The claim is the
+   * message's deduplication: its idempotency key, if any, is not used.
+   */
+  readonly claimSlot: (schedule: string, slot: number, message: Outgoing) => Effect.Effect<boolean, BrokerError>
 }>()("@errand/core/Broker") {}

@@ -269,3 +269,85 @@ export class ResultDecodeError extends Schema.TaggedError<ResultDecodeError>()("
     return `Cannot decode the result of message ${this.messageId} of actor "${this.actor}": ${this.issue}`
   }
 }
+
+/**
+ * A handler asks to be run again after `delayMillis` (`Retry.later("30 seconds")`): the attempt counts against the
+ * actor's retry limit, but is neither a failure to log as an error nor subject to `retryWhen` or the backoff.
+ *
+ * @category errors
+ * @since 0.2.0
+ */
+export class RetryLater extends Schema.TaggedError<RetryLater>()("RetryLater", {
+  delayMillis: Schema.Number
+}) {
+  override get message(): string {
+    return `The handler asked to be retried in ${this.delayMillis} ms`
+  }
+}
+
+/**
+ * A message handed to a broker's `enqueue` has an id outside the grammar (see `Message.isMessageId`): 1 to 255
+ * printable ASCII characters other than `"` and `\`. Nothing of its batch is enqueued; the broker fails with a
+ * `BrokerError` (operation `"enqueue"`) whose `cause` is this error. Ids made by `send` always satisfy the grammar, so
+ * only a producer that builds `Broker.Outgoing` messages itself can meet it.
+ * A schedule is invalid: its cron expression or time zone does not parse, its name is not valid, two schedules share
+ * a name, or its payload does not match its actor's schema.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class InvalidMessageId extends Schema.TaggedError<InvalidMessageId>()("InvalidMessageId", {
+  /** The refused id (`String(id)` when it was not a string). */
+  messageId: Schema.String,
+  queue: Schema.String
+}) {
+  override get message(): string {
+    return `Invalid message id ${
+      JSON.stringify(this.messageId)
+    } on queue "${this.queue}": ids are 1 to 255 printable ` +
+      "ASCII characters other than '\"' and '\\'"
+  }
+
+  /**
+   * The `BrokerError` a broker's `enqueue` fails with for a batch holding `message`, whose id is invalid (for adapter
+   * authors: every broker refuses alike, as the conformance suite checks).
+   */
+  static refuse(broker: string, message: { readonly id: unknown; readonly queue: string }): BrokerError {
+    const cause = new InvalidMessageId({ messageId: String(message.id), queue: message.queue })
+    return new BrokerError({ broker, operation: "enqueue", message: cause.message, cause })
+  }
+}
+
+/**
+ * A middleware's `beforeEnqueue` refused a message: nothing of its batch was enqueued.
+ *
+ * @category errors
+ * @since 0.2.0
+ */
+export class EnqueueVetoed extends Schema.TaggedError<EnqueueVetoed>()("EnqueueVetoed", {
+  /** The middleware that refused it. */
+  middleware: Schema.String,
+  messageId: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `Middleware "${this.middleware}" refused message ${this.messageId}: ${this.reason}`
+  }
+}
+
+/**
+ * A schedule is invalid: its cron expression or time zone does not parse, its name is not valid, two schedules share
+ * a name, or its payload does not match its actor's schema.
+ *
+ * @category errors
+ * @since 0.2.0
+ */
+export class InvalidSchedule extends Schema.TaggedError<InvalidSchedule>()("InvalidSchedule", {
+  /** The schedule's name. */
+  schedule: Schema.String,
+  problem: Schema.String
+}) {
+  override get message(): string {
+    return `Invalid schedule "${this.schedule}": ${this.problem}`
+  }
+}

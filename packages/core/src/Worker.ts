@@ -50,6 +50,7 @@ import * as Settlement from "./internal/worker/settlement.ts"
 import { shutdown } from "./internal/worker/shutdown.ts"
 import { takeLoop } from "./internal/worker/takeLoop.ts"
 import type { LastError, Message } from "./Message.ts"
+import { Middlewares } from "./Middleware.ts"
 import { Results } from "./Results.ts"
 
 export {
@@ -218,6 +219,7 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
       capacity: settings.concurrency + settings.prefetch,
       registry,
       state: new WorkerState(queues),
+      middlewares: yield* Middlewares,
       listening: onEvent !== undefined,
       emit: onEvent === undefined
         ? () => Effect.void

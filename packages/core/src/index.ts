@@ -22,3 +22,17 @@ export * as Worker from "./Worker.ts"
 
 /** @since 0.2.0 */
 export * as Results from "./Results.ts"
+
+/** @since 0.2.0 */
+export * as Retry from "./Retry.ts"
+
+/** @since 0.2.0 */
+export * as Pipeline from "./Pipeline.ts"
+
+/** @since 0.2.0 */
+export * as Group from "./Group.ts"
+
+/** @since 0.2.0 */
+export * as Middleware from "./Middleware.ts"
+/** @since 0.1.0 */
+export * as Schedules from "./Schedules.ts"

@@ -3,7 +3,7 @@
  * fail to compile, or the check fails. This file is never run.
  */
 import { Context, Effect, Layer, Schema } from "effect"
-import { Actor, type Broker, type Results, Worker } from "../src/index.ts"
+import { Actor, type Broker, Pipeline, type Results, Schedules, Worker } from "../src/index.ts"
 
 class UserNotFound extends Schema.TaggedError<UserNotFound>()("UserNotFound", { userId: Schema.Number }) {}
 class Unrelated extends Schema.TaggedError<Unrelated>()("Unrelated", {}) {}
@@ -110,3 +110,54 @@ export const resultErrors = generateReport.result("id").pipe(
 )
 // reading a result needs the Results store (the broker layers provide it)
 export const needsResults: Effect.Effect<unknown, unknown, Results.Results> = generateReport.result("id")
+
+// ---- pipelines: each step's payload is the previous step's success ----
+const Order = Schema.Struct({ orderId: Schema.String })
+const Payment = Schema.Struct({ orderId: Schema.String, paymentId: Schema.String })
+const createOrder = Actor.make("create_order", { payload: Schema.Struct({ cart: Schema.String }), success: Order })
+const processPayment = Actor.make("process_payment", { payload: Order, success: Payment })
+const sendConfirmation = Actor.make("send_confirmation", { payload: Payment, success: Schema.String })
+const alertAdmin = Actor.make("alert_admin", { payload: Actor.FailurePayload })
+export const pipelines = Effect.gen(function*() {
+  const first = yield* createOrder.message({ cart: "c-1" })
+  yield* Pipeline.run(first, [processPayment, sendConfirmation], { onFailure: alertAdmin })
+  // @ts-expect-error a step whose payload is not the previous step's success does not compile
+  yield* Pipeline.run(first, [sendConfirmation])
+  // @ts-expect-error a wrong step in the middle of the chain does not compile
+  yield* Pipeline.run(first, [processPayment, createOrder])
+  // @ts-expect-error a failure callback must accept { messageId, error }
+  yield* Pipeline.run(first, [processPayment], { onFailure: processPayment })
+})
+
+// ---- callbacks: the callback actor must accept what it is sent ----
+const onReport = Actor.make("on_report", { payload: Actor.successPayload(Schema.Struct({ total: Schema.Number })) })
+export const callbacks = Effect.gen(function*() {
+  yield* generateReport.send({ day: "d" }, { onSuccess: onReport, onFailure: alertAdmin })
+  // @ts-expect-error a success callback whose payload does not accept the result does not compile
+  yield* sendWelcomeEmail.send({ userId: 1 }, { onSuccess: onReport })
+  // @ts-expect-error a failure callback whose payload does not accept { messageId, error } does not compile
+  yield* sendWelcomeEmail.send({ userId: 1 }, { onFailure: onReport })
+})
+// and on the actor
+Actor.make("with_callbacks", {
+  payload: Schema.Void,
+  success: Schema.Struct({ total: Schema.Number }),
+  onSuccess: onReport
+})
+// @ts-expect-error an actor-level success callback must accept the actor's result
+Actor.make("bad_callbacks", { payload: Schema.Void, success: Schema.String, onSuccess: onReport })
+
+// ---- a schedule's payload is checked against its actor's payload type ----
+export const scheduled = Schedules.entry({
+  name: "welcome",
+  actor: sendWelcomeEmail,
+  cron: "0 2 * * *",
+  payload: { userId: 1 }
+})
+export const badSchedule = Schedules.entry({
+  name: "bad",
+  actor: sendWelcomeEmail,
+  cron: "0 2 * * *",
+  // @ts-expect-error a payload of the wrong type does not compile
+  payload: { userId: "1" }
+})

@@ -59,3 +59,26 @@ export const sendReminder = Actor.make("send_reminder", {
   queue: "email",
   payload: Schema.Struct({ userId: Schema.Number, note: Schema.String })
 })
+
+// The seed's nightly jobs (`DRAMATIQ_CRON_JOBS`), run by the schedules of `worker.ts`.
+
+/** Deletes data older than `days` (cron `0 2 * * *`). */
+export const cleanupOldData = Actor.make("cleanup_old_data", {
+  queue: "processing",
+  payload: Schema.Struct({ days: Schema.Int }),
+  success: Schema.Number
+})
+
+/** Sends the daily report (cron `0 9 * * 1-5`: weekdays at 09:00). */
+export const sendDailyReport = Actor.make("send_daily_report", {
+  queue: "email",
+  payload: Schema.Struct({ to: Schema.String })
+})
+
+/** Backs up the database (cron `0 0 * * 0`: Sundays at midnight). */
+export const weeklyBackup = Actor.make("weekly_backup", {
+  queue: "processing",
+  payload: Schema.Struct({}),
+  success: Schema.String,
+  timeLimit: "1 hour"
+})

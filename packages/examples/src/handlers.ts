@@ -4,13 +4,16 @@
 import { Worker } from "@errand/core"
 import { Effect } from "effect"
 import {
+  cleanupOldData,
   generateInvoice,
   InventoryUnavailable,
   RendererBusy,
+  sendDailyReport,
   sendOrderConfirmation,
   sendReminder,
   sendWelcomeEmail,
-  syncInventory
+  syncInventory,
+  weeklyBackup
 } from "./actors.ts"
 import { Mailer, Users } from "./services.ts"
 
@@ -43,11 +46,30 @@ export const SendReminderLive = sendReminder.handle(({ note, userId }) =>
   }).pipe(Effect.orDie)
 )
 
+export const CleanupOldDataLive = cleanupOldData.handle(({ days }) =>
+  Effect.as(Effect.logInfo(`Deleted data older than ${days} days`), 0)
+)
+
+export const SendDailyReportLive = sendDailyReport.handle(({ to }) =>
+  Effect.flatMap(Mailer, (mailer) => mailer.send({ to, template: "daily-report", context: {} })).pipe(Effect.orDie)
+)
+
+export const WeeklyBackupLive = weeklyBackup.handle(() =>
+  Effect.gen(function*() {
+    const message = yield* Worker.CurrentMessage
+    const slot = new Date(Number(message.options["slot"] ?? message.enqueuedAt)).toISOString().slice(0, 10)
+    return `backup-${slot}.tar.gz`
+  })
+)
+
 /** Every handler of the example app. */
 export const handlers = [
   SendWelcomeEmailLive,
   SendOrderConfirmationLive,
   SyncInventoryLive,
   GenerateInvoiceLive,
-  SendReminderLive
+  SendReminderLive,
+  CleanupOldDataLive,
+  SendDailyReportLive,
+  WeeklyBackupLive
 ] as const

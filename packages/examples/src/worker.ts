@@ -1,49 +1,46 @@
 /**
- * `pnpm worker --queues email,processing --concurrency 8`: the example worker process. It runs until SIGINT or
- * SIGTERM, then shuts down gracefully (running handlers finish, prefetched messages are released) and exits 0.
+ * The example app's worker module. Run it with the `errand` command (`pnpm worker` does):
  *
- * Uses Redis when `REDIS_URL` is set, else the in-memory broker (then only messages sent in this process exist).
+ * ```sh
+ * errand worker src/worker.ts --queues email,processing --concurrency 8 --processes 4
+ * ```
+ *
+ * The broker comes from the command line: `REDIS_URL` (or `--redis-url`), or `--broker memory`. Run directly
+ * (`node src/worker.ts`), it is the README's `Layer.launch` + `runMain` program on the broker `REDIS_URL` chooses;
+ * SIGINT/SIGTERM stop it gracefully with exit code 0 either way.
  */
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import * as NodeServices from "@effect/platform-node/NodeServices"
-import { Worker } from "@errand/core"
-import { Cause, Effect, Exit, Layer, Runtime } from "effect"
-import { Command, Flag } from "effect/cli"
+import { defineWorker, runMain } from "@errand/cli"
+import { Schedules } from "@errand/core"
+import { Effect, Layer } from "effect"
+import { cleanupOldData, sendDailyReport, weeklyBackup } from "./actors.ts"
 import { brokerFromEnv } from "./broker.ts"
 import { handlers } from "./handlers.ts"
 import { MailerConsole, UsersLive } from "./services.ts"
 
-const queues = Flag.String("queues").pipe(
-  Flag.withDescription("Comma-separated queues to consume"),
-  Flag.withDefault("email,processing"),
-  Flag.map((value) => value.split(",").map((queue) => queue.trim()).filter((queue) => queue.length > 0))
-)
-const concurrency = Flag.Int("concurrency").pipe(
-  Flag.withAlias("c"),
-  Flag.withDescription("How many handlers run at once"),
-  Flag.withDefault(8)
-)
+/** The seed's cron jobs (Dramatiq's `DRAMATIQ_CRON_JOBS`): each slot is sent once, however many workers run. */
+export const schedules = [
+  Schedules.entry({ name: "cleanup_old_data", actor: cleanupOldData, cron: "0 2 * * *", payload: { days: 30 } }),
+  Schedules.entry({
+    name: "send_daily_report",
+    actor: sendDailyReport,
+    cron: "0 9 * * 1-5",
+    tz: "Europe/Berlin",
+    payload: { to: "team@example.com" }
+  }),
+  Schedules.entry({ name: "weekly_backup", actor: weeklyBackup, cron: "0 0 * * 0", payload: {} })
+]
 
-const broker = brokerFromEnv()
+/** The worker: every example handler, with the services they need, and the schedules. */
+export const worker = defineWorker({
+  handlers,
+  services: Layer.mergeAll(UsersLive, MailerConsole),
+  schedules,
+  queues: ["email", "processing"],
+  concurrency: 8
+})
 
-const worker = Command.make(
-  "worker",
-  { queues, concurrency },
-  (options) =>
-    Effect.logInfo(`Worker on ${broker.name}: queues ${options.queues.join(", ")}, concurrency ${options.concurrency}`)
-      .pipe(
-        Effect.andThen(
-          Layer.launch(Worker.layer({ handlers, queues: options.queues, concurrency: options.concurrency }))
-        ),
-        Effect.provide(Layer.mergeAll(broker.layer, UsersLive, MailerConsole))
-      )
-)
+export default worker
 
-/** Interrupted by SIGINT/SIGTERM is a clean stop: exit 0, not 130. */
-const teardown: Runtime.Teardown = (exit, onExit) =>
-  Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? onExit(0) : Runtime.defaultTeardown(exit, onExit)
-
-Command.run(worker, { version: "0.1.0" }).pipe(
-  Effect.provide(NodeServices.layer),
-  NodeRuntime.runMain({ teardown })
-)
+if (import.meta.main) {
+  Layer.launch(worker.layer()).pipe(Effect.provide(brokerFromEnv().layer), runMain)
+}

@@ -14,6 +14,12 @@ const app = <M>(mailer: Layer.Layer<M>) =>
     Layer.provideMerge(Layer.merge(UsersLive, mailer))
   )
 
+/**
+ * A bound for a hang, not for speed: moving the TestClock by hours runs every idle take of the worker in between (one
+ * per 5 s of virtual time, about 1 s of CPU for a day idle, twice that on a loaded machine).
+ */
+const timeout = 30_000
+
 describe("the example app", () => {
   it.effect("sends a welcome email", () =>
     Effect.gen(function*() {
@@ -21,16 +27,20 @@ describe("the example app", () => {
       assert.deepStrictEqual(yield* MemoryBroker.join("email"), [])
       const sent = yield* Ref.get(yield* SentMail)
       assert.deepStrictEqual(sent.map((mail) => [mail.template, mail.to]), [["welcome", "ada@example.com"]])
-    }).pipe(Effect.provide(app(MailerRecording))))
+    }).pipe(Effect.provide(app(MailerRecording))), timeout)
 
-  it.effect("dead-letters a welcome email for an unknown user at once: UserNotFound is in throws", () =>
-    Effect.gen(function*() {
-      yield* sendWelcomeEmail.send({ userId: 42 })
-      const dead = yield* MemoryBroker.join("email")
-      assert.strictEqual(dead.length, 1)
-      assert.strictEqual(dead[0]!.reason.tag, "UserNotFound")
-      assert.strictEqual(dead[0]!.attempts, 1)
-    }).pipe(Effect.provide(app(MailerRecording))))
+  it.effect(
+    "dead-letters a welcome email for an unknown user at once: UserNotFound is in throws",
+    () =>
+      Effect.gen(function*() {
+        yield* sendWelcomeEmail.send({ userId: 42 })
+        const dead = yield* MemoryBroker.join("email")
+        assert.strictEqual(dead.length, 1)
+        assert.strictEqual(dead[0]!.reason.tag, "UserNotFound")
+        assert.strictEqual(dead[0]!.attempts, 1)
+      }).pipe(Effect.provide(app(MailerRecording))),
+    timeout
+  )
 
   it.effect("retries the order confirmation, then dead-letters it", () =>
     Effect.gen(function*() {
@@ -40,7 +50,7 @@ describe("the example app", () => {
       assert.strictEqual(dead.length, 1)
       assert.strictEqual(dead[0]!.attempts, 4) // 1 run + 3 retries
       assert.strictEqual(dead[0]!.reason.tag, "MailerUnavailable")
-    }).pipe(Effect.provide(app(MailerDown))))
+    }).pipe(Effect.provide(app(MailerDown))), timeout)
 
   it.effect("holds a reminder in the broker until its delay has passed", () =>
     Effect.gen(function*() {
@@ -50,5 +60,5 @@ describe("the example app", () => {
       yield* TestClock.adjust("1 hour")
       const sent = yield* Ref.get(yield* SentMail)
       assert.deepStrictEqual(sent.map((mail) => [mail.template, mail.to]), [["reminder", "grace@example.com"]])
-    }).pipe(Effect.provide(app(MailerRecording))))
+    }).pipe(Effect.provide(app(MailerRecording))), timeout)
 })

@@ -24,7 +24,7 @@
  *
  * @since 0.1.0
  */
-import { Broker, ErrandError, Results } from "@errand/core"
+import { Broker, ErrandError, Message, Results } from "@errand/core"
 import { Clock, Context, Data, Duration, Effect, type Fiber, Layer } from "effect"
 import { type Alarm, type QueueState, Store, Waiter } from "./internal/store.ts"
 import * as MemoryResults from "./MemoryResults.ts"
@@ -110,6 +110,63 @@ const toMillis = (input: Duration.Input): number => {
   return millis
 }
 
+/** Group records (`recordGroupMember`): each member once, counted; expired by Clock when next touched. */
+class Groups {
+  private readonly records = new Map<
+    string,
+    {
+      readonly members: Map<string, boolean>
+      succeeded: number
+      failed: number
+      completedBy: string | undefined
+      firstFailed: string | undefined
+      expiresAt: number
+    }
+  >()
+  private writes = 0
+
+  record(
+    group: string,
+    member: string,
+    succeeded: boolean,
+    size: number,
+    ttlMs: number,
+    now: number
+  ): Broker.GroupCounts {
+    if (++this.writes % 1000 === 0) {
+      for (const [id, entry] of this.records) if (entry.expiresAt <= now) this.records.delete(id)
+    }
+    let entry = this.records.get(group)
+    if (entry === undefined || entry.expiresAt <= now) {
+      entry = {
+        members: new Map(),
+        succeeded: 0,
+        failed: 0,
+        completedBy: undefined,
+        firstFailed: undefined,
+        expiresAt: 0
+      }
+      this.records.set(group, entry)
+    }
+    entry.expiresAt = now + ttlMs
+    const recorded = !entry.members.has(member)
+    if (recorded) {
+      entry.members.set(member, succeeded)
+      if (succeeded) entry.succeeded++
+      else entry.failed++
+      if (succeeded && entry.failed === 0 && entry.succeeded >= size) entry.completedBy ??= member
+      if (!succeeded) entry.firstFailed ??= member
+    }
+    return {
+      succeeded: entry.succeeded,
+      failed: entry.failed,
+      recorded,
+      completedBy: entry.completedBy,
+      firstFailed: entry.firstFailed
+    }
+  }
+}
+
 /**
  * Creates an in-memory broker and its inspection service. The broker is `MemoryBroker.broker`.
  *
@@ -118,6 +175,9 @@ const toMillis = (input: Duration.Input): number => {
  */
 export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
   const store = new Store()
+  const groups = new Groups()
+  /** The last claimed slot of each schedule, by queue and schedule name (`claimSlot`). */
+  const claimedSlots = new Map<string, number>()
 
   let idleCheckScheduled = false
   const stopIdleAlarms = () => {
@@ -169,9 +229,13 @@ export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
   const broker = Broker.Broker.of({
     name: "memory",
     enqueue: (messages) => {
-      // the shared check of the contract: a batch with an invalid message enqueues nothing
+      // the shared checks of the contract: a batch with an invalid message enqueues nothing
       for (let i = 0; i < messages.length; i++) {
-        const invalid = Broker.validateOutgoing(messages[i]!)
+        const message = messages[i]!
+        if (!Message.isMessageId(message.id)) {
+          return Effect.fail(ErrandError.InvalidMessageId.refuse("memory", message))
+        }
+        const invalid = Broker.validateOutgoing(message)
         if (invalid !== undefined) {
           return Effect.fail(new ErrandError.BrokerError({ broker: "memory", operation: "enqueue", message: invalid }))
         }
@@ -227,7 +291,20 @@ export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
     requeueDeadLetters: (queue, selection) => step((now) => store.requeueDeadLetters(queue, selection?.ids, now)),
     purgeDeadLetters: (queue, selection) => Effect.sync(() => store.purgeDeadLetters(queue, selection?.ids)),
     flush: (queue) => step((now) => store.flush(queue, now)),
-    cancel: (queue, ids) => step((now) => store.cancelMessages(queue, ids, now))
+    cancel: (queue, ids) => step((now) => store.cancelMessages(queue, ids, now)),
+    recordGroupMember: (group, member, succeeded, size, ttl) =>
+      Effect.map(Clock.currentTimeMillis, (now) => groups.record(group, member, succeeded, size, toMillis(ttl), now)),
+    queues: Effect.sync(() => [...store.queueNames()].sort()),
+    claimSlot: (schedule, slot, message) =>
+      step((now) => {
+        const key = `${message.queue}\u0000${schedule}`
+        const last = claimedSlots.get(key)
+        if (last !== undefined && last >= slot) return false
+        claimedSlots.set(key, slot)
+        // the slot claim is the message's deduplication: an idempotency key is not used here
+        store.enqueue([message.key === undefined ? message : { ...message, key: undefined, keyTtl: undefined }], now)
+        return true
+      })
   })
 
   const stats = (queue: string) => step((now) => store.stats(queue, now))

@@ -23,28 +23,37 @@
  *
  * @since 0.1.0
  */
-import { Broker, ErrandError, Results } from "@errand/core"
+import { Broker, ErrandError, Message, Results } from "@errand/core"
 import { Clock, Config, Context, Duration, Effect, Layer, Redacted, Schema, type Scope } from "effect"
 import { type Cluster, Redis, type RedisOptions } from "ioredis"
 import { randomBytes } from "node:crypto"
 import * as Codec from "./internal/codec.ts"
 import * as Connection from "./internal/connection.ts"
+import * as Groups from "./internal/groups.ts"
 import * as Keys from "./internal/keys.ts"
+import * as Permissions from "./internal/permissions.ts"
 import * as Scripts from "./internal/scripts.ts"
+import * as Url from "./internal/url.ts"
 import * as RedisResults from "./RedisResults.ts"
 
 /**
- * The Redis broker could not be built: the URL or options are invalid, or Redis could not be reached in time. The
- * `url` and `message` never contain the password.
+ * The Redis broker could not be built: the URL or options are invalid, Redis could not be reached in time, or the
+ * Redis user lacks a permission the broker needs (`MissingPermissions`, with the denied commands in `permissions`).
+ * The `url` and `message` never contain the password.
  *
  * @category errors
  * @since 0.1.0
  */
 export class RedisBrokerError extends Schema.TaggedError<RedisBrokerError>()("RedisBrokerError", {
-  reason: Schema.Literals(["InvalidUrl", "InvalidOptions", "ConnectFailed", "ConnectTimeout"]),
-  /** The URL with its password replaced by `***`. */
+  reason: Schema.Literals(["InvalidUrl", "InvalidOptions", "ConnectFailed", "ConnectTimeout", "MissingPermissions"]),
+  /** The URL with its password replaced by `***` (no query or fragment; see the README for URLs that do not parse). */
   url: Schema.String,
   message: Schema.String,
+  /**
+   * With `MissingPermissions`: the ACL permissions the user lacks, as `ACL SETUSER` names them (`client|unblock`,
+   * `bzpopmin`, `rpush`…), and `~{<prefix>:*` when the keys of the prefix are denied.
+   */
+  permissions: Schema.optional(Schema.Array(Schema.String)),
   cause: Schema.optional(Schema.Defect())
 }) {}
 
@@ -127,6 +136,22 @@ const pushSettlements = (args: Array<string | number>, settlements: ReadonlyArra
   }
 }
 
+/** The limits of a message as the scripts read them: `{"r":[key,limit,windowMs],"c":[key,limit]}`. */
+const encodeLimits = (limits: Broker.Limits): string | { readonly problem: string } => {
+  const { concurrency, rate } = limits
+  const positive = (n: number) => Number.isFinite(n) && n > 0
+  if (rate !== undefined && !(positive(rate.limit) && positive(rate.windowMillis))) {
+    return { problem: `rate limit and window must be positive (got ${rate.limit}, ${rate.windowMillis})` }
+  }
+  if (concurrency !== undefined && !positive(concurrency.limit)) {
+    return { problem: `concurrency limit must be positive (got ${concurrency.limit})` }
+  }
+  const encoded: { r?: [string, number, number]; c?: [string, number] } = {}
+  if (rate !== undefined) encoded.r = [rate.key, Math.floor(rate.limit), rate.windowMillis]
+  if (concurrency !== undefined) encoded.c = [concurrency.key, Math.floor(concurrency.limit)]
+  return JSON.stringify(encoded)
+}
+
 /** Groups items by queue, without allocating when they all share one (the usual case). */
 const byQueue = <A>(items: ReadonlyArray<A>, queueOf: (a: A) => string): ReadonlyArray<ReadonlyArray<A>> => {
   if (items.length === 0) return []
@@ -162,8 +187,8 @@ const warnOnEviction = (client: Redis | Cluster, redacted: string) =>
   )
 
 /**
- * Builds the broker in a scope: connects (failing fast with a `RedisBrokerError`), defines the scripts, and closes
- * every connection when the scope closes.
+ * Builds the broker in a scope: connects (failing fast with a `RedisBrokerError`), checks the user's ACL permissions
+ * (see the README), defines the scripts, and closes every connection when the scope closes.
  *
  * @category constructors
  * @since 0.1.0
@@ -185,9 +210,9 @@ export const makeWithResults = Effect.fnUntraced(function*(
   Scope.Scope
 > {
   const rawUrl = Redacted.isRedacted(options.url) ? Redacted.value(options.url) : options.url
-  const checked = Connection.checkUrl(rawUrl)
+  const checked = Url.check(rawUrl)
   if ("reason" in checked) {
-    return yield* new RedisBrokerError({ reason: checked.reason, url: "(invalid)", message: checked.message })
+    return yield* new RedisBrokerError({ reason: checked.reason, url: checked.redacted, message: checked.message })
   }
   const prefix = options.prefix ?? "errand"
   const deadLetterMax = options.deadLetterMax ?? 10_000
@@ -231,6 +256,15 @@ export const makeWithResults = Effect.fnUntraced(function*(
     Connection.close
   )
   yield* warnOnEviction(client, checked.redacted)
+  const missing = yield* Permissions.check(client, prefix)
+  if (missing.commands.length > 0 || missing.keys) {
+    return yield* new RedisBrokerError({
+      reason: "MissingPermissions",
+      url: checked.redacted,
+      message: `${Permissions.explain(missing, prefix)} (Redis at ${checked.redacted})`,
+      permissions: missing.keys ? [...missing.commands, `~{${prefix}:*`] : missing.commands
+    })
+  }
   const redis = Scripts.define(client)
   // Blocking connections get the scripts too: a take is pipelined behind each wait.
   const pool = client instanceof Redis
@@ -269,17 +303,36 @@ export const makeWithResults = Effect.fnUntraced(function*(
       args[Keys.keyCount + 3] = other.length / 3
       for (const value of other) args.push(value)
     }
+    const limited = limitsArgs(chunk)
+    if (typeof limited === "string") return limited
+    if (limited !== undefined) args.push(limited.length / 2, ...limited)
     return args
   }
 
+  /** The (id, limits JSON) pairs of the messages that have limits, `undefined` when none has, or why one is invalid. */
+  const limitsArgs = (chunk: ReadonlyArray<Broker.Outgoing>): Array<string> | undefined | string => {
+    let limited: Array<string> | undefined
+    for (const message of chunk) {
+      if (message.limits === undefined) continue
+      const encoded = encodeLimits(message.limits)
+      if (typeof encoded !== "string") return `Message ${message.id}: ${encoded.problem}`
+      ;(limited ??= []).push(message.id, encoded)
+    }
+    return limited
+  }
+
   /**
-   * The ARGV of a batch with idempotency keys: every message goes in the keyed part, in order, as (eta, priority,
-   * element, key or "", id).
+   * The ARGV of a batch with idempotency keys: no plain or other part, the limits part (possibly empty), then every
+   * message in the keyed part, in order, as (eta, priority, element, key or "", id).
    */
   const keyedEnqueueArgs = (
     args: Array<string | number>,
     chunk: ReadonlyArray<Broker.Outgoing>
   ): Array<string | number> | string => {
+    const limited = limitsArgs(chunk)
+    if (typeof limited === "string") return limited
+    if (limited === undefined) args.push(0)
+    else args.push(limited.length / 2, ...limited)
     args.push(chunk.length)
     for (const message of chunk) {
       const { eta, priority, key } = message
@@ -290,6 +343,11 @@ export const makeWithResults = Effect.fnUntraced(function*(
       args.push(eta, priority, element, key ?? "", message.id)
     }
     return args
+  }
+
+  const withoutKey = (message: Broker.Outgoing): Broker.Outgoing => {
+    const { key: _key, keyTtl: _keyTtl, ...rest } = message
+    return rest
   }
 
   /** The suppressed messages of an enqueue reply (keyed part index, holder id)…, or `undefined` when none. */
@@ -326,9 +384,38 @@ export const makeWithResults = Effect.fnUntraced(function*(
         : Effect.map(call("enqueue", () => redis.errand_enqueue(...args)), (reply) => duplicatesOf(chunk, reply))
     })
 
+  const registryKey = Keys.registry(prefix)
+  /** When this broker last added each queue to the registry (`queues`): re-added once a minute, self-healing. */
+  const registeredAt = new Map<string, number>()
+  /**
+   * Adds a queue to the registry after its messages were enqueued, unless done in the last minute. Best effort: the
+   * registry only serves listings, so a failure is not the enqueue's (the next enqueue tries again).
+   */
+  const register = (queue: string): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      const now = Date.now()
+      const last = registeredAt.get(queue)
+      if (last !== undefined && now - last < 60_000) return Effect.void
+      return call("register", () => client.sadd(registryKey, queue)).pipe(
+        Effect.andThen(Effect.sync(() => registeredAt.set(queue, now))),
+        Effect.ignore
+      )
+    })
+
   /** Messages of one queue, in calls of up to `maxBatch` (each atomic), in order. */
-  const enqueueGroup = (messages: ReadonlyArray<Broker.Outgoing>) => {
-    const keys = keysOf(messages[0]!.queue)
+  const enqueueGroup = (
+    messages: ReadonlyArray<Broker.Outgoing>
+  ): Effect.Effect<Map<string, string> | undefined, ErrandError.BrokerError> => {
+    const queue = messages[0]!.queue
+    const keys = keysOf(queue)
+    const registered = registeredAt.get(queue)
+    if (registered === undefined || Date.now() - registered >= 60_000) {
+      return Effect.tap(enqueueChunks(keys, messages), () => register(queue))
+    }
+    return enqueueChunks(keys, messages)
+  }
+
+  const enqueueChunks = (keys: Keys.QueueKeys, messages: ReadonlyArray<Broker.Outgoing>) => {
     if (messages.length <= Scripts.maxBatch) return enqueueChunk(keys, messages)
     const chunks: Array<ReadonlyArray<Broker.Outgoing>> = []
     for (let from = 0; from < messages.length; from += Scripts.maxBatch) {
@@ -460,6 +547,7 @@ export const makeWithResults = Effect.fnUntraced(function*(
         const nextExpires = now + timeout + leaseMs
         const args = takeArgs(keys, now, max, nextExpires, nextBase, true)
         pushSettlements(args, [])
+        args.push(timeout) // it runs up to this long after `now` (rate windows need the real time)
         const got = yield* restore(pool.waitThen(
           keys.wake,
           timeout,
@@ -488,12 +576,15 @@ export const makeWithResults = Effect.fnUntraced(function*(
     selection?.ids === undefined ? undefined : [...selection.ids]
 
   const results = yield* RedisResults.make({ client, prefix, redacted: checked.redacted, connectTimeout })
+  const groups = Groups.define(client)
   const broker = Broker.Broker.of({
     name: "redis",
     enqueue: (messages) => {
-      // the contract's shared check, for the whole batch first: an invalid message enqueues nothing
+      // the contract's shared checks, for the whole batch first: an invalid message enqueues nothing
       for (let i = 0; i < messages.length; i++) {
-        const problem = Broker.validateOutgoing(messages[i]!)
+        const message = messages[i]!
+        if (!Message.isMessageId(message.id)) return Effect.fail(ErrandError.InvalidMessageId.refuse("redis", message))
+        const problem = Broker.validateOutgoing(message)
         if (problem !== undefined) return Effect.fail(invalid("enqueue", problem))
       }
       const groups = byQueue(messages, (m) => m.queue)
@@ -575,7 +666,42 @@ export const makeWithResults = Effect.fnUntraced(function*(
         () => redis.errand_deadPurge(...keysOf(queue).all, ids === undefined ? 1 : 0, ...(ids ?? []))
       )
     },
-    flush: (queue) => Effect.asVoid(call("flush", () => redis.del(...keysOf(queue).all))),
+    flush: (queue) =>
+      Effect.suspend(() => {
+        registeredAt.delete(queue)
+        return Effect.asVoid(call("flush", () => redis.del(...keysOf(queue).all))).pipe(
+          Effect.andThen(call("flush", () => client.srem(registryKey, queue)))
+        )
+      }).pipe(Effect.asVoid),
+    queues: Effect.map(call("queues", () => client.smembers(registryKey)), (names) => names.sort()),
+    claimSlot: (schedule, slot, message) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const keys = keysOf(message.queue)
+        // the slot claim is the message's deduplication: an idempotency key is not used here
+        const args = enqueueArgs(keys, now, [message.key === undefined ? message : withoutKey(message)])
+        if (typeof args === "string") return Effect.fail(invalid("claimSlot", args))
+        // KEYS: the queue's, then its schedules hash; ARGV: schedule, slot, then the enqueue's ARGV
+        args.splice(Keys.keyCount, 0, Keys.schedules(keys), schedule, slot)
+        return Effect.map(call("claimSlot", () => redis.errand_claimSlot(...args)), (claimed) => claimed === 1)
+      }).pipe(Effect.tap((claimed) => claimed ? register(message.queue) : Effect.void)),
+    recordGroupMember: (group, member, succeeded, size, ttl) =>
+      Effect.map(
+        call("recordGroupMember", () =>
+          groups.errand_group_record(
+            Groups.key(prefix, group),
+            member,
+            succeeded ? "1" : "0",
+            size,
+            Math.max(1, Math.ceil(Duration.toMillis(ttl)))
+          )),
+        ([succeededCount, failedCount, recorded, completedBy, firstFailed]) => ({
+          succeeded: succeededCount,
+          failed: failedCount,
+          recorded: recorded === 1,
+          completedBy: completedBy === "" ? undefined : completedBy,
+          firstFailed: firstFailed === "" ? undefined : firstFailed
+        })
+      ),
     cancel: (queue, ids) => {
       if (ids.length === 0) return Effect.succeed([])
       return Effect.flatMap(
@@ -598,7 +724,7 @@ const provideBoth = <E, R>(
 
 /**
  * The Redis broker as a Layer, swappable for the memory broker. Fails with a `RedisBrokerError` when the URL is
- * invalid or Redis cannot be reached within `connectTimeout`.
+ * invalid, Redis cannot be reached within `connectTimeout`, or the Redis user lacks a permission the broker needs.
  *
  * @category layers
  * @since 0.1.0

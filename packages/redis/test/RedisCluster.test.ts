@@ -10,7 +10,7 @@ import { Context, Duration, Effect, Exit, Fiber, Layer, Redacted } from "effect"
 import { afterAll } from "vitest"
 import * as Keys from "../src/internal/keys.ts"
 import { type RedisCluster, startRedisCluster } from "./utils/redisCluster.ts"
-import { hasRedisServer } from "./utils/redisServer.ts"
+import { blockedClients, hasRedisServer, untilBlocked, waitFor } from "./utils/redisServer.ts"
 import { ack, message, redisUrl, uniquePrefix } from "./utils/testing.ts"
 
 /** Registers the tests against a running cluster. */
@@ -96,6 +96,17 @@ const clusterTests = (cluster: RedisCluster): void => {
         for (const { queue } of queues) assert.strictEqual((yield* broker.stats(queue)).inFlight, 0)
       }).pipe(Effect.scoped))
 
+    it.live("concurrent first commands to every node right after connecting all succeed", () =>
+      Effect.gen(function*() {
+        // ioredis opens a node's connection on its first command and rejects the commands that reach the node while it
+        // opens (no offline queue): the broker connects every master before it is ready
+        const prefix = uniquePrefix()
+        const broker = yield* brokerOf(clusterLayer({ prefix }))
+        const calls = queuePerNode(prefix).flatMap(({ queue }) => Array.from({ length: 5 }, () => broker.stats(queue)))
+        const stats = yield* Effect.all(calls, { concurrency: "unbounded" })
+        assert.deepStrictEqual(stats.map((s) => s.ready), Array.from({ length: 15 }, () => 0))
+      }).pipe(Effect.scoped))
+
     it.live("a blocking take on each node wakes within milliseconds of an enqueue from another broker", () =>
       Effect.gen(function*() {
         const prefix = uniquePrefix()
@@ -104,15 +115,19 @@ const clusterTests = (cluster: RedisCluster): void => {
         const queues = queuePerNode(prefix)
         const fibers = yield* Effect.forEach(queues, ({ queue }) =>
           Effect.forkChild(
-            Effect.timed(consumer.take({ queue, max: 1, lease: "30 seconds", wait: "5 seconds" }))
+            Effect.timed(consumer.take({ queue, max: 1, lease: "30 seconds", wait: "10 seconds" }))
           ))
-        yield* Effect.sleep("150 millis") // every take is blocked by now
+        // Every take is blocked on its node
+        for (const { port } of queues) {
+          yield* Effect.promise(() => untilBlocked((...args) => cluster.cli(port, ...args)))
+        }
         const sent = yield* Effect.forEach(queues, ({ queue }) => Effect.as(producer.enqueue([message(queue)]), queue))
         for (const [i, fiber] of fibers.entries()) {
           const [elapsed, taken] = yield* Fiber.join(fiber)
           assert.strictEqual(taken.deliveries.length, 1)
           assert.strictEqual(taken.deliveries[0]!.queue, sent[i])
-          assert.isBelow(Duration.toMillis(elapsed), 1500)
+          // Woken by the enqueue (within milliseconds when idle), not when its 10 s wait ran out
+          assert.isBelow(Duration.toMillis(elapsed), 5_000)
         }
       }).pipe(Effect.scoped))
 
@@ -124,10 +139,11 @@ const clusterTests = (cluster: RedisCluster): void => {
           const unblocks = () =>
             Number(/cmdstat_client\|unblock:calls=(\d+)/.exec(cluster.cli(port, "INFO", "commandstats"))?.[1] ?? 0)
           const before = unblocks()
-          const fiber = yield* Effect.forkChild(broker.take({ queue, max: 1, lease: "30 seconds", wait: "10 seconds" }))
-          yield* Effect.sleep("100 millis")
+          const fiber = yield* Effect.forkChild(broker.take({ queue, max: 1, lease: "30 seconds", wait: "30 seconds" }))
+          yield* Effect.promise(() => untilBlocked((...args) => cluster.cli(port, ...args)))
           const [elapsed] = yield* Effect.timed(Fiber.interrupt(fiber))
-          assert.isBelow(Duration.toMillis(elapsed), 500)
+          // Ended by the interruption (a few ms idle), not by the 30 s wait
+          assert.isBelow(Duration.toMillis(elapsed), 5_000)
           assert.strictEqual(unblocks(), before + 1)
           // The connection is reused and the queue still works.
           yield* broker.enqueue([message(queue)])
@@ -153,23 +169,35 @@ const clusterTests = (cluster: RedisCluster): void => {
             (c) => Effect.promise(() => c.dispose())
           )
           const url = (password: string) => Redacted.make(secured.url.replace("//", `//:${password}@`))
-          const broker = yield* brokerOf(RedisBroker.layer({ url: url("s3cret"), cluster: true, prefix: "auth" }))
+          // Connecting may be slow on a loaded machine: a timeout must not hide what is tested (the password's effect)
+          const connectTimeout = "30 seconds"
+          const broker = yield* brokerOf(
+            RedisBroker.layer({ url: url("s3cret"), cluster: true, prefix: "auth", connectTimeout })
+          )
           for (const queue of ["a", "b", "c", "d", "e"]) {
+            // A blocking take on the queue's node (its own authenticated connection), woken by the enqueue
             const waiting = yield* Effect.forkChild(
-              broker.take({ queue, max: 1, lease: "30 seconds", wait: "5 seconds" })
+              broker.take({ queue, max: 1, lease: "30 seconds", wait: "20 seconds" })
             )
-            yield* Effect.sleep("20 millis")
+            yield* Effect.promise(() =>
+              waitFor(
+                async () => secured.ports.some((port) => blockedClients((...args) => secured.cli(port, ...args)) > 0),
+                `a take on ${queue} blocked`
+              )
+            )
             yield* broker.enqueue([message(queue)])
             assert.strictEqual((yield* Fiber.join(waiting)).deliveries.length, 1)
           }
-          const exit = yield* Effect.exit(brokerOf(RedisBroker.layer({ url: url("wr0ng"), cluster: true })))
+          const exit = yield* Effect.exit(
+            brokerOf(RedisBroker.layer({ url: url("wr0ng"), cluster: true, connectTimeout }))
+          )
           const text = JSON.stringify(exit)
           assert.include(text, "ConnectFailed")
           assert.include(text, "WRONGPASS")
           assert.notInclude(text, "wr0ng")
         }).pipe(Effect.scoped),
-      30_000
-    ) // starts a second 3-node cluster: ~2 s, far more on a loaded machine
+      120_000
+    ) // starts a second 3-node cluster: ~2 s idle, far more on a loaded machine (and up to three attempts)
 
     it.live("rejects a database index, and never shows the password", () =>
       Effect.gen(function*() {

@@ -11,7 +11,7 @@ import { TestClock } from "effect/testing"
 import { Redis } from "ioredis"
 import { randomBytes } from "node:crypto"
 import { makeBlockingPool } from "../src/internal/connection.ts"
-import { hasRedisServer, startRedisServer } from "./utils/redisServer.ts"
+import { hasRedisServer, startRedisServer, untilBlocked } from "./utils/redisServer.ts"
 import { ack } from "./utils/testing.ts"
 
 const privateServer = Effect.acquireRelease(
@@ -92,6 +92,26 @@ describe.skipIf(!hasRedisServer())("RedisBroker cost (private redis-server)", ()
       assert.deepStrictEqual(stats, { ready: 0, delayed: 0, inFlight: 0, dead: 0 })
     }))
 
+  it.live("enqueue of delayed messages costs 5 Redis commands per call, for one message as for 500", () =>
+    Effect.gen(function*() {
+      const server = yield* privateServer
+      const broker = yield* brokerOn(server.url)
+      const now = yield* Clock.currentTimeMillis
+      const later = (i: number): Broker.Outgoing => ({ ...noop(i), eta: now + 600_000 })
+      // Loads the script, so that the counts below hold only EVALSHA
+      yield* broker.enqueue([later(0)])
+      server.cli("CONFIG", "RESETSTAT")
+      yield* broker.enqueue([later(1)])
+      const one = commandStats(server.cli)
+      server.cli("CONFIG", "RESETSTAT")
+      yield* broker.enqueue(Array.from({ length: 500 }, (_, i) => later(i + 2)))
+      const batch = commandStats(server.cli)
+      // EVALSHA, the sweep, one INCRBY sequencing the timers (FIFO among equal etas), ZADD timers, ZADD marker
+      assert.deepStrictEqual(one, { evalsha: 1, zrangebyscore: 1, incrby: 1, zadd: 2 })
+      assert.deepStrictEqual(batch, one)
+      assert.strictEqual((yield* broker.stats("jobs")).delayed, 502)
+    }))
+
   it.live("keeps a queued no-op job of about 100 bytes of JSON in at most 120 bytes of Redis memory", () =>
     Effect.gen(function*() {
       const server = yield* privateServer
@@ -135,7 +155,7 @@ describe.skipIf(!hasRedisServer())("RedisBroker cost (private redis-server)", ()
       let slowest = 0
       for (let i = 0; i < 40; i++) {
         const waiting = yield* Effect.forkChild(
-          broker.take({ queue: "int", max: 1, lease: "30 seconds", wait: "5 seconds" })
+          broker.take({ queue: "int", max: 1, lease: "30 seconds", wait: "30 seconds" })
         )
         yield* Effect.sleep(i % 4)
         const start = yield* Clock.currentTimeMillis
@@ -144,13 +164,14 @@ describe.skipIf(!hasRedisServer())("RedisBroker cost (private redis-server)", ()
       }
       const clients = server.cli("CLIENT", "LIST").trim().split("\n").length
       yield* log(`40 interrupted waits: slowest interruption ${slowest} ms, ${clients} client connections afterwards`)
-      assert.isBelow(slowest, 500)
+      // Ended by the interruption, not by the 30 s wait (a few ms idle; generous for a loaded machine)
+      assert.isBelow(slowest, 5_000)
       assert.isAtMost(clients, 4)
       // And the broker still wakes a waiting take
       const waiting = yield* Effect.forkChild(
         broker.take({ queue: "int", max: 1, lease: "30 seconds", wait: "5 seconds" })
       )
-      yield* Effect.sleep(20)
+      yield* Effect.promise(() => untilBlocked(server.cli))
       yield* broker.enqueue([{ ...noop(0), queue: "int" }])
       assert.strictEqual((yield* Fiber.join(waiting)).deliveries.length, 1)
     }))
@@ -159,14 +180,14 @@ describe.skipIf(!hasRedisServer())("RedisBroker cost (private redis-server)", ()
     Effect.gen(function*() {
       const server = yield* privateServer
       const broker = yield* brokerOn(server.url)
-      const realSleep = (ms: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, ms)))
       const waiting = yield* Effect.forkChild(
-        broker.take({ queue: "clock", max: 10, lease: "30 seconds", wait: "1 second" })
+        broker.take({ queue: "clock", max: 10, lease: "30 seconds", wait: "10 seconds" })
       )
-      yield* realSleep(200) // blocked in BZPOPMIN by now
+      yield* Effect.promise(() => untilBlocked(server.cli))
       // A ready message that bypasses the wake-up marker: only the take behind the wait will see it
       server.cli("RPUSH", "{cost:clock}:r", JSON.stringify({ id: "raw-1", actor: "a", queue: "clock" }))
-      yield* TestClock.adjust("2 seconds") // Clock ends the wait; the pipelined take runs when it is unblocked
+      // Clock ends the wait (long before Redis's own 10 s timeout); the pipelined take runs when it is unblocked
+      yield* TestClock.adjust("11 seconds")
       // Released at once (not leased for 30 s), so the take's last look finds it
       const taken = yield* Fiber.join(waiting)
       assert.deepStrictEqual(taken.deliveries.map((delivery) => delivery.id), ["raw-1"])
@@ -183,8 +204,10 @@ describe.skipIf(!hasRedisServer())("RedisBroker cost (private redis-server)", ()
       const pool = makeBlockingPool(client, server.url, 2_000)
       yield* Effect.addFinalizer(() => pool.close)
       const orphans: Array<unknown> = []
+      // A marker: the BZPOPMIN pops it at once (no race with Redis's own 100 ms timeout on a loaded machine), but the
+      // command behind it blocks for good: only the timer ends the wait
+      yield* Effect.promise(() => client.zadd("{cost:guard}:w", 0, "1"))
       const start = yield* Clock.currentTimeMillis
-      // Redis ends the BZPOPMIN after 100 ms, but the command behind it blocks for good: only the timer ends the wait
       const got = yield* pool.waitThen(
         "{cost:guard}:w",
         100,
@@ -194,11 +217,13 @@ describe.skipIf(!hasRedisServer())("RedisBroker cost (private redis-server)", ()
       const elapsed = (yield* Clock.currentTimeMillis) - start
       assert.isUndefined(got)
       assert.isAtLeast(elapsed, 300) // 100 ms + the 250 ms grace, give or take a timer tick
-      assert.isBelow(elapsed, 1_500)
+      assert.isBelow(elapsed, 10_000) // the timer ended it: without it, it would never end
       assert.deepStrictEqual(orphans, [null]) // the unblocked BLPOP's reply
+      // The popped marker is put back for another waiter
+      assert.strictEqual(yield* Effect.promise(() => client.zcard("{cost:guard}:w")), 1)
     }))
 
-  it.live("a take blocked on one connection wakes within milliseconds of an enqueue from another client", () =>
+  it.live("a take blocked on one connection is woken by an enqueue from another client (latency logged)", () =>
     Effect.gen(function*() {
       const server = yield* privateServer
       const consumer = yield* brokerOn(server.url)
@@ -207,11 +232,11 @@ describe.skipIf(!hasRedisServer())("RedisBroker cost (private redis-server)", ()
       for (let i = 0; i < 5; i++) {
         const waiting = yield* Effect.forkChild(
           Effect.flatMap(
-            consumer.take({ queue: "wake", max: 1, lease: "30 seconds", wait: "5 seconds" }),
+            consumer.take({ queue: "wake", max: 1, lease: "30 seconds", wait: "10 seconds" }),
             (taken) => Effect.map(Clock.currentTimeMillis, (at) => ({ taken, at }))
           )
         )
-        yield* Effect.sleep(100)
+        yield* Effect.promise(() => untilBlocked(server.cli))
         const sent = yield* Clock.currentTimeMillis
         yield* producer.enqueue([noop(i)].map((m) => ({ ...m, queue: "wake" })))
         const { at, taken } = yield* Fiber.join(waiting)
@@ -220,6 +245,8 @@ describe.skipIf(!hasRedisServer())("RedisBroker cost (private redis-server)", ()
         latencies.push(at - sent)
       }
       yield* log(`wake-up latency after an enqueue from another client: ${latencies.join(", ")} ms`)
-      assert.isAtMost(Math.max(...latencies), 50)
+      // Woken by the enqueue, not when the 10 s wait ran out. The latency itself (1–5 ms idle) is measured by the
+      // benchmark (`pnpm bench`), not asserted here: a loaded machine may not schedule the process for a second.
+      assert.isBelow(Math.max(...latencies), 5_000)
     }))
 })

@@ -25,10 +25,10 @@ const setup = (options: Partial<RedisBroker.RedisBrokerOptions> = {}) =>
     return { broker, raw, prefix, queue, key }
   })
 
-/** Every key under a prefix, with a dump of its contents. */
+/** Every key of the prefix's queues (not the prefix's queue registry, `{<prefix>:}:queues`), with its content. */
 const dumpPrefix = (raw: Redis, prefix: string) =>
   Effect.promise(async () => {
-    const keys = await raw.keys(`{${prefix}:*`)
+    const keys = (await raw.keys(`{${prefix}:*`)).filter((key) => key !== `{${prefix}:}:queues`)
     const dump: Record<string, unknown> = {}
     for (const key of keys.sort()) {
       const type = await raw.type(key)
@@ -135,6 +135,32 @@ describe("RedisBroker keys", () => {
       const dump = yield* dumpPrefix(raw, prefix)
       assert.notProperty(dump, key("k"))
       assert.notProperty(dump, key("kx"))
+    }).pipe(Effect.scoped))
+
+  it.effect("times a delayed message as 12 hex digits of the sequence + its element, and reads unprefixed timers", () =>
+    Effect.gen(function*() {
+      const { broker, key, queue, raw } = yield* setup()
+      const now = yield* Clock.currentTimeMillis
+      const [a, b] = [message(queue, { eta: now + 1_000 }), message(queue, { eta: now + 1_000 })]
+      yield* broker.enqueue([a!, b!])
+      const seq = Number(yield* Effect.promise(() => raw.get(key("s"))))
+      const hex = (n: number) => n.toString(16).padStart(12, "0")
+      assert.deepStrictEqual(yield* Effect.promise(() => raw.zrange(key("t"), "0", "-1", "WITHSCORES")), [
+        hex(seq - 1) + JSON.stringify(a!.body),
+        String(now + 1_000),
+        hex(seq) + JSON.stringify(b!.body),
+        String(now + 1_000)
+      ])
+      // Timers written without the prefix (before it existed) start with `#` or `{` and are read as they are
+      const compact = message(queue)
+      yield* Effect.promise(() =>
+        raw.zadd(key("t"), now + 1_000, `#[0,0,0,"headed"]\n{"n":1}`, now + 1_000, JSON.stringify(compact.body))
+      )
+      yield* TestClock.adjust(1_000)
+      const taken = yield* broker.take({ queue, max: 10, lease: "1 minute" })
+      // Equal etas: in member byte order, `#` < digits < `{`
+      assert.deepStrictEqual(taken.deliveries.map((d) => d.id), ["headed", a!.id, b!.id, compact.id])
+      assert.deepStrictEqual(taken.deliveries.map((d) => d.body), [{ n: 1 }, a!.body, b!.body, compact.body])
     }).pipe(Effect.scoped))
 
   it.effect("stores a dead letter under the dead-letter keys, with its reason, and a backstop expiry", () =>

@@ -4,7 +4,10 @@
  *
  * @internal
  */
-import type { Envelope } from "../Message.ts"
+import { Exit, Schema } from "effect"
+import { Envelope } from "../Message.ts"
+
+const decodeEnvelope = Schema.decodeUnknownExit(Envelope)
 
 const isOptionalNumber = (record: Record<string, unknown>, key: string): boolean =>
   !(key in record) || typeof record[key] === "number"
@@ -20,7 +23,28 @@ export const isEnvelope = (u: unknown): u is Envelope => {
   if (!isOptionalNumber(record, "eta") || !isOptionalNumber(record, "priority")) return false
   if ("key" in record && typeof record["key"] !== "string") return false
   if (!isOptionalNumber(record, "keyTtl")) return false
+  if ("limits" in record && !isLimits(record["limits"])) return false
+  // composition fields are rare: the Schema checks them
+  if ("onSuccess" in record || "onFailure" in record || "pipeline" in record || "group" in record) {
+    return Exit.isSuccess(decodeEnvelope(u))
+  }
   if (!("options" in record)) return true
   const options = record["options"]
   return typeof options === "object" && options !== null && !Array.isArray(options)
+}
+
+const isAtLeast = (record: Record<string, unknown>, key: string, min: number, strict: boolean): boolean => {
+  if (!(key in record)) return true
+  const value = record[key]
+  return typeof value === "number" && !Number.isNaN(value) && (strict ? value > min : value >= min)
+}
+
+/** The `limits` of `Message.Limits`, checked the same way (the Schema explains a failure). */
+const isLimits = (u: unknown): boolean => {
+  if (typeof u !== "object" || u === null || Array.isArray(u)) return false
+  const record = u as Record<string, unknown>
+  return (!("maxRetries" in record) ||
+    Number.isInteger(record["maxRetries"]) && (record["maxRetries"] as number) >= 0) &&
+    isAtLeast(record, "minBackoff", 0, false) && isAtLeast(record, "maxBackoff", 0, false) &&
+    isAtLeast(record, "timeLimit", 0, true) && isAtLeast(record, "maxAge", 0, true)
 }

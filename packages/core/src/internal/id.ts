@@ -49,3 +49,31 @@ export const messageId = (): string => {
 
 /** @internal */
 export const leaseToken = messageId
+
+/** The longest valid message id. @internal */
+export const MAX_ID_LENGTH = 255
+
+/**
+ * The message id grammar: 1 to 255 printable ASCII characters (space to `~`) other than `"` and `\`. Such an id is the same
+ * string in JSON, in a Lua pattern and in a Redis key, so every broker and script reads it alike. The ids above (21
+ * characters of `[0-9A-Za-z_-]`) satisfy it.
+ *
+ * @internal
+ */
+export const ID_PATTERN = /^[ !#-[\]-~]{1,255}$/
+
+/** @internal */
+export const isMessageId = (id: unknown): id is string => typeof id === "string" && ID_PATTERN.test(id)
+
+/**
+ * The first message whose id is outside the grammar, if any.
+ *
+ * @internal
+ */
+export const firstInvalidId = <M extends { readonly id: string }>(messages: ReadonlyArray<M>): M | undefined => {
+  for (let i = 0; i < messages.length; i++) {
+    const message = messages[i]!
+    if (!isMessageId(message.id)) return message
+  }
+  return undefined
+}

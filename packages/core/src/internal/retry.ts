@@ -15,6 +15,34 @@ export interface RetryPolicy<in Failure> {
   readonly retryWhen: ((failure: Failure, attempts: number) => boolean) | undefined
   /** Error tags that are never retried. */
   readonly throws: ReadonlySet<string>
+  /** The bounds of the default backoff, for per-message overrides (`send(…, { minBackoff })`). */
+  readonly minBackoffMillis: number
+  readonly maxBackoffMillis: number
+}
+
+/**
+ * The policy of one message: the actor's, with the limits its sender overrode. A message that sets `minBackoff` or
+ * `maxBackoff` uses the default exponential backoff with those bounds, even if the actor has a custom `retry`.
+ *
+ * @internal
+ */
+export const withLimits = <Failure>(
+  policy: RetryPolicy<Failure>,
+  limits: { readonly maxRetries?: number; readonly minBackoff?: number; readonly maxBackoff?: number } | undefined
+): RetryPolicy<Failure> => {
+  if (limits === undefined) return policy
+  const { maxRetries, minBackoff, maxBackoff } = limits
+  if (maxRetries === undefined && minBackoff === undefined && maxBackoff === undefined) return policy
+  const backoff = minBackoff !== undefined || maxBackoff !== undefined
+  const min = minBackoff ?? policy.minBackoffMillis
+  const max = Math.max(min, maxBackoff ?? policy.maxBackoffMillis)
+  return {
+    ...policy,
+    schedule: backoff ? defaultBackoff(min, max) : policy.schedule,
+    maxRetries: maxRetries ?? (backoff ? policy.maxRetries ?? 20 : policy.maxRetries),
+    minBackoffMillis: min,
+    maxBackoffMillis: max
+  }
 }
 
 /** @internal */
@@ -68,6 +96,26 @@ export const replayDelay = Effect.fnUntraced(function*<Failure>(
   }
   return delay
 })
+
+/**
+ * Decides what happens after a `Retry.later(delay)`: a retry after exactly `delayMillis`, unless the limit is reached
+ * (`maxRetries`, or the end of the schedule). `throws` and `retryWhen` do not apply.
+ *
+ * @internal
+ */
+export const decideLater = <Failure>(
+  policy: RetryPolicy<Failure>,
+  failure: Failure,
+  attempts: number,
+  delayMillis: number
+): Effect.Effect<RetryDecision> => {
+  const retry: RetryDecision = { _tag: "Retry", delayMillis }
+  if (policy.maxRetries !== undefined) return Effect.succeed(attempts > policy.maxRetries ? GIVE_UP_EXHAUSTED : retry)
+  return Effect.map(
+    replayDelay(policy.schedule, failure, attempts),
+    (delay): RetryDecision => delay === undefined ? GIVE_UP_EXHAUSTED : retry
+  )
+}
 
 /**
  * Decides what happens after a failed attempt. `attempts` counts failed attempts including this one. One rule: a

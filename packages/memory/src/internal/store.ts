@@ -62,6 +62,8 @@ export class Entry implements HeapItem {
   /** Its idempotency key, if any, and how long the key stays held after it finished. */
   key: string | undefined = undefined
   keyTtl = 0
+  /** Limits checked when it is taken (`Broker.Limits`). */
+  limits: Broker.Limits | undefined = undefined
 
   constructor(id: string, queue: string, priority: number, body: unknown) {
     this.id = id
@@ -172,13 +174,20 @@ export class QueueState {
   readonly keys = new Map<string, KeyHold>()
   /** The holds whose holder finished, by the end of their window. */
   readonly windows = new Heap<KeyHold>(byReleaseAt)
+  /** Rate limits: per key, the times of the takes in the current sliding window, oldest first. */
+  readonly rateLog = new Map<string, Array<number>>()
+  /** Concurrency limits: per key, how many of its messages are in flight. */
+  readonly running = new Map<string, number>()
+  /** Concurrency limits: per key, the messages waiting for a slot, in arrival order. */
+  readonly parked = new Map<string, Deque<Entry>>()
+  parkedCount = 0
 
   constructor(name: string) {
     this.name = name
   }
 
   get idle(): boolean {
-    return this.readyCount === 0 && this.delayed.size === 0 && this.inFlight.size === 0
+    return this.readyCount === 0 && this.delayed.size === 0 && this.inFlight.size === 0 && this.parkedCount === 0
   }
 
   /** When the alarm must fire: the next due time or the earliest waiter deadline, whichever comes first. */
@@ -269,6 +278,7 @@ export class Store {
         entry.key = key
         entry.keyTtl = message.keyTtl ?? 0
       }
+      if (message.limits !== undefined) entry.limits = message.limits
       this.schedule(q, entry, message.eta, now)
     }
     if (q !== undefined) this.finish(q, now)
@@ -276,8 +286,8 @@ export class Store {
   }
 
   /**
-   * Removes ready or delayed messages (a linear search of the queue: cancelling is rare) and releases their keys;
-   * leased ones are left alone.
+   * Removes ready, delayed or parked messages (a linear search of the queue: cancelling is rare) and releases their
+   * keys; leased ones are left alone.
    */
   cancelMessages(name: string, ids: ReadonlyArray<string>, now: number): Array<Broker.CancelOutcome> {
     const q = this.queues.get(name)
@@ -296,8 +306,9 @@ export class Store {
         q.delayed.remove(entry)
       } else {
         for (let l = 0; l < q.lanes.length && entry === undefined; l++) entry = q.lanes[l]!.removeFirst(matches)
+        if (entry !== undefined) q.readyCount--
+        else entry = this.unpark(q, matches)
         if (entry === undefined) continue
-        q.readyCount--
       }
       if (entry.key !== undefined) {
         const hold = q.keys.get(entry.key)
@@ -307,6 +318,18 @@ export class Store {
     }
     this.finish(q, now)
     return outcomes
+  }
+
+  /** Removes the first parked message (waiting for a concurrency slot) that matches. */
+  private unpark(q: QueueState, matches: (entry: Entry) => boolean): Entry | undefined {
+    for (const [key, parked] of q.parked) {
+      const entry = parked.removeFirst(matches)
+      if (entry === undefined) continue
+      q.parkedCount--
+      if (parked.length === 0) q.parked.delete(key)
+      return entry
+    }
+    return undefined
   }
 
   /** Leases up to `max` ready messages of a queue. */
@@ -345,6 +368,7 @@ export class Store {
       if (entry.key !== undefined && (settlement._tag === "Ack" || settlement._tag === "DeadLetter")) {
         this.startWindow(q, entry, now)
       }
+      if (entry.limits !== undefined) this.freeSlot(q, entry)
       switch (settlement._tag) {
         case "Ack": {
           // Nothing more: it has left the broker.
@@ -400,7 +424,12 @@ export class Store {
     if (q === undefined) return { ready: 0, delayed: 0, inFlight: 0, dead: 0 }
     this.advance(q, now)
     this.finish(q, now)
-    return { ready: q.readyCount, delayed: q.delayed.size, inFlight: q.inFlight.size, dead: q.dead.size }
+    return {
+      ready: q.readyCount,
+      delayed: q.delayed.size + q.parkedCount,
+      inFlight: q.inFlight.size,
+      dead: q.dead.size
+    }
   }
 
   deadLetters(name: string, limit: number): ReadonlyArray<Broker.DeadLetter> {
@@ -454,6 +483,10 @@ export class Store {
     q.dead.clear()
     q.keys.clear()
     q.windows.clear()
+    q.rateLog.clear()
+    q.running.clear()
+    q.parked.clear()
+    q.parkedCount = 0
     this.finish(q, now)
     // Forget the queue unless a take or a join still refers to it.
     if (q.waitHead === undefined && q.joiners.size === 0) this.queues.delete(name)
@@ -483,6 +516,7 @@ export class Store {
         q.inFlight.delete(entry.id)
         q.leases.remove(entry)
         entry.deliveries--
+        if (entry.limits !== undefined) this.freeSlot(q, entry)
         this.pushReady(q, entry, true)
       }
     }
@@ -636,6 +670,7 @@ export class Store {
         if (l.due > now) return
         leases.pop()
         q.inFlight.delete(l.id)
+        if (l.limits !== undefined) this.freeSlot(q, l)
         this.pushReady(q, l)
       } else {
         return
@@ -650,6 +685,7 @@ export class Store {
       while (lane.length > 0 && out.length < max) {
         const entry = lane.shift()!
         q.readyCount--
+        if (entry.limits !== undefined && !this.admit(q, entry, now)) continue
         entry.deliveries++
         entry.lease = this.nextToken()
         entry.due = now + leaseMs
@@ -670,6 +706,64 @@ export class Store {
     }
   }
 
+  /**
+   * Checks a message's limits before it is leased, and counts it when it passes. A message over its rate waits in
+   * the delayed heap until its window has room; one over its concurrency is parked until a slot of its key frees.
+   */
+  private admit(q: QueueState, entry: Entry, now: number): boolean {
+    const { concurrency, rate } = entry.limits!
+    let log: Array<number> | undefined
+    if (rate !== undefined) {
+      log = q.rateLog.get(rate.key)
+      if (log !== undefined) {
+        let expired = 0
+        while (expired < log.length && log[expired]! + rate.windowMillis <= now) expired++
+        if (expired > 0) log.splice(0, expired)
+        if (log.length >= rate.limit) {
+          entry.due = log[0]! + rate.windowMillis
+          entry.seq = ++this.seq
+          q.delayed.push(entry)
+          this.updateAlarm(q)
+          return false
+        }
+      }
+    }
+    if (concurrency !== undefined) {
+      const running = q.running.get(concurrency.key) ?? 0
+      if (running >= concurrency.limit) {
+        let parked = q.parked.get(concurrency.key)
+        if (parked === undefined) {
+          parked = new Deque<Entry>()
+          q.parked.set(concurrency.key, parked)
+        }
+        parked.push(entry)
+        q.parkedCount++
+        return false
+      }
+      q.running.set(concurrency.key, running + 1)
+    }
+    if (rate !== undefined) {
+      if (log === undefined) q.rateLog.set(rate.key, [now])
+      else log.push(now)
+    }
+    return true
+  }
+
+  /** A message with a concurrency limit left the in-flight set: its slot frees, and a parked message of its key is ready. */
+  private freeSlot(q: QueueState, entry: Entry): void {
+    const concurrency = entry.limits!.concurrency
+    if (concurrency === undefined) return
+    const running = (q.running.get(concurrency.key) ?? 1) - 1
+    if (running > 0) q.running.set(concurrency.key, running)
+    else q.running.delete(concurrency.key)
+    const parked = q.parked.get(concurrency.key)
+    const next = parked?.shift()
+    if (next === undefined) return
+    q.parkedCount--
+    if (parked!.length === 0) q.parked.delete(concurrency.key)
+    this.pushReady(q, next)
+  }
+
   /** After every change to a queue: serve waiters, keep the alarm right, tell joiners. */
   private finish(q: QueueState, now: number): void {
     if (q.waitHead !== undefined) {
@@ -688,9 +782,11 @@ export class Store {
     let waiter = q.waitHead
     while (waiter !== undefined && q.readyCount > 0) {
       const next = waiter.next
-      this.unlink(q, waiter)
       const out: Array<Delivery> = []
       this.takeReady(q, waiter.max, waiter.leaseMs, now, out)
+      // every ready message was held back by its limit: the waiter keeps waiting
+      if (out.length === 0) break
+      this.unlink(q, waiter)
       waiter.result = out
       this.pending.push(waiter.wake)
       waiter = next

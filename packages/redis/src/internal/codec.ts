@@ -21,6 +21,9 @@ export interface Decoded {
 
 const compactPrefix = "{\"id\":\""
 
+/** The characters of the id grammar, without its length limit (checked at enqueue), as the scripts check it. */
+const readableId = /^[ !#-\[\]-~]+$/
+
 /**
  * Encodes a message for enqueue. Returns `undefined` when the body is not JSON-serialisable (`undefined`, a function,
  * a symbol, a BigInt, a cycle).
@@ -33,7 +36,7 @@ export const encode = (id: string, priority: number, body: unknown): string | un
   if (json === undefined) return undefined
   if (
     priority === 0 && json.startsWith(compactPrefix) && json.startsWith(id, 7) &&
-    json.charCodeAt(7 + id.length) === 34 && id.indexOf("\\") === -1
+    json.charCodeAt(7 + id.length) === 34 && readableId.test(id)
   ) {
     return json
   }
@@ -73,7 +76,12 @@ export const parseBody = (raw: string): unknown => {
   }
 }
 
-const compactId = /^\{"id":"([^"\\]*)"/
+/**
+ * The id of a compact element: the characters of the id grammar (`Message.isMessageId`), as the scripts read it (see
+ * `luaIdClass` in `scripts.ts`). An element whose id is not made of them gets its lease token as id, here and in the
+ * scripts alike.
+ */
+const compactId = /^\{"id":"([ !#-\[\]-~]+)"/
 
 /** Decodes an element written by `encode` or by the scripts. */
 export const decode = (element: string, fallbackId: string): Decoded => {
@@ -86,7 +94,7 @@ export const decode = (element: string, fallbackId: string): Decoded => {
         priority,
         attempts,
         deliveries,
-        id: typeof id === "string" ? id : fallbackId,
+        id: typeof id === "string" && readableId.test(id) ? id : fallbackId,
         lastError: toLastError(lastError),
         body: parseBody(element.slice(nl + 1))
       }

@@ -1,5 +1,5 @@
 /**
- * ioredis connections: URL checks and redaction, the standalone and Cluster clients, connecting with a bounded
+ * ioredis connections: the standalone and Cluster clients, connecting with a bounded
  * timeout, and the pools of dedicated connections that blocking takes wait on (per node, on a cluster).
  *
  * @internal
@@ -9,46 +9,13 @@ import { Cluster, type ClusterOptions, Redis, type RedisOptions } from "ioredis"
 import { slot } from "./keys.ts"
 
 /** Why connecting failed. */
-export type FailureReason = "InvalidUrl" | "ConnectFailed" | "ConnectTimeout"
+export type FailureReason = "ConnectFailed" | "ConnectTimeout"
 
 /** A connection failure, with a message that never contains the password. */
 export interface ConnectFailure {
   readonly reason: FailureReason
   readonly message: string
   readonly cause?: Error | undefined
-}
-
-/** A URL that passed the checks, with its redacted form for messages. */
-export interface CheckedUrl {
-  readonly url: string
-  /** The URL with its password replaced by `***`. */
-  readonly redacted: string
-}
-
-/** Masks the password of anything that looks like a URL with credentials (for URLs that do not parse). */
-const maskCredentials = (url: string): string => url.replace(/\/\/[^@/]*@/, "//***@")
-
-/** Checks a `redis://` / `rediss://` URL (host, port, database index) and builds its redacted form. */
-export const checkUrl = (url: string): CheckedUrl | ConnectFailure => {
-  const invalid = (why: string): ConnectFailure => ({
-    reason: "InvalidUrl",
-    message: `Invalid Redis URL ${
-      maskCredentials(url)
-    }: ${why}. Expected redis://[user:password@]host[:port][/db] or rediss://…`
-  })
-  if (!URL.canParse(url)) return invalid("it does not parse as a URL")
-  const parsed = new URL(url)
-  if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
-    return invalid(`the scheme is "${parsed.protocol}", not redis: or rediss:`)
-  }
-  if (parsed.hostname === "") return invalid("it has no host")
-  const db = parsed.pathname.replace(/^\//, "")
-  if (db !== "" && !/^\d+$/.test(db)) return invalid(`the database index "${db}" is not a number`)
-  const auth = parsed.username === "" && parsed.password === ""
-    ? ""
-    : `${parsed.username}${parsed.password === "" ? "" : ":***"}@`
-  const redacted = `${parsed.protocol}//${auth}${parsed.host}${parsed.pathname === "/" ? "" : parsed.pathname}`
-  return { url, redacted }
 }
 
 /** Keeps only the name, message and code of an ioredis error: its `command` may carry the AUTH password. */
@@ -179,8 +146,17 @@ export const connect = (
       resume(Effect.fail(failure))
     }
     const onReady = () => {
-      cleanup()
-      resume(Effect.void)
+      if (!(client instanceof Cluster)) {
+        cleanup()
+        return resume(Effect.void)
+      }
+      // A Cluster client is ready once it knows the slots, but it opens its connection to each node on that node's
+      // first command and, without an offline queue, rejects the commands that reach the node while that connection
+      // opens ("Connection is closed."): concurrent first takes on a queue failed so. Every master is connected now.
+      Promise.all(client.nodes("master").map(nodeReady)).then(() => {
+        cleanup()
+        resume(Effect.void)
+      }, onError)
     }
     const onError = (error: Error) =>
       fail({
@@ -205,6 +181,31 @@ export const connect = (
       client.disconnect()
     })
   })
+
+/** Connects a Cluster client's node connection (lazy until then), resolving once it is ready. */
+const nodeReady = (node: Redis): Promise<void> =>
+  node.status === "ready" ? Promise.resolve() : node.status === "end"
+    ? Promise.reject(new Error("Connection is closed."))
+    : new Promise<void>((resolve, reject) => {
+      const off = () => {
+        node.off("ready", onReady)
+        node.off("error", onError)
+        node.off("end", onEnd)
+      }
+      const onReady = () => {
+        off()
+        resolve()
+      }
+      const onError = (error: Error) => {
+        off()
+        reject(error)
+      }
+      const onEnd = () => onError(new Error("Connection is closed."))
+      node.once("ready", onReady)
+      node.once("error", onError)
+      node.once("end", onEnd)
+      if (node.status === "wait") node.connect().catch(() => {})
+    })
 
 /** Closes a client: QUIT (bounded), then disconnect. */
 export const close = (client: Redis | Cluster): Effect.Effect<void> =>

@@ -7,7 +7,7 @@
  * @internal
  */
 
-/** The keys of one queue, in the order every script receives them as `KEYS[1..11]`. */
+/** The keys of one queue, in the order every script receives them as `KEYS[1..14]`. */
 export interface QueueKeys {
   /** The hash tag shared by the queue's keys: `{<prefix>:<queue>}`. */
   readonly tag: string
@@ -22,6 +22,12 @@ export interface QueueKeys {
   readonly dead: string
   readonly deadBodies: string
   readonly wake: string
+  /** Limits of waiting and in-flight messages: id → limits JSON (only messages that have limits). */
+  readonly limits: string
+  /** Limit state: `r:<key>` → JSON array of the take times in the rate window; `c:<key>` → in-flight count. */
+  readonly limitState: string
+  /** Messages waiting for a concurrency slot: a lexicographic zset, member = key + NUL + 12 hex seq + element. */
+  readonly parked: string
   /** Idempotency keys: key → id of the message holding it. */
   readonly keyHolders: string
   /** Idempotency keys whose holder finished: key → end of its window (epoch ms by `Clock`). */
@@ -29,7 +35,22 @@ export interface QueueKeys {
 }
 
 /** The suffix of each key, in `KEYS` order (`KEYS[1]` = `:r`, …). */
-export const suffixes = [":r", ":hi", ":lo", ":s", ":t", ":f", ":d", ":dh", ":w", ":k", ":kx"] as const
+export const suffixes = [
+  ":r",
+  ":hi",
+  ":lo",
+  ":s",
+  ":t",
+  ":f",
+  ":d",
+  ":dh",
+  ":w",
+  ":lim",
+  ":ls",
+  ":pk",
+  ":k",
+  ":kx"
+] as const
 
 /** Number of keys every script declares. */
 export const keyCount = suffixes.length
@@ -50,10 +71,27 @@ export const make = (prefix: string, queue: string): QueueKeys => {
     dead: all[6]!,
     deadBodies: all[7]!,
     wake: all[8]!,
-    keyHolders: all[9]!,
-    keyWindows: all[10]!
+    limits: all[9]!,
+    limitState: all[10]!,
+    parked: all[11]!,
+    keyHolders: all[12]!,
+    keyWindows: all[13]!
   }
 }
+
+/**
+ * The registry of queue names under `prefix`: a set, updated by enqueue (at most once a minute per queue and broker)
+ * and flush. It is a key of its own (hash tag `{<prefix>:}`: no queue name is empty, so no queue shares it, and the
+ * prefix's ACL key pattern `~{<prefix>:*` covers it), outside every queue's slot, so on Redis Cluster it cannot be
+ * updated inside a queue's script: the broker adds a queue with `SADD` after its enqueue script, best effort.
+ */
+export const registry = (prefix: string): string => `{${prefix}:}:queues`
+
+/**
+ * The hash of a queue's schedules, in the queue's hash tag: schedule name → last claimed slot (epoch ms). Not one of
+ * the keys every script declares: only the `claimSlot` script uses it (as its last key), and `flush` keeps it.
+ */
+export const schedules = (keys: QueueKeys): string => `${keys.tag}:cron`
 
 /** A cache of `make` per queue, so hot paths do not rebuild key strings. */
 export const cache = (prefix: string): (queue: string) => QueueKeys => {

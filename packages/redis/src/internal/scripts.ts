@@ -1,34 +1,44 @@
 /**
  * The broker's Lua scripts: every state change of a queue is exactly one of them, so it is atomic.
  *
- * Each script receives the eleven keys of one queue (see `keys.ts`) as `KEYS[1..11]`, in this order:
+ * Each script receives the fourteen keys of one queue (see `keys.ts`) as `KEYS[1..14]`, in this order:
  *
  * | KEYS | name | type   | holds                                                                            |
  * | ---- | ---- | ------ | -------------------------------------------------------------------------------- |
  * | 1    | `R`  | list   | ready elements of priority 0, FIFO                                               |
  * | 2    | `HI` | zset   | ready elements of priority < 0: score = priority, member = 12 hex seq + element  |
  * | 3    | `LO` | zset   | ready elements of priority > 0: same layout as `HI`                              |
- * | 4    | `SEQ`| string | counter ordering `HI`/`LO` members and dead letters                              |
- * | 5    | `T`  | zset   | timers: delayed elements (score = eta) and leases (`!<id>`, score = expiry)      |
+ * | 4    | `SEQ`| string | counter ordering `HI`/`LO`/`T` members and dead letters                          |
+ * | 5    | `T`  | zset   | timers: delayed (score = eta, member = 12 hex seq + element), leases (`!<id>`)   |
  * | 6    | `F`  | hash   | in-flight: id → lease token + " " + element                                     |
  * | 7    | `D`  | zset   | dead letters: id, score = deadAt · 1000 + seq mod 1000                           |
  * | 8    | `DH` | hash   | dead letters: id → element (its `lastError` is the dead-letter reason)           |
  * | 9    | `W`  | zset   | wake-up marker (at most one member, `1`): blocking takes `BZPOPMIN` it          |
- * | 10   | `K`  | hash   | idempotency keys: key → id of the message holding it                             |
- * | 11   | `KX` | zset   | idempotency windows: key → end of its window (ms), once its holder finished      |
+ * | 10   | `LIM`| hash   | limits of waiting and in-flight messages that have some: id → limits JSON       |
+ * | 11   | `LS` | hash   | limit state: `r:<key>` → take times in the rate window, `c:<key>` → in flight   |
+ * | 12   | `PK` | zset   | messages waiting for a concurrency slot (lexicographic: key NUL seq element)    |
+ * | 13   | `K`  | hash   | idempotency keys: key → id of the message holding it                             |
+ * | 14   | `KX` | zset   | idempotency windows: key → end of its window (ms), once its holder finished      |
  *
  * **Elements.** A message is stored as one string, in one of two forms:
  *
  * - compact: the body JSON itself, when the body is an object whose first key is `"id"` holding the message id
- *   (plain characters only), priority is 0 and the message has no attempts, deliveries or last error;
+ *   (of the characters of `luaIdClass`), priority is 0 and the message has no attempts, deliveries or last error;
  * - headed: `#` + JSON `[priority, attempts, deliveries, id, lastError?]` + `\n` + body JSON;
  * - keyed (a message sent with an idempotency key): headed, with `[priority, attempts, deliveries, id,
  *   lastError | false, key, keyTtl]`. A keyed header ends with a number (`keyTtl`); the others end with `"` or `}`,
- *   which is how an ack spots a keyed element without decoding it.
+ *   which is how an ack spots a keyed element without decoding it. A keyed element keeps its key through release,
+ *   retry, dead letter, requeue and parking (every re-encode passes the key on).
  *
  * **Idempotency keys.** A key is held while `K` maps it to a message id and `KX` has no window for it, or one that
  * has not ended. Enqueue takes a free key (`HSET K`); an ack or dead-letter of its holder starts the window (`ZADD
  * KX`, or `HDEL K` for a window of 0); cancel releases it. Ended windows are pruned (bounded) whenever keys are used.
+ *
+ * **Ties.** Redis orders the members of equal score by their bytes, and an element's first bytes are its id (or a
+ * header), not its age, so every sorted set of elements prefixes them with 12 hex digits of `SEQ` (`%012x`): messages
+ * that share a priority (`HI`/`LO`) or an eta (`T`) keep the order in which they were added (the contract's
+ * tie-break). A lease timer (`!<id>`, score = expiry) sorts before the delayed elements of the same score; a delayed
+ * element written before the prefix existed begins with `{` or `#` and is read as it is.
  *
  * Time is never read inside Lua: `now` (epoch ms from Effect's `Clock`) is always an argument. Scripts never build key
  * names, so they are Redis Cluster safe. ioredis loads each script once per connection and sends `EVALSHA`, falling
@@ -48,13 +58,21 @@ export const maxBatch = 1000
 const head = String.raw`
 local R, HI, LO, SEQ, T, F, D, DH, W = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local call, byte, sub = redis.call, string.byte, string.sub
-local K, KX = KEYS[10], KEYS[11]
+local K, KX = KEYS[13], KEYS[14]
 local wake = false
 `
 
 /**
- * `decode(e)`: splits an element into priority, attempts, deliveries, id, lastError (table or nil), body JSON, and its
- * idempotency key and window (nil, 0 when it has none).
+ * The characters of a message id, as a Lua pattern class: printable ASCII (space to `~`) other than `"` and `\`, the
+ * grammar of `Message.isMessageId` (whose length limit, 255, is checked at enqueue). The scripts and the codec read an
+ * id only when it is made of these characters, so both read the same id from every element; an element whose id is
+ * not (written by another producer) gets its lease token as id, on both sides alike.
+ */
+export const luaIdClass = "[ !#-[%]^-~]"
+
+/**
+ * `decode(e)`: splits an element into priority, attempts, deliveries, id (or nil), lastError (or nil), body JSON, and
+ * its idempotency key and window (nil, 0 when it has none).
  */
 const decode = String.raw`
 local function decode(e)
@@ -63,16 +81,17 @@ local function decode(e)
     if nl then
       local ok, h = pcall(cjson.decode, sub(e, 2, nl - 1))
       if ok and type(h) == "table" then
-        local err, key = h[5], h[6]
+        local err, id, key = h[5], h[4], h[6]
         if type(err) ~= "table" then err = nil end
+        if type(id) ~= "string" or not string.find(id, '^${luaIdClass}+$') then id = nil end
         if type(key) ~= "string" then key = nil end
-        return tonumber(h[1]) or 0, tonumber(h[2]) or 0, tonumber(h[3]) or 0, h[4], err, sub(e, nl + 1), key,
+        return tonumber(h[1]) or 0, tonumber(h[2]) or 0, tonumber(h[3]) or 0, id, err, sub(e, nl + 1), key,
           tonumber(h[7]) or 0
       end
     end
     return 0, 0, 0, nil, nil, e
   end
-  return 0, 0, 0, string.match(e, '^{"id":"([^"\\]*)"'), nil, e
+  return 0, 0, 0, string.match(e, '^{"id":"(${luaIdClass}+)"'), nil, e
 end
 `
 
@@ -108,6 +127,25 @@ local function pushReady(e, p, list)
 end
 `
 
+/**
+ * `addTimers(timers)`: ZADDs delayed elements, collected as flat (eta, element) pairs in the order they were scheduled,
+ * to T, each prefixed with 12 hex digits of SEQ (one INCRBY per call) so that equal etas come due in that order. Sets
+ * `wake`.
+ */
+const addTimers = String.raw`
+local function addTimers(timers)
+  local n = #timers
+  if n == 0 then return end
+  local s = call("INCRBY", SEQ, n / 2) - n / 2
+  for i = 2, n, 2 do
+    s = s + 1
+    timers[i] = string.format("%012x", s) .. timers[i]
+  end
+  for i = 1, n, 1000 do call("ZADD", T, unpack(timers, i, math.min(i + 999, n))) end
+  wake = true
+end
+`
+
 /** `flush(list)`: RPUSHes the collected ready elements; true when R was empty before (a waiter may be blocked). */
 const flush = String.raw`
 local function flush(list)
@@ -120,9 +158,10 @@ end
 `
 
 /**
- * `maintain(now, limit, list)`: moves up to limit due timers (score <= now) back to ready: delayed elements, and
- * in-flight elements whose lease lapsed (their deliveries count already includes the lost lease). Needs decode and
- * pushReady.
+ * `maintain(now, limit, list)`: moves up to limit due timers (score <= now) back to ready, in timer order (eta, then
+ * sequence): delayed elements (their sequence prefix dropped), and in-flight elements whose lease lapsed (their
+ * deliveries count already includes the lost lease), freeing their concurrency slots. Needs decode, pushReady and
+ * limits.
  */
 const maintain = String.raw`
 local function maintain(now, limit, list)
@@ -142,13 +181,106 @@ local function maintain(now, limit, list)
   end
   for i = 1, n do
     local e = due[i]
-    if byte(e, 1) == 33 then
+    local b = byte(e, 1)
+    if b == 33 then
       k = k + 1
       e = recs[k]
       if e then e = sub(e, string.find(e, " ", 1, true) + 1) end
+    elseif b ~= 123 and b ~= 35 then
+      e = sub(e, 13)
     end
     if e then pushReady(e, (decode(e)), list) end
   end
+  freeSlots(ids, list, false)
+end
+`
+
+/**
+ * Limits (`Broker.Limits`), kept in KEYS[10..12]: LIM (id → limits JSON `{"r":[key,limit,windowMs],"c":[key,limit]}`),
+ * LS (`r:<key>` → JSON array of take times in the rate window, `c:<key>` → in-flight count) and PK (messages waiting
+ * for a concurrency slot: a lexicographic zset, member = key + NUL + 12 hex seq + element). Nothing is read unless
+ * LIM exists, so queues without limits pay one EXISTS per call.
+ *
+ * `hasLimits()`; `freeSlots(ids, list, drop)`: ids left the in-flight set: their concurrency slots free, and one parked
+ * message of each key is made ready (into `list`); with drop, their limits are deleted (acked or dead-lettered).
+ * `admit(popped, out, now)`: moves the popped elements that their limits allow to `out` (counting them), delays the
+ * rate-limited ones in T until their window has room, parks the concurrency-limited ones in PK; returns how many were
+ * held back. Needs decode and pushReady.
+ */
+const limits = String.raw`
+local LIM, LS, PK = KEYS[10], KEYS[11], KEYS[12]
+local limitedQueue = nil
+local function hasLimits()
+  if limitedQueue == nil then limitedQueue = call("EXISTS", LIM) == 1 end
+  return limitedQueue
+end
+local function freeSlots(ids, list, drop)
+  if #ids == 0 or not hasLimits() then return end
+  local lims = call("HMGET", LIM, unpack(ids))
+  local gone = {}
+  for i = 1, #ids do
+    local l = lims[i]
+    if l then
+      if drop then gone[#gone + 1] = ids[i] end
+      local c = cjson.decode(l).c
+      if c then
+        local key = c[1]
+        if call("HINCRBY", LS, "c:" .. key, -1) <= 0 then call("HDEL", LS, "c:" .. key) end
+        local parked = call("ZRANGEBYLEX", PK, "[" .. key .. "\0", "(" .. key .. "\1", "LIMIT", 0, 1)
+        if parked[1] then
+          call("ZREM", PK, parked[1])
+          local e = sub(parked[1], #key + 14)
+          pushReady(e, (decode(e)), list)
+        end
+      end
+    end
+  end
+  if #gone > 0 then call("HDEL", LIM, unpack(gone)) end
+end
+local function admit(popped, out, now)
+  local ids = {}
+  for i = 1, #popped do
+    local _, _, _, id = decode(popped[i])
+    ids[i] = id or ""
+  end
+  local lims = call("HMGET", LIM, unpack(ids))
+  local held = 0
+  for i = 1, #popped do
+    local e, l, ok = popped[i], lims[i], true
+    if l then
+      local L = cjson.decode(l)
+      local r, c, log = L.r, L.c, nil
+      if r then
+        local raw = call("HGET", LS, "r:" .. r[1])
+        local keep = {}
+        if raw then
+          local all = cjson.decode(raw)
+          for k = 1, #all do
+            if all[k] + r[3] > now then keep[#keep + 1] = all[k] end
+          end
+        end
+        log = keep
+        if #log >= r[2] then
+          call("ZADD", T, log[1] + r[3], e)
+          ok = false
+        end
+      end
+      if ok and c then
+        if (tonumber(call("HGET", LS, "c:" .. c[1])) or 0) >= c[2] then
+          call("ZADD", PK, 0, c[1] .. "\0" .. string.format("%012x", call("INCR", SEQ)) .. e)
+          ok = false
+        else
+          call("HINCRBY", LS, "c:" .. c[1], 1)
+        end
+      end
+      if ok and r then
+        log[#log + 1] = now
+        call("HSET", LS, "r:" .. r[1], cjson.encode(log))
+      end
+    end
+    if ok then out[#out + 1] = e else held = held + 1 end
+  end
+  return held
 end
 `
 
@@ -191,6 +323,7 @@ local function trimDead(now, ttl, max)
   local old = call("ZRANGEBYSCORE", D, "-inf", string.format("(%.0f", (now - ttl + 1) * 1000), "LIMIT", 0, 1000)
   if #old > 0 then
     call("HDEL", DH, unpack(old))
+    call("HDEL", KEYS[10], unpack(old))
     call("ZREM", D, unpack(old))
   end
   local over = call("ZCARD", D) - max
@@ -198,6 +331,7 @@ local function trimDead(now, ttl, max)
     if over > 1000 then over = 1000 end
     local ids = call("ZRANGE", D, 0, over - 1)
     call("HDEL", DH, unpack(ids))
+    call("HDEL", KEYS[10], unpack(ids))
     call("ZREMRANGEBYRANK", D, 0, over - 1)
   end
 end
@@ -209,9 +343,11 @@ end
  * delivery ran the handler, "0" when not; json = reason), l (release: deliveries - 1, since a released lease is not
  * a lost one). A settlement whose lease is not current (no in-flight record for the id under that token: the lease was
  * swept after lapsing and the message perhaps taken again, or it was settled, or flushed) changes nothing; its
- * 0-based index is returned. A lapsed lease stays current until a sweep returns its message to the queue.
- * An ack or dead-letter of a message holding an idempotency key starts its key's window.
- * Needs decode, encode, pushReady, trimDead, isKeyed, pruneKeys and endHold.
+ * 0-based index is returned. A lapsed lease stays current until a sweep returns its message to the queue. Delayed
+ * retries are timed in settlement order. Acked messages lose their limits (a dead letter keeps them until it is
+ * purged or trimmed); every settled message frees its concurrency slot. An ack or dead-letter of a message holding
+ * an idempotency key starts its key's window.
+ * Needs decode, encode, pushReady, addTimers, limits, trimDead, isKeyed, pruneKeys and endHold.
  */
 const settle = String.raw`
 local function settle(now, o, list, ttl, max)
@@ -242,7 +378,18 @@ local function settle(now, o, list, ttl, max)
   if #live == 0 then return rejected end
   call("HDEL", F, unpack(live))
   call("ZREM", T, unpack(marks))
-  local dead, holds = 0, false
+  if hasLimits() then
+    local gone, back = {}, {}
+    for i = 1, n do
+      if recs[i] then
+        local kind = ARGV[o + 5 * i - 4]
+        if kind == "a" then gone[#gone + 1] = ids[i] else back[#back + 1] = ids[i] end
+      end
+    end
+    freeSlots(gone, list, true)
+    freeSlots(back, list, false)
+  end
+  local dead, timers, holds = 0, {}, false
   -- acked keyed messages: their key's window starts
   for i = 1, #ended do
     local _, _, _, id, _, _, key, kttl = decode(ended[i])
@@ -263,8 +410,8 @@ local function settle(now, o, list, ttl, max)
         if eta <= now then
           pushReady(e, p, list)
         else
-          call("ZADD", T, eta, e)
-          wake = true
+          timers[#timers + 1] = eta
+          timers[#timers + 1] = e
         end
       else
         -- a dead letter counts handler runs: this delivery's counts when it ran (eta slot "1")
@@ -278,6 +425,7 @@ local function settle(now, o, list, ttl, max)
       end
     end
   end
+  addTimers(timers)
   if dead > 0 then
     trimDead(now, ttl, max)
     -- a backstop for abandoned queues (scores enforce the TTL by Clock time; PEXPIRE runs on Redis time)
@@ -290,27 +438,32 @@ end
 `
 
 /**
- * The Lua source of each script, with its contract. `KEYS` is always the nine keys above.
+ * The Lua source of each script, with its contract. `KEYS` is always the fourteen keys above.
  */
 export const sources = {
   /**
    * enqueue: adds messages, after sweeping due timers (so a message that came due earlier is taken first).
    *
    * ARGV: now, sweepLimit, nPlain, nOther, then nPlain elements that are ready now with priority 0 (in order), then
-   * nOther × (eta, priority, element), then (optionally) nKeyed, then nKeyed × (eta, priority, element, key, id).
-   * Plain elements go to R with one RPUSH, without a Lua loop. A batch with idempotency keys sends all its messages
-   * in the keyed part (key "" for those without), so that they stay in order.
-   * Effects: eta > now → ZADD T; else priority 0 → RPUSH R, other → ZADD HI/LO. Sets the wake marker when R was
-   * empty, or a delayed/prioritised message was added. A keyed message whose key is held is left out.
+   * nOther × (eta, priority, element), then nLimited, then nLimited × (id, limits JSON) (stored in LIM before the
+   * elements become takable), then (optionally) nKeyed, then nKeyed × (eta, priority, element, key, id). Plain
+   * elements go to R with one RPUSH, without a Lua loop. A batch with idempotency keys sends all its messages in the
+   * keyed part (key "" for those without), so that they stay in order.
+   * Effects: eta > now → ZADD T (sequenced in argument order, see addTimers); else priority 0 → RPUSH R, other →
+   * ZADD HI/LO. Sets the wake marker when R was empty, or a delayed/prioritised message was added. A keyed message
+   * whose key is held is left out (and its limits are not stored).
    * Returns: { index (0-based, in the keyed part), id of the key's holder } × suppressed, flattened.
    */
-  enqueue: head + decode + pushReady + flush + maintain + pruneKeys + String.raw`
+  enqueue: head + decode + pushReady + addTimers + flush + limits + maintain + pruneKeys + String.raw`
 local now, limit, np, no = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local list = {}
 maintain(now, limit, list)
-local dups = {}
-local kb = 5 + np + 3 * no
+local timers = {}
+local lb = 5 + np + 3 * no
+local nl = tonumber(ARGV[lb]) or 0
+local kb = lb + 1 + 2 * nl
 local nk = tonumber(ARGV[kb]) or 0
+local dups, suppressed = {}, nil
 if nk > 0 then
   pruneKeys(now)
   for i = 1, nk do
@@ -331,30 +484,43 @@ if nk > 0 then
     if holder then
       dups[#dups + 1] = i - 1
       dups[#dups + 1] = holder
+      suppressed = suppressed or {}
+      suppressed[id] = true
     elseif eta > now then
-      call("ZADD", T, eta, e)
-      wake = true
+      timers[#timers + 1] = eta
+      timers[#timers + 1] = e
     else
       pushReady(e, tonumber(ARGV[b + 1]), list)
     end
   end
 end
-local delayed = {}
 for i = 1, no do
   local b = 4 + np + 3 * i - 2
   local eta, e = tonumber(ARGV[b]), ARGV[b + 2]
   if eta > now then
-    delayed[#delayed + 1] = eta
-    delayed[#delayed + 1] = e
+    timers[#timers + 1] = eta
+    timers[#timers + 1] = e
   else
     pushReady(e, tonumber(ARGV[b + 1]), list)
   end
 end
-if #delayed > 0 then
-  for i = 1, #delayed, 1000 do call("ZADD", T, unpack(delayed, i, math.min(i + 999, #delayed))) end
-  wake = true
-end
+addTimers(timers)
 if flush(list) then wake = true end
+if nl > 0 then
+  if suppressed == nil then
+    call("HSET", LIM, unpack(ARGV, lb + 1, lb + 2 * nl))
+  else
+    -- a suppressed message was not enqueued: its limits are not stored
+    local kept = {}
+    for i = lb + 1, lb + 2 * nl, 2 do
+      if not suppressed[ARGV[i]] then
+        kept[#kept + 1] = ARGV[i]
+        kept[#kept + 1] = ARGV[i + 1]
+      end
+    end
+    if #kept > 0 then call("HSET", LIM, unpack(kept)) end
+  end
+end
 if np > 0 then
   for i = 5, 4 + np, 1000 do
     local j = math.min(i + 999, 4 + np)
@@ -369,37 +535,61 @@ return dups
    * take: applies settlements, sweeps due timers, then leases up to max ready messages (HI, then R, then LO).
    *
    * ARGV: now, max, leaseExpiry, tokenBase, wantNext (1/0), sweepLimit, deadTtl, deadMax, then settlements
-   * (n, then n × (kind, id, token, eta, json)).
+   * (n, then n × (kind, id, token, eta, json)), then, for a take pipelined behind a blocking wait, the wait's length
+   * in ms (the take runs up to that much after now).
    * Effects: each leased element gets deliveries + 1 and is stored as F[id] = token + " " + element (token i =
    * tokenBase..i), with a timer `!id` at leaseExpiry in T. Sets the wake marker after a full take (ready messages may remain: another waiter should
    * look), or when settlements made messages delayed or prioritised.
    * Returns: { rejected settlement indices (0-based), leased elements (token i = tokenBase..i, 1-based),
    * next timer score or nil (only when nothing was leased and wantNext = 1) }.
    */
-  take: head + decode + encode + pushReady + flush + maintain + trimDead + isKeyed + pruneKeys + endHold + settle +
-    String.raw`
+  take: head + decode + encode + pushReady + addTimers + flush + limits + maintain + trimDead + isKeyed + pruneKeys +
+    endHold + settle + String.raw`
 local now, max, expiry, base = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local list = {}
 local rejected = settle(now, 9, list, tonumber(ARGV[7]), tonumber(ARGV[8]))
 maintain(now, tonumber(ARGV[6]), list)
 flush(list)
-local out = {}
-local hi = call("ZPOPMIN", HI, max)
-for i = 1, #hi, 2 do out[#out + 1] = sub(hi[i], 13) end
-if #out < max then
-  local l = call("LPOP", R, max - #out)
-  if l then for i = 1, #l do out[#out + 1] = l[i] end end
+local function popReady(k, into)
+  local start = #into
+  local hi = call("ZPOPMIN", HI, k)
+  for i = 1, #hi, 2 do into[#into + 1] = sub(hi[i], 13) end
+  if #into - start < k then
+    local l = call("LPOP", R, k - (#into - start))
+    if l then for i = 1, #l do into[#into + 1] = l[i] end end
+  end
+  if #into - start < k then
+    local lo = call("ZPOPMIN", LO, k - (#into - start))
+    for i = 1, #lo, 2 do into[#into + 1] = sub(lo[i], 13) end
+  end
 end
-if #out < max then
-  local lo = call("ZPOPMIN", LO, max - #out)
-  for i = 1, #lo, 2 do out[#out + 1] = sub(lo[i], 13) end
+local out = {}
+if hasLimits() then
+  -- A take pipelined behind a blocking wait runs up to lag ms after its now (one more ARGV after the settlements):
+  -- rate windows then use Redis's clock when it lies within that lag of now (under TestClock it does not).
+  local rnow = now
+  if #ARGV == 10 + 5 * tonumber(ARGV[9]) then
+    local t = call("TIME")
+    local server = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    if server > now and server - now <= tonumber(ARGV[#ARGV]) + 1000 then rnow = server end
+  end
+  -- messages held back by their limits are set aside: pop again, a bounded number of times, to fill the take
+  for round = 1, 10 do
+    local popped = {}
+    popReady(max - #out, popped)
+    if #popped == 0 or admit(popped, out, rnow) == 0 or #out >= max then break end
+    -- still held back after ten rounds: another take (after this one) goes on through what is ready
+    if round == 10 then wake = true end
+  end
+else
+  popReady(max, out)
 end
 local n = #out
 if n > 0 then
   local hs, zs = {}, {}
   for i = 1, n do
     local e, tok, id, rec = out[i], base .. i, nil, nil
-    if byte(e, 1) ~= 35 then id = string.match(e, '^{"id":"([^"\]*)"') end
+    if byte(e, 1) ~= 35 then id = string.match(e, '^{"id":"(${luaIdClass}+)"') end
     if id then
       -- compact (the common case): its id needs no escaping, so the header is written without cjson
       rec = '#[0,0,1,"' .. id .. '"]\n' .. e
@@ -433,8 +623,8 @@ return { rejected, out, nextAt }
    * ARGV: now, deadTtl, deadMax, then n, then n × (kind, id, token, eta, json).
    * Returns: rejected settlement indices (0-based).
    */
-  settle: head + decode + encode + pushReady + flush + trimDead + isKeyed + pruneKeys + endHold + settle +
-    String.raw`
+  settle: head + decode + encode + pushReady + addTimers + flush + limits + trimDead + isKeyed + pruneKeys + endHold +
+    settle + String.raw`
 local now = tonumber(ARGV[1])
 local list = {}
 local rejected = settle(now, 4, list, tonumber(ARGV[2]), tonumber(ARGV[3]))
@@ -476,7 +666,7 @@ return rejected
    * ARGV: now, sweepLimit, deadTtl.
    * Returns: { ready, delayed, inFlight, dead }.
    */
-  stats: head + decode + pushReady + flush + maintain + String.raw`
+  stats: head + decode + pushReady + flush + limits + maintain + String.raw`
 local now = tonumber(ARGV[1])
 local list = {}
 maintain(now, tonumber(ARGV[2]), list)
@@ -484,7 +674,7 @@ if flush(list) or wake then call("ZADD", W, 0, "1") end
 local inFlight = call("HLEN", F)
 local ready = call("LLEN", R) + call("ZCARD", HI) + call("ZCARD", LO)
 local dead = call("ZCOUNT", D, string.format("(%.0f", (now - tonumber(ARGV[3]) + 1) * 1000), "+inf")
-return { ready, call("ZCARD", T) - inFlight, inFlight, dead }
+return { ready, call("ZCARD", T) - inFlight + call("ZCARD", PK), inFlight, dead }
 `,
   /**
    * deadList: trims the dead letters (ttl, max), then lists the oldest.
@@ -559,9 +749,13 @@ return moved
    * Returns: how many were deleted.
    */
   deadPurge: String.raw`
-local D, DH = KEYS[7], KEYS[8]
+local D, DH, LIM = KEYS[7], KEYS[8], KEYS[10]
 if ARGV[1] == "1" then
   local n = redis.call("ZCARD", D)
+  if n > 0 and redis.call("EXISTS", LIM) == 1 then
+    local ids = redis.call("ZRANGE", D, 0, -1)
+    for i = 1, #ids, 1000 do redis.call("HDEL", LIM, unpack(ids, i, math.min(i + 999, #ids))) end
+  end
   redis.call("DEL", D, DH)
   return n
 end
@@ -572,18 +766,20 @@ for i = 1, #ids, 1000 do
   local j = math.min(i + 999, #ids)
   n = n + redis.call("ZREM", D, unpack(ids, i, j))
   redis.call("HDEL", DH, unpack(ids, i, j))
+  redis.call("HDEL", LIM, unpack(ids, i, j))
 end
 return n
 `,
   /**
-   * cancel: sweeps due timers, then removes the ready or delayed messages with the given ids and releases their
-   * idempotency keys. Leased messages are left alone. Finding a message is a scan of the queue's timers and ready
-   * lists, 1000 members per command, stopping when every id is found: O(queue length) in the worst case.
+   * cancel: sweeps due timers, then removes the ready, delayed or parked (waiting for a concurrency slot) messages
+   * with the given ids, releases their idempotency keys and drops their limits. Leased messages are left alone.
+   * Finding a message is a scan of the queue's timers, ready lists and parked set, 1000 members per command, stopping
+   * when every id is found: O(queue length) in the worst case.
    *
    * ARGV: now, sweepLimit, then ids.
    * Returns: one of "cancelled", "running", "notFound" per id.
    */
-  cancel: head + decode + pushReady + flush + maintain + String.raw`
+  cancel: head + decode + pushReady + flush + limits + maintain + String.raw`
 local now = tonumber(ARGV[1])
 local list = {}
 maintain(now, tonumber(ARGV[2]), list)
@@ -603,12 +799,12 @@ for i = 3, #ARGV do
     w[#w + 1] = i - 2
   end
 end
--- the id of a member of T, HI, LO (after an optional 12-hex sequence prefix) or R; nil for a lease marker
+-- the id of an element, or of a member of T, HI, LO (after an optional 12-hex sequence prefix); nil for a lease marker
 local function idOf(m)
   local c = byte(m, 1)
   if c == 33 then return nil end
   if c ~= 123 and c ~= 35 then m = sub(m, 13) end
-  local id = string.match(m, '^{"id":"([^"\]*)"')
+  local id = string.match(m, '^{"id":"(${luaIdClass}+)"')
   if id then return id, m end
   id = string.match(m, '^#%[[^,]*,[^,]*,[^,]*,"([^"]*)"')
   -- cjson escapes "/" in the ids it writes: decode those headers properly
@@ -627,15 +823,22 @@ local function found(id, e)
     call("HDEL", K, key)
     call("ZREM", KX, key)
   end
+  if hasLimits() then call("HDEL", LIM, id) end
 end
-local function scanZset(key)
+local function scanZset(key, parked)
   local from = 0
   while left > 0 do
     local page = call("ZRANGE", key, from, from + 999)
     if #page == 0 then return end
     local gone = {}
     for i = 1, #page do
-      local id, e = idOf(page[i])
+      local m = page[i]
+      if parked then
+        -- a parked member: concurrency key, NUL, 12 hex digits of sequence, element
+        local z = string.find(m, "\0", 1, true)
+        m = z and sub(m, z + 13) or "!"
+      end
+      local id, e = idOf(m)
       if id and want[id] then
         gone[#gone + 1] = page[i]
         found(id, e)
@@ -645,9 +848,10 @@ local function scanZset(key)
     from = from + 1000 - #gone
   end
 end
-scanZset(T)
-scanZset(HI)
-scanZset(LO)
+scanZset(T, false)
+scanZset(HI, false)
+scanZset(LO, false)
+scanZset(PK, true)
 local from = 0
 while left > 0 do
   local page = call("LRANGE", R, from, from + 999)
@@ -664,8 +868,45 @@ while left > 0 do
   from = from + 1000 - gone
 end
 return out
+`,
+  /**
+   * claimSlot: claims a schedule's slot and enqueues its message, atomically: the claim of slot s succeeds when the
+   * schedule's last claimed slot is absent or below s. KEYS: the queue's keys, then CRON (hash in the queue's hash
+   * tag: schedule name → last claimed slot).
+   *
+   * ARGV: schedule, slot, then the enqueue script's ARGV (now, sweepLimit, nPlain, nOther, elements...).
+   * Returns: 1 when claimed and enqueued, 0 when the slot (or a later one) was already claimed.
+   */
+  claimSlot: head + decode + pushReady + flush + limits + maintain + String.raw`
+local CRON, schedule, slot = KEYS[#KEYS], ARGV[1], tonumber(ARGV[2])
+local last = tonumber(call("HGET", CRON, schedule))
+if last and last >= slot then return 0 end
+call("HSET", CRON, schedule, ARGV[2])
+local now, limit, np, no = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local list = {}
+maintain(now, limit, list)
+for i = 1, no do
+  local b = 6 + np + 3 * i - 2
+  local eta, e = tonumber(ARGV[b]), ARGV[b + 2]
+  if eta > now then
+    call("ZADD", T, eta, e)
+    wake = true
+  else
+    pushReady(e, tonumber(ARGV[b + 1]), list)
+  end
+end
+for i = 7, 6 + np do list[#list + 1] = ARGV[i] end
+local lb = 7 + np + 3 * no
+local nl = tonumber(ARGV[lb]) or 0
+if nl > 0 then call("HSET", LIM, unpack(ARGV, lb + 1, lb + 2 * nl)) end
+if flush(list) then wake = true end
+if wake then call("ZADD", W, 0, "1") end
+return 1
 `
 } as const
+
+/** Scripts that declare more keys than those of a queue. */
+const extraKeys: Partial<Record<keyof typeof sources, number>> = { claimSlot: 1 }
 
 /** The name of each script as an ioredis command. */
 export type ScriptName = keyof typeof sources
@@ -683,6 +924,7 @@ export interface ScriptClient {
   readonly errand_deadRequeue: (...args: ReadonlyArray<Arg>) => Promise<number>
   readonly errand_deadPurge: (...args: ReadonlyArray<Arg>) => Promise<number>
   readonly errand_cancel: (...args: ReadonlyArray<Arg>) => Promise<Array<"cancelled" | "running" | "notFound">>
+  readonly errand_claimSlot: (...args: ReadonlyArray<Arg>) => Promise<number>
 }
 
 /**
@@ -691,7 +933,7 @@ export interface ScriptClient {
  */
 export const define = <C extends Redis | Cluster>(redis: C): C & ScriptClient => {
   for (const name of Object.keys(sources) as Array<ScriptName>) {
-    redis.defineCommand(`errand_${name}`, { lua: sources[name], numberOfKeys: keyCount })
+    redis.defineCommand(`errand_${name}`, { lua: sources[name], numberOfKeys: keyCount + (extraKeys[name] ?? 0) })
   }
   return redis as C & ScriptClient
 }

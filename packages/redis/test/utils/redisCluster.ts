@@ -3,11 +3,11 @@
  * ports of 127.0.0.1 in a temporary directory (no persistence, no replicas), joined by `redis-cli --cluster create`.
  * Never touches a shared server.
  */
-import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process"
+import { type ChildProcess, execFile, execFileSync } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { freePort } from "./redisServer.ts"
+import { freePort, spawnRedisServer, waitFor, withFreshPorts } from "./redisServer.ts"
 
 /** A private Redis Cluster of three masters. */
 export interface RedisCluster {
@@ -32,14 +32,8 @@ const cliAsync = (args: ReadonlyArray<string>): Promise<string> =>
     )
   )
 
-const waitFor = async (check: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> => {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-  throw new Error(`Timed out waiting for ${what}`)
-}
+/** `check`, where a failing command (a node not up yet) counts as "not yet". */
+const soft = (check: () => Promise<boolean>) => () => check().catch(() => false)
 
 /** Options of a private Redis Cluster. */
 export interface RedisClusterOptions {
@@ -47,8 +41,14 @@ export interface RedisClusterOptions {
   readonly password?: string
 }
 
-/** Starts three cluster-enabled redis-servers, creates the cluster, and waits until every node says it is ok. */
-export const startRedisCluster = async (options: RedisClusterOptions = {}): Promise<RedisCluster> => {
+/**
+ * Starts three cluster-enabled redis-servers, creates the cluster, and waits until every node says it is ok. The whole
+ * start is retried on fresh ports (up to three times) when it fails, e.g. because a port was taken meanwhile.
+ */
+export const startRedisCluster = (options: RedisClusterOptions = {}): Promise<RedisCluster> =>
+  withFreshPorts(() => startOnce(options))
+
+const startOnce = async (options: RedisClusterOptions): Promise<RedisCluster> => {
   const auth = options.password === undefined ? [] : ["-a", options.password, "--no-auth-warning"]
   const ports = [await freePort(), await freePort(), await freePort()]
   const dir = mkdtempSync(join(tmpdir(), "errand-cluster-"))
@@ -64,32 +64,30 @@ export const startRedisCluster = async (options: RedisClusterOptions = {}): Prom
   }
   try {
     for (const port of ports) {
-      const child = spawn("redis-server", [
-        "--port",
-        String(port),
-        "--bind",
-        "127.0.0.1",
-        "--cluster-enabled",
-        "yes",
-        "--cluster-config-file",
-        `nodes-${port}.conf`,
-        "--cluster-node-timeout",
-        "2000",
-        "--dir",
-        dir,
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        ...(options.password === undefined ? [] : ["--requirepass", options.password, "--masterauth", options.password])
-      ], { stdio: "ignore" })
-      child.unref()
-      children.push(child)
-    }
-    for (const port of ports) {
-      await waitFor(
-        async () => (await cliAsync([...auth, "-p", String(port), "PING"])).startsWith("PONG"),
-        `node ${port}`
+      children.push(
+        await spawnRedisServer([
+          "--port",
+          String(port),
+          "--bind",
+          "127.0.0.1",
+          "--cluster-enabled",
+          "yes",
+          "--cluster-config-file",
+          `nodes-${port}.conf`,
+          // Redis's default: a node is marked failing when it misses the cluster bus for this long. Shorter values made
+          // a loaded machine (a node not scheduled for a few seconds) take the cluster down mid-test.
+          "--cluster-node-timeout",
+          "15000",
+          "--dir",
+          dir,
+          "--save",
+          "",
+          "--appendonly",
+          "no",
+          ...(options.password === undefined
+            ? []
+            : ["--requirepass", options.password, "--masterauth", options.password])
+        ], join(dir, `redis-${port}.log`))
       )
     }
     await cliAsync([
@@ -103,7 +101,9 @@ export const startRedisCluster = async (options: RedisClusterOptions = {}): Prom
     ])
     for (const port of ports) {
       await waitFor(
-        async () => (await cliAsync([...auth, "-p", String(port), "CLUSTER", "INFO"])).includes("cluster_state:ok"),
+        soft(async () =>
+          (await cliAsync([...auth, "-p", String(port), "CLUSTER", "INFO"])).includes("cluster_state:ok")
+        ),
         `cluster_state:ok on node ${port}`
       )
     }

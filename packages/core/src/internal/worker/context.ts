@@ -9,7 +9,8 @@
 import { type Clock, Context, type Effect, type Fiber, type Schema } from "effect"
 import type * as Actor from "../../Actor.ts"
 import type { Broker, Delivery, Settlement } from "../../Broker.ts"
-import type { Message } from "../../Message.ts"
+import type { Envelope, Message } from "../../Message.ts"
+import type { Middleware } from "../../Middleware.ts"
 import type { Results } from "../../Results.ts"
 import type { Event } from "../../Worker.ts"
 import type { RetryPolicy } from "../retry.ts"
@@ -67,6 +68,8 @@ export interface Job {
   /** The handler has finished (or never ran): the watchdog leaves it alone. */
   finished: boolean
   fiber: Fiber.Fiber<void> | undefined
+  /** Its envelope, once decoded: callbacks, pipeline and group ride in it. */
+  envelope: Envelope | undefined
 }
 
 /**
@@ -96,8 +99,10 @@ export interface QueueState {
 export class WorkerState {
   /** Shutdown has begun: take nothing more. */
   stopping = false
-  /** Messages run to an outcome (acked, retried or dead-lettered), for the stop line. */
-  finishedCount = 0
+  /** Messages run to an outcome, by outcome, for the stop line. */
+  succeededCount = 0
+  retriedCount = 0
+  deadLetteredCount = 0
   /** Messages put back unrun or unfinished, for the stop line. */
   releasedCount = 0
   /** Handlers running now. */
@@ -176,6 +181,8 @@ export interface WorkerContext {
   readonly capacity: number
   readonly registry: ReadonlyMap<string, Registered>
   readonly state: WorkerState
+  /** The middleware in use (`Middleware.layer`), read when the worker starts. */
+  readonly middlewares: ReadonlyArray<Middleware>
   /** Whether an `onEvent` listener is set (the usual path skips building events when not). */
   readonly listening: boolean
   /** Reports an event to `onEvent`; its failures are logged, never fatal. */

@@ -4,14 +4,16 @@
  *
  * @internal
  */
-import { Cause, Context, Effect, Exit, References } from "effect"
+import { Cause, Clock, Context, Effect, Exit, References } from "effect"
 import type * as Actor from "../../Actor.ts"
-import type { Delivery, Settlement } from "../../Broker.ts"
-import { HandlerDefect, MessageDecodeError, TimeLimitExceeded } from "../../ErrandError.ts"
-import type { LastError, Message } from "../../Message.ts"
+import type { Delivery, Outgoing, Settlement } from "../../Broker.ts"
+import { HandlerDefect, MessageDecodeError, RetryLater, TimeLimitExceeded } from "../../ErrandError.ts"
+import * as Group from "../../Group.ts"
+import type { Envelope, LastError, Message, Target } from "../../Message.ts"
 import type { Stored } from "../../Results.ts"
 import { describe, isTagged, lastError } from "../failure.ts"
-import { decide } from "../retry.ts"
+import { messageId } from "../id.ts"
+import { decide, decideLater, withLimits } from "../retry.ts"
 import { CurrentMessage, type Job, type Registered, type WorkerContext } from "./context.ts"
 import { brokerBackoff } from "./settlement.ts"
 
@@ -21,12 +23,7 @@ type Failure = Actor.Failure<unknown> & { readonly _tag: string }
 /** @internal */
 export interface Outcomes {
   /** The settlement of a failed attempt: a retry after the actor's backoff, or a dead letter. */
-  readonly settleFailure: (
-    delivery: Delivery,
-    message: Message,
-    registered: Registered,
-    failure: Failure
-  ) => Effect.Effect<Settlement>
+  readonly settleFailure: (job: Job, failure: Failure) => Effect.Effect<Settlement>
   /** Dead-letters a delivery; `ran` says whether it ran the handler (a dead letter counts handler runs). */
   readonly deadLetter: (
     delivery: Delivery,
@@ -44,12 +41,11 @@ export interface Outcomes {
    * encode fails the attempt.
    */
   readonly succeeded: (job: Job, value: unknown) => Effect.Effect<Settlement>
-  /** For an actor that stores results: stores the failure a message failed with for good. */
-  readonly storeFailure: (
-    registered: Registered,
-    messageId: string,
-    failure: { readonly _tag: string }
-  ) => Effect.Effect<void>
+  /**
+   * What follows a message's final failure, before it is dead-lettered: its result is stored (for an actor that
+   * stores results) and its `onFailure` callback is sent.
+   */
+  readonly finalFailure: (job: Job, failure: { readonly _tag: string }) => Effect.Effect<void>
   /** The settlement of a handler that failed, died or was interrupted. */
   readonly failed: (job: Job, cause: Cause.Cause<unknown>) => Effect.Effect<Settlement>
   /** What a run that ended with `exit` failed with. */
@@ -69,22 +65,30 @@ export interface Outcomes {
 export const make = (ctx: WorkerContext): Outcomes => {
   const { clock, emit } = ctx
 
-  const settleFailure = (
-    delivery: Delivery,
-    message: Message,
-    registered: Registered,
-    failure: Failure
-  ): Effect.Effect<Settlement> => {
+  const settleFailure = (job: Job, failure: Failure): Effect.Effect<Settlement> => {
+    const delivery = job.delivery
+    const message = job.message!
+    const registered = job.registered!
     const attempts = delivery.attempts + 1
     const error = lastError(failure)
-    return Effect.flatMap(decide(registered.retryPolicy, failure, attempts), (decision) => {
+    const policy = withLimits(registered.retryPolicy, message.limits)
+    // a handler that asked to run again later: its delay, no backoff, logged as what it is, not as an error
+    const later = failure instanceof RetryLater
+    const decided = later
+      ? decideLater(policy, failure, attempts, failure.delayMillis)
+      : decide(policy, failure, attempts)
+    return Effect.flatMap(decided, (decision) => {
       if (decision._tag === "Retry") {
         const eta = clock.currentTimeMillisUnsafe() + decision.delayMillis
         return Effect.as(
           Effect.andThen(
-            Effect.logWarning(
-              `Failed (attempt ${attempts}); retrying in ${decision.delayMillis} ms: ${error.message}`
-            ),
+            later
+              ? Effect.logInfo(
+                `Retrying later, as the handler asked (attempt ${attempts}): in ${decision.delayMillis} ms`
+              )
+              : Effect.logWarning(
+                `Failed (attempt ${attempts}); retrying in ${decision.delayMillis} ms: ${error.message}`
+              ),
             emit({ _tag: "Retrying", message, error, attempts, delayMillis: decision.delayMillis })
           ),
           { _tag: "Retry", delivery, eta, error } satisfies Settlement
@@ -92,7 +96,7 @@ export const make = (ctx: WorkerContext): Outcomes => {
       }
       // a failure the actor `throws` is an expected outcome: logged at Info, as Dramatiq does
       return Effect.andThen(
-        storeFailure(registered, message.id, failure),
+        finalFailure(job, failure),
         decision.why === "throws"
           ? deadLetter(delivery, message, error, "throws", true, "Info")
           : deadLetter(
@@ -129,7 +133,7 @@ export const make = (ctx: WorkerContext): Outcomes => {
       return new TimeLimitExceeded({
         actor: actor.name,
         messageId: message.id,
-        timeLimitMillis: actor.timeLimitMillis
+        timeLimitMillis: message.limits?.timeLimit ?? actor.timeLimitMillis
       })
     }
     const cause = Exit.isFailure(exit) ? exit.cause : Cause.empty
@@ -143,6 +147,90 @@ export const make = (ctx: WorkerContext): Outcomes => {
       })
   }
 
+  /** A message to an actor of a callback or pipeline step, built from what the worker knows (no schema needed). */
+  const follow = (target: Target, payload: unknown, now: number, extra?: Partial<Envelope>): Outgoing => {
+    const id = messageId()
+    const body: { -readonly [K in keyof Envelope]: Envelope[K] } = {
+      id,
+      actor: target.actor,
+      queue: target.queue,
+      payload,
+      enqueuedAt: now,
+      ...extra
+    }
+    if (target.priority !== undefined && target.priority !== 0) body.priority = target.priority
+    return { id, queue: target.queue, priority: target.priority ?? 0, eta: now, body }
+  }
+
+  /** The messages a success sends: its `onSuccess` callback, and its pipeline's next step (carrying the rest). */
+  const successors = (job: Job, encoded: unknown, now: number): Array<Outgoing> => {
+    const envelope = job.envelope!
+    const out: Array<Outgoing> = []
+    if (envelope.onSuccess !== undefined) {
+      out.push(follow(envelope.onSuccess, { messageId: job.delivery.id, result: encoded }, now))
+    }
+    const steps = envelope.pipeline
+    if (steps !== undefined && steps.length > 0) {
+      const extra: { -readonly [K in keyof Envelope]?: Envelope[K] } = {}
+      if (steps.length > 1) extra.pipeline = steps.slice(1)
+      // a pipeline's failure callback rides along every step
+      if (envelope.onFailure !== undefined) extra.onFailure = envelope.onFailure
+      out.push(follow(steps[0]!, encoded, now, extra))
+    }
+    return out
+  }
+
+  /**
+   * Counts a group member's outcome in the broker (once per member, however often it runs). The member whose record
+   * completed the group sends its `onComplete`; the first member that failed for good sends its `onFailure`. Only
+   * that member ever sends it: if its worker dies after sending and before acking, it runs again and sends it again
+   * (at-least-once, like every follow-up message), and no other member does.
+   */
+  const memberFinished = (job: Job, succeeded: boolean): Effect.Effect<void> => {
+    const group = job.envelope!.group!
+    const member = job.delivery.id
+    return ctx.broker.recordGroupMember(group.id, member, succeeded, group.size, Group.recordTtl).pipe(
+      Effect.tapError((error) =>
+        Effect.logWarning("Could not record a group member; trying again with backoff", error)
+      ),
+      Effect.retry(brokerBackoff),
+      Effect.flatMap((counts) => {
+        // only the member that completed the group, or failed it first, sends the callback
+        const callback = counts.completedBy === member
+          ? group.onComplete
+          : counts.firstFailed === member
+          ? group.onFailure
+          : undefined
+        if (callback === undefined) return Effect.void
+        return Effect.flatMap(
+          Clock.currentTimeMillis,
+          (now) =>
+            followUp([{
+              id: callback.id,
+              queue: callback.queue,
+              priority: callback.priority,
+              eta: now,
+              body: callback.body
+            }])
+        )
+      }),
+      Effect.catch(() => Effect.void)
+    )
+  }
+
+  /**
+   * Enqueues follow-up messages before the message that sends them is settled, retrying a failed enqueue after
+   * `brokerBackoff`: a crash in between sends them again when the message runs again (at-least-once).
+   */
+  const followUp = (messages: ReadonlyArray<Outgoing>): Effect.Effect<void> =>
+    messages.length === 0 ? Effect.void : ctx.broker.enqueue(messages).pipe(
+      Effect.tapError((error) =>
+        Effect.logWarning("Could not send follow-up messages; trying again with backoff", error)
+      ),
+      Effect.retry(brokerBackoff),
+      Effect.catch(() => Effect.void)
+    )
+
   /** Stores an outcome, retrying a failed write after `brokerBackoff` (the message is acked only once it is stored). */
   const store = (messageId: string, result: Stored, ttlMillis: number): Effect.Effect<void> =>
     ctx.results === undefined ? Effect.void : ctx.results.put(messageId, result, ttlMillis).pipe(
@@ -150,6 +238,22 @@ export const make = (ctx: WorkerContext): Outcomes => {
       Effect.retry(brokerBackoff),
       Effect.catch(() => Effect.void)
     )
+
+  const finalFailure = (job: Job, failure: { readonly _tag: string }): Effect.Effect<void> => {
+    const stored = job.envelope?.group === undefined
+      ? storeFailure(job.registered!, job.delivery.id, failure)
+      : Effect.andThen(storeFailure(job.registered!, job.delivery.id, failure), memberFinished(job, false))
+    const callback = job.envelope?.onFailure
+    if (callback === undefined) return stored
+    const messageId = job.delivery.id
+    return Effect.andThen(
+      stored,
+      Effect.flatMap(
+        Clock.currentTimeMillis,
+        (now) => followUp([follow(callback, { messageId, error: lastError(failure) }, now)])
+      )
+    )
+  }
 
   const storeFailure = (
     registered: Registered,
@@ -167,7 +271,7 @@ export const make = (ctx: WorkerContext): Outcomes => {
 
   const succeeded = (job: Job, value: unknown): Effect.Effect<Settlement> => {
     job.finished = true
-    if (job.timedOut) return settleFailure(job.delivery, job.message!, job.registered!, failureOf(job, Exit.void))
+    if (job.timedOut) return settleFailure(job, failureOf(job, Exit.void))
     const ack: Settlement = { _tag: "Ack", delivery: job.delivery }
     const acked = !ctx.listening ? Effect.succeed(ack) : Effect.as(
       emit({
@@ -179,20 +283,34 @@ export const make = (ctx: WorkerContext): Outcomes => {
     )
     const registered = job.registered!
     const ttl = registered.resultTtlMillis
-    if (ttl === undefined) return acked
+    const envelope = job.envelope!
+    const follows = envelope.onSuccess !== undefined || envelope.pipeline !== undefined
+    // a group member counts its success before it is acked: the last one sends the group's onComplete
+    const done = envelope.group === undefined ? acked : Effect.andThen(memberFinished(job, true), acked)
+    if (ttl === undefined && !follows) return done
     return Effect.matchEffect(registered.encodeSuccess(value), {
       onFailure: (error) =>
         settleFailure(
-          job.delivery,
-          job.message!,
-          registered,
+          job,
           new HandlerDefect({
             actor: registered.actor.name,
             messageId: job.delivery.id,
             defect: `its result does not match the actor's success schema: ${error.message}`
           })
         ),
-      onSuccess: (encoded) => Effect.andThen(store(job.delivery.id, { _tag: "Success", value: encoded }, ttl), acked)
+      onSuccess: (encoded) => {
+        const stored = ttl === undefined
+          ? Effect.void
+          : store(job.delivery.id, { _tag: "Success", value: encoded }, ttl)
+        if (!follows) return Effect.andThen(stored, done)
+        return Effect.andThen(
+          stored,
+          Effect.andThen(
+            Effect.flatMap(Clock.currentTimeMillis, (now) => followUp(successors(job, encoded, now))),
+            done
+          )
+        )
+      }
     }) as Effect.Effect<Settlement>
   }
 
@@ -208,7 +326,7 @@ export const make = (ctx: WorkerContext): Outcomes => {
       // interrupted by shutdown, not by the handler: put it back without burning an attempt
       return Effect.as(released(job.delivery), { _tag: "Release", delivery: job.delivery } satisfies Settlement)
     }
-    return settleFailure(job.delivery, job.message!, job.registered!, failureOf(job, Exit.failCause(cause)))
+    return settleFailure(job, failureOf(job, Exit.failCause(cause)))
   }
 
   const undecodable = (job: Job, part: "envelope" | "payload", issue: string) =>
@@ -243,7 +361,7 @@ export const make = (ctx: WorkerContext): Outcomes => {
 
   return {
     settleFailure,
-    storeFailure,
+    finalFailure,
     deadLetter,
     undecodable,
     succeeded,

@@ -10,6 +10,7 @@ import { DeliveryLimitExceeded, issuePath, MaxAgeExceeded, UnknownActor } from "
 import { Envelope, type Message } from "../../Message.ts"
 import { isEnvelope } from "../envelope.ts"
 import { lastError } from "../failure.ts"
+import * as MiddlewareHooks from "../middleware.ts"
 import * as Watchdog from "../watchdog.ts"
 import type { Job, WorkerContext } from "./context.ts"
 import type { Outcomes } from "./outcome.ts"
@@ -59,7 +60,7 @@ export interface Runners {
 
 /** @internal */
 export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Outcomes): Runners => {
-  const { clock, registry, state: worker } = ctx
+  const { clock, middlewares, registry, state: worker } = ctx
   const maxLostLeases = ctx.settings.maxLostLeases
   const { annotate, deadLetter, undecodable } = outcomes
 
@@ -90,9 +91,25 @@ export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Out
     runner.job = undefined
     job.finished = true
     worker.running--
-    if (settlement._tag === "Release") worker.releasedCount++
-    else worker.finishedCount++
+    switch (settlement._tag) {
+      case "Ack":
+        worker.succeededCount++
+        break
+      case "Retry":
+        worker.retriedCount++
+        break
+      case "DeadLetter":
+        worker.deadLetteredCount++
+        break
+      case "Release":
+        worker.releasedCount++
+        break
+    }
     settlements.settled(job.delivery, settlement)
+    if (middlewares.length > 0) {
+      const outcome = MiddlewareHooks.outcomeOf(settlement, job.registered?.actor.name)
+      ctx.runSystem(MiddlewareHooks.afterSettle(middlewares, outcome))
+    }
     if (worker.running === 0 && worker.onIdle !== undefined) worker.onIdle()
   }
 
@@ -143,6 +160,7 @@ export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Out
       )
     }
     job.registered = registered
+    job.envelope = envelope
     // A payload schema without effects decodes to an Exit: no effect step is needed to read it.
     const decoded = registered.decodePayload(envelope.payload)
     if (Exit.isExit(decoded) && Exit.isSuccess(decoded)) return startHandler(runner, job, envelope, decoded.value)
@@ -178,32 +196,35 @@ export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Out
       eta,
       priority: envelope.priority ?? 0,
       options: envelope.options ?? noOptions,
+      limits: envelope.limits,
       attempts: delivery.attempts,
       lastError: delivery.lastError
     }
     job.message = message
     const actor = registered.actor
     const now = clock.currentTimeMillisUnsafe()
-    if (now - eta > actor.maxAgeMillis) {
+    const maxAgeMillis = envelope.limits?.maxAge ?? actor.maxAgeMillis
+    if (now - eta > maxAgeMillis) {
       const error = new MaxAgeExceeded({
         actor: actor.name,
         messageId: message.id,
         ageMillis: now - eta,
-        maxAgeMillis: actor.maxAgeMillis
+        maxAgeMillis
       })
       return finishWith(
         runner,
         job,
         Effect.andThen(
-          outcomes.storeFailure(registered, message.id, error),
+          outcomes.finalFailure(job, error),
           deadLetter(delivery, message, lastError(error), "too old", false)
         )
       )
     }
     job.startedAt = now
-    if (Number.isFinite(actor.timeLimitMillis)) {
-      job.deadline = now + actor.timeLimitMillis
-      watchdog.watch(job, actor.timeLimitMillis)
+    const timeLimitMillis = envelope.limits?.timeLimit ?? actor.timeLimitMillis
+    if (Number.isFinite(timeLimitMillis)) {
+      job.deadline = now + timeLimitMillis
+      watchdog.watch(job, timeLimitMillis)
     }
     return !ctx.listening ?
       runner.run :
@@ -228,7 +249,8 @@ export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Out
       self = fiber
       runner.outer = fiber.context
       fiber.setContext(outcomes.handlerContext(job, fiber.context) as Context.Context<never>)
-      return job.registered!.run(message.payload, message)
+      const run = job.registered!.run(message.payload, message)
+      return middlewares.length === 0 ? run : MiddlewareHooks.aroundHandler(middlewares, message, run)
     })
     const runner: Runner = {
       job: undefined,
@@ -247,7 +269,8 @@ export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Out
           deadline: Infinity,
           timedOut: false,
           finished: false,
-          fiber: runner.fiber
+          fiber: runner.fiber,
+          envelope: undefined
         }
         runner.job = job
         worker.running++
@@ -256,7 +279,11 @@ export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Out
       run: Effect.matchCauseEffect(enter, {
         onSuccess: (value: unknown) => {
           const job = leave()
-          if (job.timedOut || ctx.listening || job.registered!.resultTtlMillis !== undefined) {
+          const envelope = job.envelope!
+          if (
+            job.timedOut || ctx.listening || job.registered!.resultTtlMillis !== undefined ||
+            envelope.onSuccess !== undefined || envelope.pipeline !== undefined || envelope.group !== undefined
+          ) {
             return finishWith(runner, job, outcomes.succeeded(job, value))
           }
           finishJob(runner, job, { _tag: "Ack", delivery: job.delivery })
@@ -285,7 +312,7 @@ export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Out
       // the watchdog interrupted it: a failed attempt, not a release
       return Effect.andThen(
         Effect.map(
-          outcomes.settleFailure(job.delivery, job.message, job.registered!, outcomes.failureOf(job, exit)),
+          outcomes.settleFailure(job, outcomes.failureOf(job, exit)),
           (settlement) => finishJob(runner, job, settlement)
         ),
         replace

@@ -6,6 +6,7 @@
  * @internal
  */
 import { Effect, type Fiber } from "effect"
+import * as MiddlewareHooks from "../middleware.ts"
 import type { WorkerContext } from "./context.ts"
 import type { Outcomes } from "./outcome.ts"
 import type { Runners } from "./runners.ts"
@@ -48,6 +49,10 @@ export const shutdown = (
     for (let delivery = worker.nextBuffered(); delivery !== undefined; delivery = worker.nextBuffered()) {
       worker.releasedCount++
       settlements.settled(delivery, { _tag: "Release", delivery })
+      if (ctx.middlewares.length > 0) {
+        const outcome = MiddlewareHooks.outcomeOf({ _tag: "Release", delivery }, undefined)
+        ctx.runSystem(MiddlewareHooks.afterSettle(ctx.middlewares, outcome))
+      }
       yield* outcomes.released(delivery).pipe(Effect.annotateLogs({ queue: delivery.queue, messageId: delivery.id }))
     }
     if (!(yield* within(shutdownTimeout, untilIdle))) {
@@ -68,7 +73,11 @@ export const shutdown = (
       }, { concurrency: "unbounded", discard: true })
     )
     const unsettled = recorded ? 0 : worker.queues.reduce((n, state) => n + state.pending.length, 0)
-    const summary = `Worker stopped: ${worker.finishedCount} message(s) finished, ${worker.releasedCount} released`
+    const finished = worker.succeededCount + worker.retriedCount + worker.deadLetteredCount
+    const summary =
+      `Worker stopped: ${finished} message${finished === 1 ? "" : "s"} finished (${worker.succeededCount} ` +
+      `succeeded, ${worker.retriedCount} to retry, ${worker.deadLetteredCount} dead-lettered), ${worker.releasedCount} ` +
+      "released"
     yield* worker.running === 0 && unsettled === 0 && stopped
       ? Effect.logInfo(summary)
       : Effect.logWarning(

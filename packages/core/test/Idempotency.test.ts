@@ -6,7 +6,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { MemoryBroker } from "@errand/memory"
 import { Deferred, Effect, Layer, Ref, Schema } from "effect"
 import { TestClock } from "effect/testing"
-import { Actor, Worker } from "../src/index.ts"
+import { Actor, Group, Middleware, Pipeline, Worker } from "../src/index.ts"
 
 const chargeOrder = Actor.make("charge_order", {
   queue: "orders",
@@ -155,5 +155,52 @@ describe("Cancel", () => {
         yield* MemoryBroker.join("orders")
         assert.deepStrictEqual(yield* Ref.get(runs), ["busy"])
       }).pipe(withWorker(runs, gate))
+    }))
+
+  it.effect("middleware's beforeEnqueue runs first: a rebuilt keyed message keeps its key and is reported as held", () =>
+    Effect.gen(function*() {
+      const runs = yield* Ref.make<ReadonlyArray<string>>([])
+      const delayAll = Middleware.layer(Effect.succeed({
+        name: "delay-all",
+        beforeEnqueue: () => Effect.succeed({ delay: "1 second" })
+      }))
+      yield* Effect.gen(function*() {
+        const first = yield* chargeOrder.send({ orderId: "mw" }, { key: "order-mw" })
+        assert.strictEqual(first.key, "order-mw")
+        const second = yield* chargeOrder.send({ orderId: "mw" }, { key: "order-mw" })
+        assert.strictEqual(second.duplicate, true)
+        assert.strictEqual(second.id, first.id)
+        const enqueued = yield* Actor.enqueue([yield* chargeOrder.message({ orderId: "mw" }, { key: "order-mw" })])
+        assert.deepStrictEqual([...enqueued.duplicates.values()], [first.id])
+        yield* TestClock.adjust("1 second")
+        yield* MemoryBroker.join("orders")
+        assert.deepStrictEqual(yield* Ref.get(runs), ["mw"])
+      }).pipe(withWorker(runs), Effect.provide(delayAll))
+    }))
+
+  it.effect("Pipeline.run with a held key enqueues nothing and returns the holder", () =>
+    Effect.gen(function*() {
+      const runs = yield* Ref.make<ReadonlyArray<string>>([])
+      yield* Effect.gen(function*() {
+        const first = yield* chargeOrder.send({ orderId: "p" }, { key: "order-p" })
+        const piped = yield* Pipeline.run(yield* chargeOrder.message({ orderId: "p" }, { key: "order-p" }), [])
+        assert.strictEqual(piped.duplicate, true)
+        assert.strictEqual(piped.id, first.id)
+        yield* MemoryBroker.join("orders")
+        assert.deepStrictEqual(yield* Ref.get(runs), ["p"])
+      }).pipe(withWorker(runs))
+    }))
+
+  it.effect("a group member's key is not used: every member runs", () =>
+    Effect.gen(function*() {
+      const runs = yield* Ref.make<ReadonlyArray<string>>([])
+      yield* Effect.gen(function*() {
+        yield* Group.run([
+          yield* chargeOrder.message({ orderId: "g1" }, { key: "same" }),
+          yield* chargeOrder.message({ orderId: "g2" }, { key: "same" })
+        ])
+        yield* MemoryBroker.join("orders")
+        assert.deepStrictEqual(yield* Ref.get(runs), ["g1", "g2"])
+      }).pipe(withWorker(runs))
     }))
 })

@@ -137,6 +137,19 @@ describe("RedisBroker keys", () => {
       assert.notProperty(dump, key("kx"))
     }).pipe(Effect.scoped))
 
+  it.effect("stores no limits for a keyed message left out, and drops a cancelled message's limits", () =>
+    Effect.gen(function*() {
+      const { broker, key, queue, raw } = yield* setup()
+      const limits = { concurrency: { key: "c", limit: 1 } }
+      const first = { ...message(queue), key: "k", limits }
+      const second = { ...message(queue), key: "k", limits }
+      const enqueued = yield* broker.enqueue([first, second])
+      assert.deepStrictEqual([...enqueued.duplicates], [[second.id, first.id]])
+      assert.deepStrictEqual(Object.keys(yield* Effect.promise(() => raw.hgetall(key("lim")))), [first.id])
+      assert.deepStrictEqual(yield* broker.cancel(queue, [first.id]), ["cancelled"])
+      assert.strictEqual(yield* Effect.promise(() => raw.exists(key("lim"), key("k"), key("r"))), 0)
+    }).pipe(Effect.scoped))
+
   it.effect("times a delayed message as 12 hex digits of the sequence + its element, and reads unprefixed timers", () =>
     Effect.gen(function*() {
       const { broker, key, queue, raw } = yield* setup()

@@ -1229,6 +1229,85 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
           assert.strictEqual((yield* q.take({ max: 10 })).deliveries.length, 1)
         }))
     })
+
+    describe("idempotency keys with limits and ties", () => {
+      const keyed = (q: Fixture, label: string, key: string, limits: Limits) =>
+        Effect.map(q.message(label, { key }), (message): Outgoing => ({ ...message, limits }))
+
+      it.effect("a message waiting for its concurrency slot or rate window holds its key, and cancel removes it", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const concurrency = { key: `${q.queue}/c`, limit: 1 }
+          const rate = { key: `${q.queue}/r`, limit: 1, windowMillis: 10_000 }
+          yield* q.enqueue([
+            keyed(q, "running", "k-running", { concurrency }),
+            keyed(q, "parked", "k-parked", { concurrency }),
+            keyed(q, "rated", "k-rated", { rate }),
+            keyed(q, "rate-waiting", "k-rate-waiting", { rate })
+          ])
+          const running = yield* q.take({ max: 10 })
+          assert.deepStrictEqual(q.labels(running), ["running", "rated"])
+          assert.deepStrictEqual(yield* q.stats, { ready: 0, delayed: 2, inFlight: 2, dead: 0 })
+          // held while they wait; a suppressed message with limits stores nothing
+          assert.deepStrictEqual(
+            yield* q.duplicates([
+              keyed(q, "dup-parked", "k-parked", { concurrency }),
+              q.message("dup-rate-waiting", { key: "k-rate-waiting" })
+            ]),
+            [["dup-parked", "parked"], ["dup-rate-waiting", "rate-waiting"]]
+          )
+          assert.deepStrictEqual(yield* q.cancel(["parked", "rate-waiting"]), ["cancelled", "cancelled"])
+          assert.deepStrictEqual(yield* q.stats, { ready: 0, delayed: 0, inFlight: 2, dead: 0 })
+          // their keys are free; the slot they waited for frees with nothing parked behind it
+          assert.deepStrictEqual(yield* q.duplicates([q.message("again", { key: "k-parked" })]), [])
+          yield* q.broker.settle(running.deliveries.map(ack))
+          yield* TestClock.adjust(10_000)
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 10 })), ["again"])
+          assert.deepStrictEqual(yield* q.stats, { ready: 0, delayed: 0, inFlight: 1, dead: 0 })
+        }))
+
+      it.effect("a message keeps its key through a release and a wait in the parked set, and its ack ends it", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const concurrency = { key: `${q.queue}/c`, limit: 1 }
+          yield* q.enqueue([keyed(q, "a", "k-a", { concurrency })])
+          yield* q.broker.settle([release(yield* q.takeOne())])
+          assert.deepStrictEqual(yield* q.duplicates([q.message("a2", { key: "k-a" })]), [["a2", "a"]])
+          yield* q.broker.settle([ack(yield* q.takeOne())])
+          // its key (window 0) ended with its ack: the key went through the release with it
+          assert.deepStrictEqual(yield* q.duplicates([q.message("a3", { key: "k-a" })]), [])
+          yield* q.broker.settle([ack(yield* q.takeOne())])
+          // parked behind another message of its concurrency key, then made ready again by that one's ack
+          yield* q.enqueue([
+            Effect.map(q.message("holder"), (message): Outgoing => ({ ...message, limits: { concurrency } })),
+            keyed(q, "b", "k-b", { concurrency })
+          ])
+          const holder = yield* q.take({ max: 10 })
+          assert.deepStrictEqual(q.labels(holder), ["holder"])
+          assert.deepStrictEqual(yield* q.duplicates([q.message("b2", { key: "k-b" })]), [["b2", "b"]])
+          yield* q.broker.settle(holder.deliveries.map(ack))
+          const b = yield* q.take({ max: 10 })
+          assert.deepStrictEqual(q.labels(b), ["b"])
+          assert.deepStrictEqual(yield* q.duplicates([q.message("b3", { key: "k-b" })]), [["b3", "b"]])
+          yield* q.broker.settle(b.deliveries.map(ack))
+          assert.deepStrictEqual(yield* q.duplicates([q.message("b4", { key: "k-b" })]), [])
+        }))
+
+      it.effect("keyed and unkeyed messages due at the same eta keep the order they were sent in", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          // labels in descending order, so neither ids nor element headers can sort them right by accident
+          yield* q.enqueue([
+            q.message("z", { key: "k-z", delay: 1_000 }),
+            q.message("y", { delay: 1_000 }),
+            q.message("x", { key: "k-x", delay: 1_000 })
+          ])
+          yield* q.enqueue([q.message("w", { key: "k-w", delay: 1_000 })])
+          yield* q.enqueue([q.message("v", { delay: 1_000 })])
+          yield* TestClock.adjust(1_000)
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 10 })), ["z", "y", "x", "w", "v"])
+        }))
+    })
   })
 
   layer(brokerLayer, { excludeTestServices: true })(`${name} broker conformance (live clock)`, (it) => {

@@ -28,12 +28,20 @@
  */
 import { Clock, Context, Duration, Effect, Exit, type Schedule, Schema } from "effect"
 import { type Pipeable, pipeArguments } from "effect/Pipeable"
-import { Broker, type Limits as BrokerLimits, type Outgoing } from "./Broker.ts"
+import {
+  Broker,
+  type CancelOutcome,
+  type Enqueued,
+  isValidKey,
+  type Limits as BrokerLimits,
+  maxKeyLength,
+  type Outgoing
+} from "./Broker.ts"
 import {
   type BrokerError,
   type EnqueueVetoed,
   InvalidName,
-  type InvalidOption,
+  InvalidOption,
   InvalidPayload,
   issuePath,
   MessageFailed,
@@ -204,6 +212,12 @@ export interface Options<Payload extends Schema.Top, Success extends Schema.Top,
    * default), a duration keeps it that long. See `Results`.
    */
   readonly storeResults?: boolean | Duration.Input | undefined
+  /**
+   * How long a message's idempotency key stays held after the message finished (acked or dead-lettered), unless its
+   * send says otherwise with `keyTtl` (default 1 hour; `0` releases the key as the message finishes). See
+   * `SendOptions.key`.
+   */
+  readonly idempotencyWindow?: Duration.Input | undefined
 }
 
 /**
@@ -243,6 +257,15 @@ export interface SendOptions<S = unknown> extends Callbacks<S> {
   readonly timeLimit?: Duration.Input | undefined
   /** Overrides the actor's `maxAge` for this message. */
   readonly maxAge?: Duration.Input | undefined
+  /**
+   * An idempotency key: the message is enqueued only if no message of this queue holds the key, that is, none sent
+   * with it is ready, delayed, running, or finished less than its window ago. A suppressed send succeeds and returns
+   * the message with `duplicate: true` and the `id` of the message that holds the key. 1 to 256 characters of
+   * `[A-Za-z0-9_.:@/+=-]`, e.g. `"order-42"`.
+   */
+  readonly key?: string | undefined
+  /** How long the key stays held after the message finished (default: the actor's `idempotencyWindow`). */
+  readonly keyTtl?: Duration.Input | undefined
 }
 
 /**
@@ -272,6 +295,8 @@ export interface Actor<
   readonly retryPolicy: RetryPolicy<Failure<Error["Type"]>>
   /** How long outcomes are stored, in milliseconds; `undefined` when the actor does not store results. */
   readonly resultTtlMillis: number | undefined
+  /** How long an idempotency key stays held after its message finished, in milliseconds (unless a send says). */
+  readonly idempotencyWindowMillis: number
 
   /**
    * Encodes, validates and enqueues one message. A payload that fails the schema fails with `InvalidPayload`.
@@ -321,6 +346,13 @@ export interface Actor<
     Error["Type"] | ResultMissing | ResultTimeout | MessageFailed | ResultDecodeError | BrokerError,
     Results | Success["DecodingServices"] | Error["DecodingServices"]
   >
+
+  /**
+   * Removes a ready or delayed message of this actor's queue (a retry waiting for its backoff included) and releases
+   * its idempotency key: `"cancelled"`. A running message is not interrupted and nothing changes: `"running"` (its
+   * outcome is applied as usual). `"notFound"` when it is not queued (finished, dead-lettered, cancelled, unknown).
+   */
+  cancel(message: Message<Payload["Type"], Success["Type"]> | string): Effect.Effect<CancelOutcome, BrokerError, Broker>
 
   /** Attaches a handler, for `Worker.layer({ handlers })`. Its services `R` become the worker's requirements. */
   handle<R = never>(
@@ -374,6 +406,7 @@ const DEFAULT_MAX_RETRIES = 20
 const DEFAULT_MIN_BACKOFF = Duration.seconds(15)
 const DEFAULT_MAX_BACKOFF = Duration.days(7)
 const DEFAULT_TIME_LIMIT = Duration.minutes(10)
+const DEFAULT_IDEMPOTENCY_WINDOW = Duration.hours(1)
 
 /** Returns a checked value, or throws its `InvalidOption`: an actor definition error is reported where it is made. */
 const orThrow = <A>(value: A | InvalidOption): A => {
@@ -385,7 +418,14 @@ const orThrow = <A>(value: A | InvalidOption): A => {
 const actorSettings = (
   options: Pick<
     Options<Schema.Top, Schema.Top, Schema.Top>,
-    "minBackoff" | "maxBackoff" | "priority" | "maxRetries" | "timeLimit" | "maxAge" | "storeResults"
+    | "minBackoff"
+    | "maxBackoff"
+    | "priority"
+    | "maxRetries"
+    | "timeLimit"
+    | "maxAge"
+    | "storeResults"
+    | "idempotencyWindow"
   >
 ) => {
   const minBackoff = orThrow(
@@ -403,6 +443,16 @@ const actorSettings = (
       Check.duration("actor", "timeLimit", options.timeLimit, Duration.toMillis(DEFAULT_TIME_LIMIT), 1, true)
     ),
     maxAge: orThrow(Check.duration("actor", "maxAge", options.maxAge, Infinity, 1, true)),
+    idempotencyWindow: orThrow(
+      Check.duration(
+        "actor",
+        "idempotencyWindow",
+        options.idempotencyWindow,
+        Duration.toMillis(DEFAULT_IDEMPOTENCY_WINDOW),
+        0,
+        false
+      )
+    ),
     resultTtl: options.storeResults === undefined || options.storeResults === false
       ? undefined
       : orThrow(
@@ -418,22 +468,39 @@ const actorSettings = (
   }
 }
 
-/** The validated options of one send: the delay in milliseconds, the priority, and the limits it overrides. */
+/**
+ * The validated options of one send: the delay in milliseconds, the priority, the limits it overrides, and its
+ * idempotency key with the key's window.
+ */
 interface SendSettings {
   readonly delay: number
   readonly priority: number
   readonly limits: Limits | undefined
+  readonly key?: string | undefined
+  readonly keyTtl?: number | undefined
 }
 
-const sendSettings = (options: SendOptions, defaultPriority: number): SendSettings | InvalidOption => {
+const sendSettings = (
+  options: SendOptions,
+  defaultPriority: number,
+  defaultKeyTtl: number
+): SendSettings | InvalidOption => {
   const delay = Check.duration("send", "delay", options.delay, 0, 0, false)
   if (typeof delay !== "number") return delay
   const priority = Check.priority("send", options.priority, defaultPriority)
   if (typeof priority !== "number") return priority
+  const limits = limitSettings(options)
+  if (limits !== undefined && "_tag" in limits) return limits
+  if (options.key === undefined && options.keyTtl === undefined) return { delay, priority, limits }
+  return keySettings(options, { delay, priority, limits }, defaultKeyTtl)
+}
+
+/** The per-message limits a send overrides, validated (`undefined` when it overrides none). */
+const limitSettings = (options: SendOptions): Limits | InvalidOption | undefined => {
   if (
     options.maxRetries === undefined && options.minBackoff === undefined && options.maxBackoff === undefined &&
     options.timeLimit === undefined && options.maxAge === undefined
-  ) return { delay, priority, limits: undefined }
+  ) return undefined
   const limits: { -readonly [K in keyof Limits]: Limits[K] } = {}
   const maxRetries = Check.integer("send", "maxRetries", options.maxRetries, -1, 0, Number.MAX_SAFE_INTEGER)
   if (typeof maxRetries !== "number") return maxRetries
@@ -450,7 +517,28 @@ const sendSettings = (options: SendOptions, defaultPriority: number): SendSettin
   const maxAge = Check.duration("send", "maxAge", options.maxAge, -1, 1, false)
   if (typeof maxAge !== "number") return maxAge
   if (maxAge >= 0) limits.maxAge = maxAge
-  return { delay, priority, limits }
+  return limits
+}
+
+/** Adds the validated idempotency key and its window to a send's settings (`keyTtl` alone is an error). */
+const keySettings = (
+  options: SendOptions,
+  settings: SendSettings,
+  defaultKeyTtl: number
+): SendSettings | InvalidOption => {
+  const key = options.key
+  if (!isValidKey(key)) {
+    return new InvalidOption({
+      of: "send",
+      option: "key",
+      value: key === undefined ? "undefined" : JSON.stringify(key) ?? String(key),
+      expected: `1 to ${maxKeyLength} characters of [A-Za-z0-9_.:@/+=-]` +
+        (key === undefined ? " (keyTtl needs a key)" : "")
+    })
+  }
+  const keyTtl = Check.duration("send", "keyTtl", options.keyTtl, defaultKeyTtl, 0, false)
+  if (typeof keyTtl !== "number") return keyTtl
+  return { ...settings, key, keyTtl }
 }
 
 /**
@@ -564,6 +652,10 @@ export const make = <
     if (eta !== now) envelope.eta = eta
     if (priority !== 0) envelope.priority = priority
     if (extra !== undefined && Object.keys(extra).length > 0) envelope.options = extra
+    if (checked.key !== undefined) {
+      envelope.key = checked.key
+      envelope.keyTtl = checked.keyTtl!
+    }
     if (checked.limits !== undefined) envelope.limits = checked.limits
     const onSuccess = sendOptions?.onSuccess ?? options.onSuccess
     if (onSuccess !== undefined) envelope.onSuccess = toTarget(onSuccess)
@@ -584,6 +676,7 @@ export const make = <
       [ACTOR]: self
     }
     if (limitsOf !== undefined) (message as { [LIMITS]?: BrokerLimits })[LIMITS] = limitsOf(payload)
+    if (checked.key !== undefined) return { ...message, key: checked.key }
     return message
   }
 
@@ -600,7 +693,9 @@ export const make = <
     sync: (message: Msg) => A,
     async: (message: Effect.Effect<Msg, InvalidPayload | InvalidOption, Payload["EncodingServices"]>) => A
   ): A => {
-    const checked = sendOptions === undefined ? defaultSettings : sendSettings(sendOptions, defaultPriority)
+    const checked = sendOptions === undefined
+      ? defaultSettings
+      : sendSettings(sendOptions, defaultPriority, settings.idempotencyWindow)
     if ("_tag" in checked) return async(Effect.fail(checked))
     const encoded = encodePayload(payload)
     if (Exit.isExit(encoded) && Exit.isSuccess(encoded)) {
@@ -657,6 +752,12 @@ export const make = <
     maxAgeMillis: settings.maxAge,
     retryPolicy,
     resultTtlMillis: settings.resultTtl,
+    idempotencyWindowMillis: settings.idempotencyWindow,
+    cancel: (message) =>
+      Effect.flatMap(
+        Broker,
+        (broker) => Effect.map(broker.cancel(queue, [typeof message === "string" ? message : message.id]), first)
+      ),
     result: (message, resultOptions) => readResult(typeof message === "string" ? message : message.id, resultOptions),
     message: (payload, sendOptions) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => build(payload, sendOptions, now)),
@@ -671,12 +772,17 @@ export const make = <
           const broker = Context.get(fiber.context as Context.Context<Broker>, Broker)
           const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
           const middlewares = fiber.getRef(Middlewares)
+          // only a keyed message can be suppressed: the others keep the cheapest path
+          const enqueuePrepared = (message: Msg) =>
+            message.key === undefined
+              ? Effect.as(enqueueOne(broker, toOutgoing(message)), message)
+              : Effect.map(enqueueOne(broker, toOutgoing(message)), (enqueued) => heldBy(message, enqueued))
           const enqueueIt = middlewares.length === 0
-            ? (message: Msg) => Effect.as(enqueueOne(broker, toOutgoing(message)), message)
+            ? enqueuePrepared
             : (message: Msg) =>
               Effect.flatMap(
                 MiddlewareHooks.beforeEnqueue(middlewares, [message], now),
-                ([prepared]) => Effect.as(enqueueOne(broker, toOutgoing(prepared!)), prepared!)
+                ([prepared]) => enqueuePrepared(prepared!)
               )
           return buildWith(payload, sendOptions, now, enqueueIt, (message) => Effect.flatMap(message, enqueueIt))
         }
@@ -685,7 +791,12 @@ export const make = <
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
         Effect.flatMap(
           buildAll(Array.isArray(payloads) ? payloads : Array.from(payloads), sendOptions, now),
-          (messages) => enqueuePrepared(messages, now)
+          (messages) =>
+            Effect.map(
+              enqueuePrepared(messages, now),
+              ([prepared, enqueued]) =>
+                enqueued.duplicates.size === 0 ? prepared : prepared.map((message) => heldBy(message, enqueued))
+            )
         )),
     handle: (handler) => ({
       actor: self,
@@ -699,27 +810,55 @@ export const make = <
 }
 
 /**
- * Enqueues messages built with `actor.message(...)` — of any actors — in one broker call.
+ * Enqueues messages built with `actor.message(...)` — of any actors — in one broker call. Messages whose idempotency
+ * key was held are not enqueued: they are listed in `duplicates` (message id → id of the holder).
  *
  * @category sending
  * @since 0.1.0
  */
-export const enqueue = (messages: Iterable<Message>): Effect.Effect<void, EnqueueVetoed | BrokerError, Broker> =>
-  Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.asVoid(enqueuePrepared(Array.from(messages), now)))
+export const enqueue = (messages: Iterable<Message>): Effect.Effect<Enqueued, EnqueueVetoed | BrokerError, Broker> =>
+  Effect.flatMap(
+    Clock.currentTimeMillis,
+    (now) => Effect.map(enqueuePrepared(Array.from(messages), now), ([, enqueued]) => enqueued)
+  )
 
-/** Runs the middleware's `beforeEnqueue` on messages, then enqueues them in one broker call. */
+/**
+ * Runs the middleware's `beforeEnqueue` on messages, then enqueues them in one broker call: the messages as they were
+ * enqueued, and what the broker did.
+ */
 const enqueuePrepared = <M extends Message>(
   messages: ReadonlyArray<M>,
   now: number
-): Effect.Effect<ReadonlyArray<M>, EnqueueVetoed | BrokerError, Broker> =>
+): Effect.Effect<readonly [ReadonlyArray<M>, Enqueued], EnqueueVetoed | BrokerError, Broker> =>
   Effect.flatMap(Broker, (broker) =>
     Effect.flatMap(Middlewares, (middlewares) =>
       middlewares.length === 0
-        ? Effect.as(broker.enqueue(messages.map(toOutgoing)), messages)
+        ? Effect.map(broker.enqueue(messages.map(toOutgoing)), (enqueued) => [messages, enqueued] as const)
         : Effect.flatMap(
           MiddlewareHooks.beforeEnqueue(middlewares, messages, now),
-          (prepared) => Effect.as(broker.enqueue(prepared.map(toOutgoing)), prepared)
+          (prepared) =>
+            Effect.map(broker.enqueue(prepared.map(toOutgoing)), (enqueued) => [prepared, enqueued] as const)
         )))
+
+/** The message a send returns: itself, or, when its key was held, marked `duplicate` with the holder's id. */
+const heldBy = <M extends Message>(message: M, enqueued: Enqueued): M => {
+  if (enqueued.duplicates.size === 0) return message
+  const holder = enqueued.duplicates.get(message.id)
+  return holder === undefined ? message : { ...message, id: holder, duplicate: true }
+}
+
+const first = (outcomes: ReadonlyArray<CancelOutcome>): CancelOutcome => outcomes[0] ?? "notFound"
+
+/**
+ * Cancels a message (see `actor.cancel`): removes it if it is ready or delayed and releases its idempotency key
+ * (`"cancelled"`); a running message is left alone (`"running"`).
+ *
+ * @category sending
+ * @since 0.2.0
+ */
+export const cancel = (message: Message): Effect.Effect<CancelOutcome, BrokerError, Broker> =>
+  Effect.flatMap(Broker, (broker) => Effect.map(broker.cancel(message.queue, [message.id]), first))
+
 /**
  * What the broker is handed for a message built by `send` or `message`: its id, queue, priority, eta, envelope and
  * limits. For modules of core that enqueue through other broker calls (`Schedules` uses `Broker.claimSlot`).

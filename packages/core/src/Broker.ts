@@ -24,6 +24,12 @@
  * - Leases are fenced: a settlement or extension carrying a lease token that is no longer current (the lease lapsed and
  *   the message was taken again) is rejected and changes nothing.
  * - Time is read from Effect's `Clock`, so `TestClock` drives delays and leases in tests.
+ * - Idempotency keys: a message enqueued with a `key` is enqueued only if no message of its queue holds that key. A
+ *   message holds its key from its enqueue while it is ready, delayed (a retry waiting for its backoff included) or
+ *   leased, and for `keyTtl` milliseconds after it was acked or dead-lettered; `cancel` releases it at once. A
+ *   suppressed message is reported in `Enqueued.duplicates` with the id that holds the key, and changes nothing.
+ *   Within one batch, the first message with a key wins. Keys are per queue.
+ * - `cancel` removes ready and delayed messages atomically; a leased message is left alone (`"running"`).
  *
  * @since 0.1.0
  */
@@ -58,6 +64,46 @@ export const validateOutgoing = (message: Outgoing): string | undefined => {
   if (typeof eta !== "number" || !Number.isFinite(eta)) {
     return `Message ${message.id}: "eta" must be a finite number of epoch milliseconds (got ${String(eta)})`
   }
+  if (message.key !== undefined || message.keyTtl !== undefined) return validateKey(message)
+  return undefined
+}
+
+/**
+ * The grammar of idempotency keys: 1 to `maxKeyLength` characters among letters, digits and `_ . : @ / + = -` (so a
+ * key reads well in logs and Redis tools, and needs no escaping anywhere), e.g. `"order-42"` or `"user:7/welcome"`.
+ *
+ * @category validation
+ * @since 0.2.0
+ */
+export const keyPattern: RegExp = /^[A-Za-z0-9_.:@/+=-]+$/
+
+/**
+ * The longest idempotency key, in characters.
+ *
+ * @category constants
+ * @since 0.2.0
+ */
+export const maxKeyLength = 256
+
+/**
+ * Whether a string is a valid idempotency key (`keyPattern`, at most `maxKeyLength` characters).
+ *
+ * @category validation
+ * @since 0.2.0
+ */
+export const isValidKey = (key: unknown): key is string =>
+  typeof key === "string" && key.length > 0 && key.length <= maxKeyLength && keyPattern.test(key)
+
+const validateKey = (message: Outgoing): string | undefined => {
+  const { key, keyTtl } = message
+  if (key !== undefined && !isValidKey(key)) {
+    return `Message ${message.id}: "key" must be 1 to ${maxKeyLength} characters of [A-Za-z0-9_.:@/+=-] (got ${
+      JSON.stringify(key) ?? String(key)
+    })`
+  }
+  if (keyTtl !== undefined && (typeof keyTtl !== "number" || !(keyTtl >= 0) || !Number.isFinite(keyTtl))) {
+    return `Message ${message.id}: "keyTtl" must be a finite number of milliseconds, at least 0 (got ${String(keyTtl)})`
+  }
   return undefined
 }
 
@@ -77,6 +123,12 @@ export interface Outgoing {
   readonly eta: number
   /** The encoded envelope: a JSON-compatible value. */
   readonly body: unknown
+  /**
+   * An idempotency key: the message is enqueued only if no message of its queue holds this key (see the module docs).
+   */
+  readonly key?: string | undefined
+  /** How long the key stays held after the message is acked or dead-lettered, in milliseconds (default 0). */
+  readonly keyTtl?: number | undefined
   /** Limits the broker enforces when the message is taken (from its actor's `rateLimit` and `concurrency`). */
   readonly limits?: Limits | undefined
 }
@@ -99,6 +151,43 @@ export interface Limits {
    */
   readonly concurrency?: { readonly key: string; readonly limit: number } | undefined
 }
+
+/**
+ * What an `enqueue` did. Its `duplicates` is empty (and shared) when every message was enqueued, so the common path
+ * allocates nothing.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface Enqueued {
+  /**
+   * The messages that were not enqueued because their idempotency key was held: message id → id of the message that
+   * holds the key (an earlier one, or an earlier message of the same batch).
+   */
+  readonly duplicates: ReadonlyMap<string, string>
+}
+
+/**
+ * The answer of an `enqueue` that suppressed nothing.
+ *
+ * @category constants
+ * @since 0.2.0
+ */
+export const allEnqueued: Enqueued = { duplicates: new Map() }
+
+/**
+ * What `cancel` did to one message:
+ *
+ * - `"cancelled"`: it was ready or delayed (a retry waiting for its backoff included) and is gone, its idempotency
+ *   key released;
+ * - `"running"`: it is leased to a worker; nothing changed (the handler is not interrupted and its outcome is applied
+ *   as usual);
+ * - `"notFound"`: no such message is queued (never enqueued, already finished, dead-lettered, or cancelled).
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export type CancelOutcome = "cancelled" | "running" | "notFound"
 
 /**
  * A leased message returned by `take`.
@@ -262,8 +351,11 @@ export interface GroupCounts {
 export class Broker extends Context.Service<Broker, {
   /** The adapter's name, for logs and errors (`"memory"`, `"redis"`). */
   readonly name: string
-  /** Enqueues messages, atomically as one batch where the backend allows. Ids are unique by construction. */
-  readonly enqueue: (messages: ReadonlyArray<Outgoing>) => Effect.Effect<void, BrokerError>
+  /**
+   * Enqueues messages, atomically as one batch where the backend allows. Ids are unique by construction. Messages
+   * whose idempotency key is held are left out and reported in `duplicates`.
+   */
+  readonly enqueue: (messages: ReadonlyArray<Outgoing>) => Effect.Effect<Enqueued, BrokerError>
   /** Applies `request.settle`, then leases up to `request.max` due messages, waiting up to `request.wait` for one. */
   readonly take: (request: TakeRequest) => Effect.Effect<Taken, BrokerError>
   /** Applies settlements. Returns the ids whose lease was no longer current (they changed nothing). */
@@ -287,8 +379,16 @@ export class Broker extends Context.Service<Broker, {
   readonly requeueDeadLetters: (queue: string, selection?: DeadLetterSelection) => Effect.Effect<number, BrokerError>
   /** Deletes dead letters. Returns how many were deleted. */
   readonly purgeDeadLetters: (queue: string, selection?: DeadLetterSelection) => Effect.Effect<number, BrokerError>
-  /** Deletes every message of a queue: ready, delayed, in flight and dead. */
+  /** Deletes every message of a queue: ready, delayed, in flight and dead, and its idempotency keys. */
   readonly flush: (queue: string) => Effect.Effect<void, BrokerError>
+  /**
+   * Removes ready or delayed messages of a queue, atomically, releasing their idempotency keys; a leased message is
+   * left alone. Returns one outcome per id, in order.
+   */
+  readonly cancel: (
+    queue: string,
+    ids: ReadonlyArray<string>
+  ) => Effect.Effect<ReadonlyArray<CancelOutcome>, BrokerError>
   /**
    * Records, atomically, that a member of a group of `size` members succeeded (`succeeded: true`) or failed for good,
    * **once per member** however often it is recorded (a member redelivered after a lost lease records nothing new),
@@ -313,7 +413,8 @@ export class Broker extends Context.Service<Broker, {
    * Claims slot `slot` (epoch milliseconds) of the schedule named `schedule` and enqueues `message`, as one atomic
    * step, unless that slot or a later one of the schedule was already claimed. Returns whether this call claimed it
    * (and enqueued). Any number of schedulers, in any processes, calling it for the same slot enqueue one message. The
-   * last claimed slot is kept per schedule name and queue (`message.queue`); it survives `flush`.
+   * last claimed slot is kept per schedule name and queue (`message.queue`); it survives `flush`. The claim is the
+   * message's deduplication: its idempotency key, if any, is not used.
    */
   readonly claimSlot: (schedule: string, slot: number, message: Outgoing) => Effect.Effect<boolean, BrokerError>
 }>()("@errand/core/Broker") {}

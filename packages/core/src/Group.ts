@@ -24,7 +24,7 @@ import { type Duration, Effect } from "effect"
 import type * as Actor from "./Actor.ts"
 import { Broker } from "./Broker.ts"
 import type { BrokerError, EnqueueVetoed } from "./ErrandError.ts"
-import { actorOf, envelopeOf } from "./internal/carrier.ts"
+import { actorOf, envelopeOf, toOutgoing } from "./internal/carrier.ts"
 import { messageId } from "./internal/id.ts"
 import { prepare } from "./internal/middleware.ts"
 import type { Carried, GroupRef, Message } from "./Message.ts"
@@ -75,7 +75,8 @@ const carried = (message: Message<unknown, unknown>): Carried => ({
 
 /**
  * Sends the members of a group (built with `actor.message`) in one broker call, with the group's callbacks. Returns
- * the group, for `Group.results`.
+ * the group, for `Group.results`. Members' idempotency keys are not used (a member left out as a duplicate would never
+ * complete its group); the group's callbacks are sent with keys of their own (see `Worker`), so each goes out once.
  *
  * @category sending
  * @since 0.2.0
@@ -89,13 +90,12 @@ export const run = <const Members extends ReadonlyArray<Message<unknown, unknown
     const group: { -readonly [K in keyof GroupRef]: GroupRef[K] } = { id, size: members.length }
     if (options?.onComplete !== undefined) group.onComplete = carried(options.onComplete)
     if (options?.onFailure !== undefined) group.onFailure = carried(options.onFailure)
-    const outgoing = prepared.map((member) => ({
-      id: member.id,
-      queue: member.queue,
-      priority: member.priority,
-      eta: member.eta,
-      body: { ...envelopeOf(member), group }
-    }))
+    // a member's idempotency key is not used: a suppressed member would never complete its group
+    const outgoing = prepared.map((member) => {
+      const { key: _key, keyTtl: _keyTtl, ...envelope } = envelopeOf(member)
+      const { key: _outKey, keyTtl: _outKeyTtl, ...rest } = toOutgoing(member)
+      return { ...rest, body: { ...envelope, group } }
+    })
     return Effect.as(broker.enqueue(outgoing), { id, members: prepared as unknown as Members })
   })
 

@@ -21,6 +21,8 @@
  * | `onFailure`  | object, optional  | a callback sent `{messageId, error: {tag, message}}` when it fails for good  |
  * | `pipeline`   | array, optional   | the next steps: the first is sent this message's result, carrying the rest   |
  * | `group`      | object, optional  | `{id, size, onComplete?, onFailure?}`: the group it belongs to (`Group.run`) |
+ * | `key`        | string, optional  | the idempotency key it was sent with (see `Broker`)                          |
+ * | `keyTtl`     | number, optional  | how long its key stays held after it finished, milliseconds                  |
  *
  * Fields at their default are left out to keep messages small. The envelope never changes after it is sent: the
  * attempt count and the last error are delivery metadata kept by the broker (see `Broker.Delivery`).
@@ -53,7 +55,9 @@ export const Envelope = Schema.Struct({
   onSuccess: Schema.optionalKey(Schema.suspend(() => Target)),
   onFailure: Schema.optionalKey(Schema.suspend(() => Target)),
   pipeline: Schema.optionalKey(Schema.Array(Schema.suspend(() => Target))),
-  group: Schema.optionalKey(Schema.suspend(() => GroupRef))
+  group: Schema.optionalKey(Schema.suspend(() => GroupRef)),
+  key: Schema.optionalKey(Schema.String),
+  keyTtl: Schema.optionalKey(Schema.Number)
 })
 
 /**
@@ -190,6 +194,13 @@ export interface Message<out Payload = unknown, out Success = unknown> {
   readonly attempts: number
   /** Why the previous attempt failed, on a retry. */
   readonly lastError?: LastError | undefined
+  /** The idempotency key it was sent with, if any. */
+  readonly key?: string | undefined
+  /**
+   * `true` when a `send` was suppressed because its key was held: nothing was enqueued, and `id` is the id of the
+   * message that holds the key (the other fields are those of this send; `Actor.enqueue` of it resends this send).
+   */
+  readonly duplicate?: boolean | undefined
   /** Phantom: the actor's success type. */
   readonly "~errand/Message/Success"?: (_: never) => Success
 }

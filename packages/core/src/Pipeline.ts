@@ -24,7 +24,7 @@ import { Effect, type Schema } from "effect"
 import type * as Actor from "./Actor.ts"
 import { Broker } from "./Broker.ts"
 import type { BrokerError, EnqueueVetoed } from "./ErrandError.ts"
-import { envelopeOf, toTarget } from "./internal/carrier.ts"
+import { envelopeOf, toOutgoing, toTarget } from "./internal/carrier.ts"
 import { prepare } from "./internal/middleware.ts"
 import type { Envelope, Message } from "./Message.ts"
 
@@ -73,7 +73,8 @@ export interface Options {
 
 /**
  * Sends the first message of a pipeline (built with `actor.message`), carrying the steps that follow it. Returns the
- * first message. Fails at compile time when a step's payload is not the previous step's success.
+ * first message (marked `duplicate`, with the holder's id, when it was sent with an idempotency key that was held:
+ * then nothing was enqueued). Fails at compile time when a step's payload is not the previous step's success.
  *
  * @category sending
  * @since 0.2.0
@@ -88,14 +89,9 @@ export const run = <Success, const S extends ReadonlyArray<Step>>(
     const envelope: { -readonly [K in keyof Envelope]: Envelope[K] } = { ...envelopeOf(message) }
     if (steps.length > 0) envelope.pipeline = (steps as ReadonlyArray<Step>).map(toTarget)
     if (options?.onFailure !== undefined) envelope.onFailure = toTarget(options.onFailure)
-    return Effect.as(
-      broker.enqueue([{
-        id: message.id,
-        queue: message.queue,
-        priority: message.priority,
-        eta: message.eta,
-        body: envelope
-      }]),
-      message
-    )
+    // its idempotency key and limits go with it; a first message whose key was held is returned as `send` does
+    return Effect.map(broker.enqueue([{ ...toOutgoing(message), body: envelope }]), (enqueued) => {
+      const holder = enqueued.duplicates.get(message.id)
+      return holder === undefined ? message : { ...message, id: holder, duplicate: true }
+    })
   })

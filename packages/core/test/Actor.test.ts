@@ -137,7 +137,7 @@ const countingBroker = (
   enqueue: (
     inner: Broker.Broker["Service"],
     messages: ReadonlyArray<Broker.Outgoing>
-  ) => Effect.Effect<void, ErrandError.BrokerError>
+  ) => Effect.Effect<Broker.Enqueued, ErrandError.BrokerError>
 ) =>
   Layer.effect(
     Broker.Broker,

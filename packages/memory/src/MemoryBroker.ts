@@ -240,7 +240,10 @@ export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
           return Effect.fail(new ErrandError.BrokerError({ broker: "memory", operation: "enqueue", message: invalid }))
         }
       }
-      return step((now) => store.enqueue(messages, now))
+      return step((now) => {
+        const duplicates = store.enqueue(messages, now)
+        return duplicates === undefined ? Broker.allEnqueued : { duplicates }
+      })
     },
     take: (request) =>
       Effect.withFiber((fiber) => {
@@ -288,6 +291,7 @@ export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
     requeueDeadLetters: (queue, selection) => step((now) => store.requeueDeadLetters(queue, selection?.ids, now)),
     purgeDeadLetters: (queue, selection) => Effect.sync(() => store.purgeDeadLetters(queue, selection?.ids)),
     flush: (queue) => step((now) => store.flush(queue, now)),
+    cancel: (queue, ids) => step((now) => store.cancelMessages(queue, ids, now)),
     recordGroupMember: (group, member, succeeded, size, ttl) =>
       Effect.map(Clock.currentTimeMillis, (now) => groups.record(group, member, succeeded, size, toMillis(ttl), now)),
     queues: Effect.sync(() => [...store.queueNames()].sort()),
@@ -297,7 +301,8 @@ export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
         const last = claimedSlots.get(key)
         if (last !== undefined && last >= slot) return false
         claimedSlots.set(key, slot)
-        store.enqueue([message], now)
+        // the slot claim is the message's deduplication: an idempotency key is not used here
+        store.enqueue([message.key === undefined ? message : { ...message, key: undefined, keyTtl: undefined }], now)
         return true
       })
   })

@@ -290,6 +290,7 @@ export const makeWithResults = Effect.fnUntraced(function*(
     const args: Array<string | number> = [...keys.all, now, sweepBatch, 0, 0]
     let other: Array<string | number> | undefined
     for (const message of chunk) {
+      if (message.key !== undefined) return keyedEnqueueArgs([...keys.all, now, sweepBatch, 0, 0], chunk)
       const { eta, priority } = message
       const element = Codec.encode(message.id, priority, message.body)
       if (element === undefined) return `Message ${message.id}: its body is not JSON-serialisable`
@@ -302,6 +303,14 @@ export const makeWithResults = Effect.fnUntraced(function*(
       args[Keys.keyCount + 3] = other.length / 3
       for (const value of other) args.push(value)
     }
+    const limited = limitsArgs(chunk)
+    if (typeof limited === "string") return limited
+    if (limited !== undefined) args.push(limited.length / 2, ...limited)
+    return args
+  }
+
+  /** The (id, limits JSON) pairs of the messages that have limits, `undefined` when none has, or why one is invalid. */
+  const limitsArgs = (chunk: ReadonlyArray<Broker.Outgoing>): Array<string> | undefined | string => {
     let limited: Array<string> | undefined
     for (const message of chunk) {
       if (message.limits === undefined) continue
@@ -309,9 +318,62 @@ export const makeWithResults = Effect.fnUntraced(function*(
       if (typeof encoded !== "string") return `Message ${message.id}: ${encoded.problem}`
       ;(limited ??= []).push(message.id, encoded)
     }
-    if (limited !== undefined) args.push(limited.length / 2, ...limited)
+    return limited
+  }
+
+  /**
+   * The ARGV of a batch with idempotency keys: no plain or other part, the limits part (possibly empty), then every
+   * message in the keyed part, in order, as (eta, priority, element, key or "", id).
+   */
+  const keyedEnqueueArgs = (
+    args: Array<string | number>,
+    chunk: ReadonlyArray<Broker.Outgoing>
+  ): Array<string | number> | string => {
+    const limited = limitsArgs(chunk)
+    if (typeof limited === "string") return limited
+    if (limited === undefined) args.push(0)
+    else args.push(limited.length / 2, ...limited)
+    args.push(chunk.length)
+    for (const message of chunk) {
+      const { eta, priority, key } = message
+      const element = key === undefined
+        ? Codec.encode(message.id, priority, message.body)
+        : Codec.encodeKeyed(message.id, priority, message.body, key, message.keyTtl ?? 0)
+      if (element === undefined) return `Message ${message.id}: its body is not JSON-serialisable`
+      args.push(eta, priority, element, key ?? "", message.id)
+    }
     return args
   }
+
+  const withoutKey = (message: Broker.Outgoing): Broker.Outgoing => {
+    const { key: _key, keyTtl: _keyTtl, ...rest } = message
+    return rest
+  }
+
+  /** The suppressed messages of an enqueue reply (keyed part index, holder id)…, or `undefined` when none. */
+  const duplicatesOf = (
+    chunk: ReadonlyArray<Broker.Outgoing>,
+    reply: ReadonlyArray<number | string>
+  ): Map<string, string> | undefined => {
+    if (reply.length === 0) return undefined
+    const duplicates = new Map<string, string>()
+    for (let i = 0; i < reply.length; i += 2) duplicates.set(chunk[Number(reply[i])]!.id, String(reply[i + 1]))
+    return duplicates
+  }
+
+  /** Merges the suppressed messages of several calls. */
+  const mergeDuplicates = (parts: ReadonlyArray<Map<string, string> | undefined>): Map<string, string> | undefined => {
+    let duplicates: Map<string, string> | undefined
+    for (const part of parts) {
+      if (part === undefined) continue
+      if (duplicates === undefined) duplicates = part
+      else for (const [id, holder] of part) duplicates.set(id, holder)
+    }
+    return duplicates
+  }
+
+  const toEnqueued = (duplicates: Map<string, string> | undefined): Broker.Enqueued =>
+    duplicates === undefined ? Broker.allEnqueued : { duplicates }
 
   /** One enqueue call: up to `maxBatch` messages of one queue. */
   const enqueueChunk = (keys: Keys.QueueKeys, chunk: ReadonlyArray<Broker.Outgoing>) =>
@@ -319,7 +381,7 @@ export const makeWithResults = Effect.fnUntraced(function*(
       const args = enqueueArgs(keys, now, chunk)
       return typeof args === "string"
         ? Effect.fail(invalid("enqueue", args))
-        : Effect.asVoid(call("enqueue", () => redis.errand_enqueue(...args)))
+        : Effect.map(call("enqueue", () => redis.errand_enqueue(...args)), (reply) => duplicatesOf(chunk, reply))
     })
 
   const registryKey = Keys.registry(prefix)
@@ -341,12 +403,14 @@ export const makeWithResults = Effect.fnUntraced(function*(
     })
 
   /** Messages of one queue, in calls of up to `maxBatch` (each atomic), in order. */
-  const enqueueGroup = (messages: ReadonlyArray<Broker.Outgoing>): Effect.Effect<void, ErrandError.BrokerError> => {
+  const enqueueGroup = (
+    messages: ReadonlyArray<Broker.Outgoing>
+  ): Effect.Effect<Map<string, string> | undefined, ErrandError.BrokerError> => {
     const queue = messages[0]!.queue
     const keys = keysOf(queue)
     const registered = registeredAt.get(queue)
     if (registered === undefined || Date.now() - registered >= 60_000) {
-      return Effect.andThen(enqueueChunks(keys, messages), register(queue))
+      return Effect.tap(enqueueChunks(keys, messages), () => register(queue))
     }
     return enqueueChunks(keys, messages)
   }
@@ -357,7 +421,7 @@ export const makeWithResults = Effect.fnUntraced(function*(
     for (let from = 0; from < messages.length; from += Scripts.maxBatch) {
       chunks.push(messages.slice(from, from + Scripts.maxBatch))
     }
-    return Effect.forEach(chunks, (chunk) => enqueueChunk(keys, chunk), { discard: true })
+    return Effect.map(Effect.forEach(chunks, (chunk) => enqueueChunk(keys, chunk)), mergeDuplicates)
   }
 
   const settleGroup = Effect.fnUntraced(function*(settlements: ReadonlyArray<Settlement>) {
@@ -525,10 +589,13 @@ export const makeWithResults = Effect.fnUntraced(function*(
       }
       const groups = byQueue(messages, (m) => m.queue)
       return groups.length === 0
-        ? Effect.void
+        ? Effect.succeed(Broker.allEnqueued)
         : groups.length === 1
-        ? enqueueGroup(groups[0]!)
-        : Effect.forEach(groups, enqueueGroup, { concurrency: "unbounded", discard: true })
+        ? Effect.map(enqueueGroup(groups[0]!), toEnqueued)
+        : Effect.map(
+          Effect.forEach(groups, enqueueGroup, { concurrency: "unbounded" }),
+          (parts) => toEnqueued(mergeDuplicates(parts))
+        )
     },
     take,
     settle: (settlements) => settlements.length === 0 ? Effect.succeed([]) : settle(settlements),
@@ -610,7 +677,8 @@ export const makeWithResults = Effect.fnUntraced(function*(
     claimSlot: (schedule, slot, message) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
         const keys = keysOf(message.queue)
-        const args = enqueueArgs(keys, now, [message])
+        // the slot claim is the message's deduplication: an idempotency key is not used here
+        const args = enqueueArgs(keys, now, [message.key === undefined ? message : withoutKey(message)])
         if (typeof args === "string") return Effect.fail(invalid("claimSlot", args))
         // KEYS: the queue's, then its schedules hash; ARGV: schedule, slot, then the enqueue's ARGV
         args.splice(Keys.keyCount, 0, Keys.schedules(keys), schedule, slot)
@@ -633,7 +701,14 @@ export const makeWithResults = Effect.fnUntraced(function*(
           completedBy: completedBy === "" ? undefined : completedBy,
           firstFailed: firstFailed === "" ? undefined : firstFailed
         })
+      ),
+    cancel: (queue, ids) => {
+      if (ids.length === 0) return Effect.succeed([])
+      return Effect.flatMap(
+        Clock.currentTimeMillis,
+        (now) => call("cancel", () => redis.errand_cancel(...keysOf(queue).all, now, sweepBatch, ...ids))
       )
+    }
   })
   return { broker, results }
 })

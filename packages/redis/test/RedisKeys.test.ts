@@ -25,7 +25,6 @@ const setup = (options: Partial<RedisBroker.RedisBrokerOptions> = {}) =>
     return { broker, raw, prefix, queue, key }
   })
 
-/** Every key under a prefix, with a dump of its contents. */
 /** Every key of the prefix's queues (not the prefix's queue registry, `{<prefix>:}:queues`), with its content. */
 const dumpPrefix = (raw: Redis, prefix: string) =>
   Effect.promise(async () => {
@@ -102,6 +101,53 @@ describe("RedisBroker keys", () => {
       assert.includeMembers([key("s"), key("w")], Object.keys(dump))
       const text = JSON.stringify(dump)
       for (const m of messages) assert.notInclude(text, m.id)
+    }).pipe(Effect.scoped))
+
+  it.effect("holds an idempotency key in :k, its window in :kx, and leaves nothing once the window is pruned", () =>
+    Effect.gen(function*() {
+      const { broker, key, prefix, queue, raw } = yield* setup()
+      const keyed = { ...message(queue), key: "order-42", keyTtl: 1_000 }
+      yield* broker.enqueue([keyed])
+      // a keyed element is headed, the key and its window last
+      const element = (yield* Effect.promise(() => raw.lindex(key("r"), 0)))!
+      assert.deepStrictEqual(JSON.parse(element.slice(1, element.indexOf("\n"))), [
+        0,
+        0,
+        0,
+        keyed.id,
+        false,
+        "order-42",
+        1000
+      ])
+      assert.strictEqual(yield* Effect.promise(() => raw.hget(key("k"), "order-42")), keyed.id)
+      assert.strictEqual(yield* Effect.promise(() => raw.zcard(key("kx"))), 0)
+      // its ack starts the window, scored in Clock time
+      const taken = yield* broker.take({ queue, max: 1, lease: "1 minute" })
+      const now = yield* Clock.currentTimeMillis
+      yield* broker.settle([ack(taken.deliveries[0]!)])
+      assert.strictEqual(Number(yield* Effect.promise(() => raw.zscore(key("kx"), "order-42"))), now + 1_000)
+      // once it ended, the next keyed enqueue prunes it and takes the key
+      yield* TestClock.adjust(1_000)
+      const next = { ...message(queue), key: "other", keyTtl: 0 }
+      yield* broker.enqueue([next])
+      assert.deepStrictEqual(yield* Effect.promise(() => raw.hgetall(key("k"))), { other: next.id })
+      yield* broker.settle([ack((yield* broker.take({ queue, max: 1, lease: "1 minute" })).deliveries[0]!)])
+      const dump = yield* dumpPrefix(raw, prefix)
+      assert.notProperty(dump, key("k"))
+      assert.notProperty(dump, key("kx"))
+    }).pipe(Effect.scoped))
+
+  it.effect("stores no limits for a keyed message left out, and drops a cancelled message's limits", () =>
+    Effect.gen(function*() {
+      const { broker, key, queue, raw } = yield* setup()
+      const limits = { concurrency: { key: "c", limit: 1 } }
+      const first = { ...message(queue), key: "k", limits }
+      const second = { ...message(queue), key: "k", limits }
+      const enqueued = yield* broker.enqueue([first, second])
+      assert.deepStrictEqual([...enqueued.duplicates], [[second.id, first.id]])
+      assert.deepStrictEqual(Object.keys(yield* Effect.promise(() => raw.hgetall(key("lim")))), [first.id])
+      assert.deepStrictEqual(yield* broker.cancel(queue, [first.id]), ["cancelled"])
+      assert.strictEqual(yield* Effect.promise(() => raw.exists(key("lim"), key("k"), key("r"))), 0)
     }).pipe(Effect.scoped))
 
   it.effect("times a delayed message as 12 hex digits of the sequence + its element, and reads unprefixed timers", () =>

@@ -63,6 +63,10 @@ const documented = (prefix: string) => [
   "+smembers",
   "+pexpire",
   "+del",
+  "+zscore",
+  "+hexists",
+  "+lrange",
+  "+lrem",
   "+info"
 ]
 
@@ -133,6 +137,12 @@ describe.skipIf(!hasRedisServer())("RedisBroker ACL permissions", () => {
       yield* Effect.sleep(50)
       yield* Fiber.interrupt(interrupted)
       assert.deepStrictEqual(yield* broker.stats("q"), { ready: 1, delayed: 0, inFlight: 0, dead: 0 })
+      // idempotency keys (a held key, its window after an ack) and cancel (a scan of the timers and the ready list)
+      const keyed = { ...message("q", { eta: Date.now() + 60_000 }), key: "k", keyTtl: 60_000 }
+      yield* broker.enqueue([keyed])
+      const held = yield* broker.enqueue([{ ...message("q"), key: "k" }])
+      assert.deepStrictEqual([...held.duplicates.values()], [keyed.id])
+      assert.deepStrictEqual(yield* broker.cancel("q", [keyed.id, "unknown"]), ["cancelled", "notFound"])
       yield* broker.flush("q")
       assert.strictEqual(server.cli("KEYS", "*errand-permission-check*").trim(), "")
     }))

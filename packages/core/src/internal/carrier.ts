@@ -67,15 +67,16 @@ export const envelopeOf = (message: Message): Envelope => {
 
 /** @internal */
 export const toOutgoing = (message: Message): Outgoing => {
-  const outgoing = {
-    id: message.id,
-    queue: message.queue,
-    priority: message.priority,
-    eta: message.eta,
-    body: envelopeOf(message)
-  }
+  const envelope = envelopeOf(message)
   const limits = (message as EnvelopeCarrier)[LIMITS]
-  return limits === undefined ? outgoing : { ...outgoing, limits }
+  const { eta, priority, queue } = message
+  if (envelope.key === undefined) {
+    const outgoing = { id: message.id, queue, priority, eta, body: envelope }
+    return limits === undefined ? outgoing : { ...outgoing, limits }
+  }
+  // the envelope's id: a message marked `duplicate` carries the holder's id, but enqueueing it again resends itself
+  const keyed = { id: envelope.id, queue, priority, eta, body: envelope, key: envelope.key, keyTtl: envelope.keyTtl }
+  return limits === undefined ? keyed : { ...keyed, limits }
 }
 
 /**

@@ -15,13 +15,13 @@
  * @internal
  */
 import { Effect, type Exit } from "effect"
-import type { Broker, Outgoing } from "../Broker.ts"
+import type { Broker, Enqueued, Outgoing } from "../Broker.ts"
 import type { BrokerError } from "../ErrandError.ts"
 
 /** The most messages one coalesced broker call carries. */
 const MAX_BATCH = 1_000
 
-type Resume = (exit: Exit.Exit<void, BrokerError>) => void
+type Resume = (exit: Exit.Exit<Enqueued, BrokerError>) => void
 
 interface Batch {
   readonly messages: Array<Outgoing>
@@ -32,7 +32,7 @@ interface Batch {
 const open = new WeakMap<Broker["Service"], Batch>()
 
 /** Runs a batch (called uninterruptibly). */
-const lead = (broker: Broker["Service"], batch: Batch): Effect.Effect<void, BrokerError> =>
+const lead = (broker: Broker["Service"], batch: Batch): Effect.Effect<Enqueued, BrokerError> =>
   Effect.andThen(
     Effect.yieldNow,
     Effect.suspend(() => {
@@ -45,11 +45,12 @@ const lead = (broker: Broker["Service"], batch: Batch): Effect.Effect<void, Brok
   )
 
 /**
- * Enqueues one message, batched with the other enqueues of the same tick.
+ * Enqueues one message, batched with the other enqueues of the same tick. The answer is the whole batch's: look the
+ * message's id up in its `duplicates`.
  *
  * @internal
  */
-export const enqueueOne = (broker: Broker["Service"], outgoing: Outgoing): Effect.Effect<void, BrokerError> =>
+export const enqueueOne = (broker: Broker["Service"], outgoing: Outgoing): Effect.Effect<Enqueued, BrokerError> =>
   // Uninterruptible from the decision on: a batch that was opened always gets its lead.
   Effect.uninterruptible(Effect.suspend(() => {
     const batch = open.get(broker)
@@ -59,7 +60,7 @@ export const enqueueOne = (broker: Broker["Service"], outgoing: Outgoing): Effec
       return lead(broker, fresh)
     }
     batch.messages.push(outgoing)
-    return Effect.interruptible(Effect.callback<void, BrokerError>((resume) => {
+    return Effect.interruptible(Effect.callback<Enqueued, BrokerError>((resume) => {
       batch.waiters.push(resume)
     }))
   }))

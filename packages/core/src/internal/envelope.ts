@@ -21,6 +21,8 @@ export const isEnvelope = (u: unknown): u is Envelope => {
     typeof record["enqueuedAt"] !== "number" || !("payload" in record)
   ) return false
   if (!isOptionalNumber(record, "eta") || !isOptionalNumber(record, "priority")) return false
+  if ("key" in record && typeof record["key"] !== "string") return false
+  if (!isOptionalNumber(record, "keyTtl")) return false
   if ("limits" in record && !isLimits(record["limits"])) return false
   // composition fields are rare: the Schema checks them
   if ("onSuccess" in record || "onFailure" in record || "pipeline" in record || "group" in record) {

@@ -32,7 +32,9 @@ import { TestClock } from "effect/testing"
 import { randomUUID } from "node:crypto"
 import {
   Broker,
+  type CancelOutcome,
   type Delivery,
+  type Enqueued,
   type Limits,
   maxPriority,
   type Outgoing,
@@ -844,6 +846,181 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
         }))
     })
 
+    describe("idempotency keys and cancel", () => {
+      it.effect("a key suppresses a second message while the first is ready, delayed or running", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          // ready
+          assert.deepStrictEqual(yield* q.duplicates([q.message("a", { key: "k1", keyTtl: 0 })]), [])
+          assert.deepStrictEqual(yield* q.duplicates([q.message("a2", { key: "k1", keyTtl: 0 })]), [["a2", "a"]])
+          // delayed
+          yield* q.enqueue([q.message("d", { key: "k2", delay: 5_000 })])
+          assert.deepStrictEqual(yield* q.duplicates([q.message("d2", { key: "k2" })]), [["d2", "d"]])
+          // running
+          const running = yield* q.takeOne()
+          assert.strictEqual(q.labels({ deliveries: [running], rejected: [] })[0], "a")
+          assert.deepStrictEqual(yield* q.duplicates([q.message("a3", { key: "k1" })]), [["a3", "a"]])
+          // still held when it is retried, or its lease lapses
+          const now = yield* Clock.currentTimeMillis
+          yield* q.broker.settle([retry(running, now + 1_000, boom)])
+          assert.deepStrictEqual(yield* q.duplicates([q.message("a4", { key: "k1" })]), [["a4", "a"]])
+          yield* TestClock.adjust(1_000)
+          yield* q.takeOne({ lease: 1_000 })
+          yield* TestClock.adjust(1_001)
+          assert.deepStrictEqual(yield* q.duplicates([q.message("a5", { key: "k1" })]), [["a5", "a"]])
+          // nothing was enqueued by the suppressed messages
+          assert.deepStrictEqual(yield* q.stats, { ...zero, ready: 1, delayed: 1 })
+        }))
+
+      it.effect("an acked message keeps its key for its window, then lets a new message through", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("a", { key: "order-42", keyTtl: 10_000 })])
+          yield* q.broker.settle([ack(yield* q.takeOne())])
+          yield* TestClock.adjust(9_999)
+          assert.deepStrictEqual(yield* q.duplicates([q.message("b", { key: "order-42" })]), [["b", "a"]])
+          yield* TestClock.adjust(1)
+          assert.deepStrictEqual(yield* q.duplicates([q.message("c", { key: "order-42", keyTtl: 0 })]), [])
+          assert.deepStrictEqual(q.labels(yield* q.take()), ["c"])
+        }))
+
+      it.effect("a window of 0 releases the key as the message is acked", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("a", { key: "k", keyTtl: 0 })])
+          yield* q.broker.settle([ack(yield* q.takeOne())])
+          assert.deepStrictEqual(yield* q.duplicates([q.message("b", { key: "k" })]), [])
+        }))
+
+      it.effect("a dead-lettered message keeps its key for its window, then releases it", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("a", { key: "k", keyTtl: 5_000 })])
+          yield* q.broker.settle([deadLetter(yield* q.takeOne(), boom)])
+          assert.deepStrictEqual(yield* q.duplicates([q.message("b", { key: "k" })]), [["b", "a"]])
+          yield* TestClock.adjust(5_000)
+          assert.deepStrictEqual(yield* q.duplicates([q.message("c", { key: "k" })]), [])
+        }))
+
+      it.effect("a stale settlement does not end the key's hold", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("a", { key: "k", keyTtl: 0 })])
+          const stale = yield* q.takeOne({ lease: 1_000 })
+          yield* TestClock.adjust(1_001)
+          yield* q.takeOne()
+          assert.deepStrictEqual(yield* q.broker.settle([ack(stale)]), [stale.id])
+          assert.deepStrictEqual(yield* q.duplicates([q.message("b", { key: "k" })]), [["b", "a"]])
+        }))
+
+      it.effect("keys are per queue", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const other = yield* fixture
+          yield* q.enqueue([q.message("a", { key: "shared" })])
+          assert.deepStrictEqual(yield* other.duplicates([other.message("b", { key: "shared" })]), [])
+          assert.deepStrictEqual(other.labels(yield* other.take()), ["b"])
+        }))
+
+      it.effect("within one batch the first message with a key wins, and the batch keeps its order", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const suppressed = yield* q.duplicates([
+            q.message("plain-1"),
+            q.message("a", { key: "k" }),
+            q.message("plain-2"),
+            q.message("b", { key: "k" }),
+            q.message("c", { key: "other" })
+          ])
+          assert.deepStrictEqual(suppressed, [["b", "a"]])
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 10 })), ["plain-1", "a", "plain-2", "c"])
+        }))
+
+      it.effect("cancels ready and delayed messages, leaves running ones, and reports unknown ids", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("running"), q.message("ready"), q.message("high", { priority: -1 })])
+          yield* q.enqueue([q.message("delayed", { delay: 5_000 }), q.message("low", { priority: 3 })])
+          const running = yield* q.takeOne()
+          assert.strictEqual(q.labels({ deliveries: [running], rejected: [] })[0], "high")
+          yield* q.enqueue([q.message("high-2", { priority: -1 })])
+          assert.deepStrictEqual(
+            yield* q.cancel(["ready", "delayed", "high", "low", "unknown"]),
+            ["cancelled", "cancelled", "running", "cancelled", "notFound"]
+          )
+          // cancelling again finds nothing
+          assert.deepStrictEqual(yield* q.cancel(["ready"]), ["notFound"])
+          assert.deepStrictEqual(yield* q.stats, { ...zero, ready: 2, inFlight: 1 })
+          yield* TestClock.adjust(5_000)
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 10 })), ["high-2", "running"])
+          // the running message is untouched: its ack applies
+          assert.deepStrictEqual(yield* q.broker.settle([ack(running)]), [])
+        }))
+
+      it.effect("cancels a retried message waiting for its backoff", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("a")])
+          const now = yield* Clock.currentTimeMillis
+          yield* q.broker.settle([retry(yield* q.takeOne(), now + 10_000, boom)])
+          assert.deepStrictEqual(yield* q.cancel(["a"]), ["cancelled"])
+          yield* TestClock.adjust(10_000)
+          assert.deepStrictEqual(yield* q.stats, zero)
+        }))
+
+      it.effect("cancelling releases the key at once", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("a", { key: "k", keyTtl: 60_000, delay: 60_000 })])
+          assert.deepStrictEqual(yield* q.cancel(["a"]), ["cancelled"])
+          assert.deepStrictEqual(yield* q.duplicates([q.message("b", { key: "k" })]), [])
+          assert.deepStrictEqual(q.labels(yield* q.take()), ["b"])
+        }))
+
+      it.effect("cancels a message whose lease lapsed (it is queued again)", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("a")])
+          yield* q.takeOne({ lease: 1_000 })
+          yield* TestClock.adjust(1_001)
+          assert.deepStrictEqual(yield* q.cancel(["a"]), ["cancelled"])
+          assert.deepStrictEqual(yield* q.stats, zero)
+        }))
+
+      it.effect("rejects a malformed key or window, enqueueing nothing of the batch", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const bad: ReadonlyArray<[string, Partial<Outgoing>, string]> = [
+            ["empty", { key: "" }, "key"],
+            ["space", { key: "a b" }, "key"],
+            ["quote", { key: "a\"b" }, "key"],
+            ["too long", { key: "k".repeat(257) }, "key"],
+            ["ttl negative", { key: "k", keyTtl: -1 }, "keyTtl"],
+            ["ttl NaN", { key: "k", keyTtl: Number.NaN }, "keyTtl"],
+            ["ttl infinite", { key: "k", keyTtl: Infinity }, "keyTtl"]
+          ]
+          for (const [label, override, field] of bad) {
+            const valid = yield* q.message("valid", { key: "fine" })
+            const invalid = { ...(yield* q.message(label)), ...override }
+            const error = yield* Effect.flip(q.broker.enqueue([valid, invalid]))
+            assert.strictEqual(error._tag, "BrokerError", label)
+            assert.strictEqual(error.operation, "enqueue", label)
+            assert.include(error.message, `"${field}"`, label)
+            assert.deepStrictEqual(yield* q.stats, zero, label)
+          }
+          // the longest key is accepted
+          assert.deepStrictEqual(yield* q.duplicates([q.message("long", { key: "k".repeat(256) })]), [])
+        }))
+
+      it.effect("flush forgets the queue's keys", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("a", { key: "k" })])
+          yield* q.broker.flush(q.queue)
+          assert.deepStrictEqual(yield* q.duplicates([q.message("b", { key: "k" })]), [])
+        }))
+    })
+
     describe("message ids", () => {
       /** Ids outside the grammar (`Message.isMessageId`): empty, too long, a quote, a backslash, a control, non-ASCII. */
       const invalidIds = ["", "x".repeat(256), "a\tb", "a\"b", "a\\b", "a\nb", "caf\u00e9", "\u{1F600}", "\u0000"]
@@ -1052,6 +1229,85 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
           assert.strictEqual((yield* q.take({ max: 10 })).deliveries.length, 1)
         }))
     })
+
+    describe("idempotency keys with limits and ties", () => {
+      const keyed = (q: Fixture, label: string, key: string, limits: Limits) =>
+        Effect.map(q.message(label, { key }), (message): Outgoing => ({ ...message, limits }))
+
+      it.effect("a message waiting for its concurrency slot or rate window holds its key, and cancel removes it", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const concurrency = { key: `${q.queue}/c`, limit: 1 }
+          const rate = { key: `${q.queue}/r`, limit: 1, windowMillis: 10_000 }
+          yield* q.enqueue([
+            keyed(q, "running", "k-running", { concurrency }),
+            keyed(q, "parked", "k-parked", { concurrency }),
+            keyed(q, "rated", "k-rated", { rate }),
+            keyed(q, "rate-waiting", "k-rate-waiting", { rate })
+          ])
+          const running = yield* q.take({ max: 10 })
+          assert.deepStrictEqual(q.labels(running), ["running", "rated"])
+          assert.deepStrictEqual(yield* q.stats, { ready: 0, delayed: 2, inFlight: 2, dead: 0 })
+          // held while they wait; a suppressed message with limits stores nothing
+          assert.deepStrictEqual(
+            yield* q.duplicates([
+              keyed(q, "dup-parked", "k-parked", { concurrency }),
+              q.message("dup-rate-waiting", { key: "k-rate-waiting" })
+            ]),
+            [["dup-parked", "parked"], ["dup-rate-waiting", "rate-waiting"]]
+          )
+          assert.deepStrictEqual(yield* q.cancel(["parked", "rate-waiting"]), ["cancelled", "cancelled"])
+          assert.deepStrictEqual(yield* q.stats, { ready: 0, delayed: 0, inFlight: 2, dead: 0 })
+          // their keys are free; the slot they waited for frees with nothing parked behind it
+          assert.deepStrictEqual(yield* q.duplicates([q.message("again", { key: "k-parked" })]), [])
+          yield* q.broker.settle(running.deliveries.map(ack))
+          yield* TestClock.adjust(10_000)
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 10 })), ["again"])
+          assert.deepStrictEqual(yield* q.stats, { ready: 0, delayed: 0, inFlight: 1, dead: 0 })
+        }))
+
+      it.effect("a message keeps its key through a release and a wait in the parked set, and its ack ends it", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const concurrency = { key: `${q.queue}/c`, limit: 1 }
+          yield* q.enqueue([keyed(q, "a", "k-a", { concurrency })])
+          yield* q.broker.settle([release(yield* q.takeOne())])
+          assert.deepStrictEqual(yield* q.duplicates([q.message("a2", { key: "k-a" })]), [["a2", "a"]])
+          yield* q.broker.settle([ack(yield* q.takeOne())])
+          // its key (window 0) ended with its ack: the key went through the release with it
+          assert.deepStrictEqual(yield* q.duplicates([q.message("a3", { key: "k-a" })]), [])
+          yield* q.broker.settle([ack(yield* q.takeOne())])
+          // parked behind another message of its concurrency key, then made ready again by that one's ack
+          yield* q.enqueue([
+            Effect.map(q.message("holder"), (message): Outgoing => ({ ...message, limits: { concurrency } })),
+            keyed(q, "b", "k-b", { concurrency })
+          ])
+          const holder = yield* q.take({ max: 10 })
+          assert.deepStrictEqual(q.labels(holder), ["holder"])
+          assert.deepStrictEqual(yield* q.duplicates([q.message("b2", { key: "k-b" })]), [["b2", "b"]])
+          yield* q.broker.settle(holder.deliveries.map(ack))
+          const b = yield* q.take({ max: 10 })
+          assert.deepStrictEqual(q.labels(b), ["b"])
+          assert.deepStrictEqual(yield* q.duplicates([q.message("b3", { key: "k-b" })]), [["b3", "b"]])
+          yield* q.broker.settle(b.deliveries.map(ack))
+          assert.deepStrictEqual(yield* q.duplicates([q.message("b4", { key: "k-b" })]), [])
+        }))
+
+      it.effect("keyed and unkeyed messages due at the same eta keep the order they were sent in", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          // labels in descending order, so neither ids nor element headers can sort them right by accident
+          yield* q.enqueue([
+            q.message("z", { key: "k-z", delay: 1_000 }),
+            q.message("y", { delay: 1_000 }),
+            q.message("x", { key: "k-x", delay: 1_000 })
+          ])
+          yield* q.enqueue([q.message("w", { key: "k-w", delay: 1_000 })])
+          yield* q.enqueue([q.message("v", { delay: 1_000 })])
+          yield* TestClock.adjust(1_000)
+          assert.deepStrictEqual(q.labels(yield* q.take({ max: 10 })), ["z", "y", "x", "w", "v"])
+        }))
+    })
   })
 
   layer(brokerLayer, { excludeTestServices: true })(`${name} broker conformance (live clock)`, (it) => {
@@ -1221,6 +1477,9 @@ interface MessageOptions {
   /** Milliseconds from now; negative means overdue. */
   readonly delay?: number | undefined
   readonly body?: unknown
+  /** An idempotency key, and its window in milliseconds. */
+  readonly key?: string | undefined
+  readonly keyTtl?: number | undefined
 }
 
 /** One test's queue, with helpers that name messages by a short label. */
@@ -1229,7 +1488,13 @@ interface Fixture {
   readonly queue: string
   readonly id: (label: string) => string
   readonly message: (label: string, options?: MessageOptions) => Effect.Effect<Outgoing>
-  readonly enqueue: (messages: ReadonlyArray<Effect.Effect<Outgoing>>) => Effect.Effect<void, BrokerError>
+  readonly enqueue: (messages: ReadonlyArray<Effect.Effect<Outgoing>>) => Effect.Effect<Enqueued, BrokerError>
+  /** Enqueues messages and returns the labels of those suppressed by their key, with the label of the holder. */
+  readonly duplicates: (
+    messages: ReadonlyArray<Effect.Effect<Outgoing>>
+  ) => Effect.Effect<Array<[string, string]>, BrokerError>
+  /** Cancels messages by label. */
+  readonly cancel: (labels: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<CancelOutcome>, BrokerError>
   readonly take: (request?: Partial<Omit<TakeRequest, "queue">>) => Effect.Effect<Taken, BrokerError>
   /** Takes exactly one message, failing the test if there is none. */
   readonly takeOne: (request?: Partial<Omit<TakeRequest, "queue" | "max">>) => Effect.Effect<Delivery, BrokerError>
@@ -1254,7 +1519,9 @@ const fixture: Effect.Effect<Fixture, never, Broker | Scope.Scope> = Effect.gen(
       queue,
       priority: options?.priority ?? 0,
       eta: now + (options?.delay ?? 0),
-      body: options !== undefined && "body" in options ? options.body : { label }
+      body: options !== undefined && "body" in options ? options.body : { label },
+      ...(options?.key === undefined ? {} : { key: options.key }),
+      ...(options?.keyTtl === undefined ? {} : { keyTtl: options.keyTtl })
     }))
   const take = (request?: Partial<Omit<TakeRequest, "queue">>) =>
     broker.take({ queue, max: 1, lease: "30 seconds", wait: 0, ...request })
@@ -1264,6 +1531,12 @@ const fixture: Effect.Effect<Fixture, never, Broker | Scope.Scope> = Effect.gen(
     id,
     message,
     enqueue: (messages) => Effect.flatMap(Effect.all(messages), broker.enqueue),
+    duplicates: (messages) =>
+      Effect.map(
+        Effect.flatMap(Effect.all(messages), broker.enqueue),
+        (enqueued) => Array.from(enqueued.duplicates, ([id, holder]): [string, string] => [label(id), label(holder)])
+      ),
+    cancel: (labels) => broker.cancel(queue, labels.map(id)),
     take,
     takeOne: (request) =>
       Effect.map(take({ ...request, max: 1 }), (taken) => {

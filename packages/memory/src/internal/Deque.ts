@@ -41,6 +41,20 @@ export class Deque<A> {
     return item
   }
 
+  /** Removes and returns the first item that satisfies `predicate`, keeping the order of the others. O(n). */
+  removeFirst(predicate: (item: A) => boolean): A | undefined {
+    const items = this.items, mask = this.mask, head = this.head
+    for (let i = 0; i < this.length; i++) {
+      const item = items[(head + i) & mask] as A
+      if (!predicate(item)) continue
+      for (let k = i; k < this.length - 1; k++) items[(head + k) & mask] = items[(head + k + 1) & mask]
+      items[(head + this.length - 1) & mask] = undefined
+      this.length--
+      return item
+    }
+    return undefined
+  }
+
   clear(): void {
     this.items = new Array(minCapacity)
     this.head = 0

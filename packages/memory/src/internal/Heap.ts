@@ -64,6 +64,11 @@ export class Heap<A extends HeapItem> {
     this.down(item.heapIndex)
   }
 
+  /** The first item (in no particular order) that satisfies `predicate`. O(n). */
+  find(predicate: (item: A) => boolean): A | undefined {
+    return this.items.find(predicate)
+  }
+
   clear(): void {
     for (const item of this.items) item.heapIndex = -1
     this.items.length = 0

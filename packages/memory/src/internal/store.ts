@@ -9,7 +9,9 @@
  * - delayed: a min-heap by eta;
  * - in flight: a map by id, plus a min-heap by lease expiry (indexed, so acks remove in O(log n), nothing stale);
  * - dead: a map by id in dead-lettering order;
- * - waiters: a doubly linked list of waiting takes, served first come, first served.
+ * - waiters: a doubly linked list of waiting takes, served first come, first served;
+ * - idempotency keys: a map key → `KeyHold` (the holder's id, and when the hold ends: `Infinity` while the holder is
+ *   queued or running), and a min-heap of the finished holders' windows, pruned when keys are used.
  *
  * **Time**
  *
@@ -57,6 +59,9 @@ export class Entry implements HeapItem {
   deadAt = Number.NaN
   deadSeq = 0
   reason: LastError | undefined = undefined
+  /** Its idempotency key, if any, and how long the key stays held after it finished. */
+  key: string | undefined = undefined
+  keyTtl = 0
   /** Limits checked when it is taken (`Broker.Limits`). */
   limits: Broker.Limits | undefined = undefined
 
@@ -69,6 +74,21 @@ export class Entry implements HeapItem {
 }
 
 const emptyDeliveries: ReadonlyArray<Delivery> = []
+
+/** Who holds an idempotency key of a queue, and until when (`Infinity` while the holder is queued or running). @internal */
+export class KeyHold implements HeapItem {
+  readonly key: string
+  readonly holder: string
+  releaseAt = Infinity
+  heapIndex = -1
+
+  constructor(key: string, holder: string) {
+    this.key = key
+    this.holder = holder
+  }
+}
+
+const byReleaseAt = (a: KeyHold, b: KeyHold): boolean => a.releaseAt < b.releaseAt
 
 const byDue = (a: Entry, b: Entry): boolean => a.due < b.due || (a.due === b.due && a.seq < b.seq)
 
@@ -151,6 +171,9 @@ export class QueueState {
   /** In `Store.idleAlarms`. */
   idleCheck = false
   readonly joiners = new Set<Joiner>()
+  readonly keys = new Map<string, KeyHold>()
+  /** The holds whose holder finished, by the end of their window. */
+  readonly windows = new Heap<KeyHold>(byReleaseAt)
   /** Rate limits: per key, the times of the takes in the current sliding window, oldest first. */
   readonly rateLog = new Map<string, Array<number>>()
   /** Concurrency limits: per key, how many of its messages are in flight. */
@@ -233,8 +256,10 @@ export class Store {
   // ---------------------------------------------------------------------------------------------------------------
   // operations
 
-  enqueue(messages: ReadonlyArray<Broker.Outgoing>, now: number): void {
+  /** Enqueues messages; returns the keyed ones left out (id → holder of their key), or `undefined` when none was. */
+  enqueue(messages: ReadonlyArray<Broker.Outgoing>, now: number): Map<string, string> | undefined {
     let q: QueueState | undefined = undefined
+    let duplicates: Map<string, string> | undefined = undefined
     for (let i = 0; i < messages.length; i++) {
       const message = messages[i]!
       if (q === undefined || q.name !== message.queue) {
@@ -243,10 +268,68 @@ export class Store {
         this.advance(q, now)
       }
       const entry = new Entry(message.id, message.queue, message.priority, message.body)
+      const key = message.key
+      if (key !== undefined) {
+        const holder = this.holdKey(q, key, message.id, now)
+        if (holder !== undefined) {
+          ;(duplicates ??= new Map()).set(message.id, holder)
+          continue
+        }
+        entry.key = key
+        entry.keyTtl = message.keyTtl ?? 0
+      }
       if (message.limits !== undefined) entry.limits = message.limits
       this.schedule(q, entry, message.eta, now)
     }
     if (q !== undefined) this.finish(q, now)
+    return duplicates
+  }
+
+  /**
+   * Removes ready, delayed or parked messages (a linear search of the queue: cancelling is rare) and releases their
+   * keys; leased ones are left alone.
+   */
+  cancelMessages(name: string, ids: ReadonlyArray<string>, now: number): Array<Broker.CancelOutcome> {
+    const q = this.queues.get(name)
+    const outcomes = new Array<Broker.CancelOutcome>(ids.length).fill("notFound")
+    if (q === undefined) return outcomes
+    this.advance(q, now)
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!
+      if (q.inFlight.has(id)) {
+        outcomes[i] = "running"
+        continue
+      }
+      const matches = (entry: Entry) => entry.id === id
+      let entry = q.delayed.find(matches)
+      if (entry !== undefined) {
+        q.delayed.remove(entry)
+      } else {
+        for (let l = 0; l < q.lanes.length && entry === undefined; l++) entry = q.lanes[l]!.removeFirst(matches)
+        if (entry !== undefined) q.readyCount--
+        else entry = this.unpark(q, matches)
+        if (entry === undefined) continue
+      }
+      if (entry.key !== undefined) {
+        const hold = q.keys.get(entry.key)
+        if (hold !== undefined && hold.holder === entry.id) this.dropHold(q, hold)
+      }
+      outcomes[i] = "cancelled"
+    }
+    this.finish(q, now)
+    return outcomes
+  }
+
+  /** Removes the first parked message (waiting for a concurrency slot) that matches. */
+  private unpark(q: QueueState, matches: (entry: Entry) => boolean): Entry | undefined {
+    for (const [key, parked] of q.parked) {
+      const entry = parked.removeFirst(matches)
+      if (entry === undefined) continue
+      q.parkedCount--
+      if (parked.length === 0) q.parked.delete(key)
+      return entry
+    }
+    return undefined
   }
 
   /** Leases up to `max` ready messages of a queue. */
@@ -281,6 +364,10 @@ export class Store {
       }
       q.inFlight.delete(entry.id)
       q.leases.remove(entry)
+      // it ends: its key stays held for its window
+      if (entry.key !== undefined && (settlement._tag === "Ack" || settlement._tag === "DeadLetter")) {
+        this.startWindow(q, entry, now)
+      }
       if (entry.limits !== undefined) this.freeSlot(q, entry)
       switch (settlement._tag) {
         case "Ack": {
@@ -394,6 +481,8 @@ export class Store {
     q.leases.clear()
     q.inFlight.clear()
     q.dead.clear()
+    q.keys.clear()
+    q.windows.clear()
     q.rateLog.clear()
     q.running.clear()
     q.parked.clear()
@@ -472,6 +561,48 @@ export class Store {
 
   // ---------------------------------------------------------------------------------------------------------------
   // internals
+
+  /**
+   * Takes an idempotency key for `id`, unless it is held: then returns the holder's id. Expired windows are dropped
+   * first.
+   */
+  private holdKey(q: QueueState, key: string, id: string, now: number): string | undefined {
+    this.pruneWindows(q, now)
+    const hold = q.keys.get(key)
+    if (hold !== undefined) return hold.holder
+    q.keys.set(key, new KeyHold(key, id))
+    return undefined
+  }
+
+  /** The holder of a key ended: it keeps the key for its window (or releases it now, for a window of 0). */
+  private startWindow(q: QueueState, entry: Entry, now: number): void {
+    const hold = q.keys.get(entry.key!)
+    if (hold === undefined || hold.holder !== entry.id) return
+    if (entry.keyTtl > 0) {
+      hold.releaseAt = now + entry.keyTtl
+      // a requeued dead letter ends again: its hold may already be in a window
+      if (hold.heapIndex >= 0) q.windows.update(hold)
+      else q.windows.push(hold)
+    } else {
+      q.keys.delete(hold.key)
+    }
+    this.pruneWindows(q, now)
+  }
+
+  private dropHold(q: QueueState, hold: KeyHold): void {
+    q.keys.delete(hold.key)
+    if (hold.heapIndex >= 0) q.windows.remove(hold)
+  }
+
+  /** Releases the keys whose window ended. */
+  private pruneWindows(q: QueueState, now: number): void {
+    let hold = q.windows.peek()
+    while (hold !== undefined && hold.releaseAt <= now) {
+      q.windows.pop()
+      q.keys.delete(hold.key)
+      hold = q.windows.peek()
+    }
+  }
 
   private nextToken(): string {
     return `lease-${++this.tokens}`

@@ -1,6 +1,7 @@
 /**
  * The element format shared with the Lua scripts (see `scripts.ts`): compact (the body JSON itself) or headed
- * (`#[priority, attempts, deliveries, id, lastError?]\n` + body JSON).
+ * (`#[priority, attempts, deliveries, id, lastError?]\n` + body JSON; a message with an idempotency key:
+ * `#[priority, attempts, deliveries, id, lastError | false, key, keyTtl]\n` + body JSON).
  *
  * @internal
  */
@@ -40,6 +41,22 @@ export const encode = (id: string, priority: number, body: unknown): string | un
     return json
   }
   return "#" + JSON.stringify([priority, 0, 0, id]) + "\n" + json
+}
+
+/**
+ * Encodes a message with an idempotency key: always headed, the key and its window (ms) last in the header (the
+ * scripts spot a keyed element by the number that ends its header).
+ */
+export const encodeKeyed = (
+  id: string,
+  priority: number,
+  body: unknown,
+  key: string,
+  keyTtl: number
+): string | undefined => {
+  const json = stringify(body)
+  if (json === undefined) return undefined
+  return "#" + JSON.stringify([priority, 0, 0, id, false, key, Math.round(keyTtl)]) + "\n" + json
 }
 
 const stringify = (body: unknown): string | undefined => {

@@ -7,7 +7,7 @@
  * @internal
  */
 
-/** The keys of one queue, in the order every script receives them as `KEYS[1..12]`. */
+/** The keys of one queue, in the order every script receives them as `KEYS[1..14]`. */
 export interface QueueKeys {
   /** The hash tag shared by the queue's keys: `{<prefix>:<queue>}`. */
   readonly tag: string
@@ -28,10 +28,29 @@ export interface QueueKeys {
   readonly limitState: string
   /** Messages waiting for a concurrency slot: a lexicographic zset, member = key + NUL + 12 hex seq + element. */
   readonly parked: string
+  /** Idempotency keys: key → id of the message holding it. */
+  readonly keyHolders: string
+  /** Idempotency keys whose holder finished: key → end of its window (epoch ms by `Clock`). */
+  readonly keyWindows: string
 }
 
 /** The suffix of each key, in `KEYS` order (`KEYS[1]` = `:r`, …). */
-export const suffixes = [":r", ":hi", ":lo", ":s", ":t", ":f", ":d", ":dh", ":w", ":lim", ":ls", ":pk"] as const
+export const suffixes = [
+  ":r",
+  ":hi",
+  ":lo",
+  ":s",
+  ":t",
+  ":f",
+  ":d",
+  ":dh",
+  ":w",
+  ":lim",
+  ":ls",
+  ":pk",
+  ":k",
+  ":kx"
+] as const
 
 /** Number of keys every script declares. */
 export const keyCount = suffixes.length
@@ -54,7 +73,9 @@ export const make = (prefix: string, queue: string): QueueKeys => {
     wake: all[8]!,
     limits: all[9]!,
     limitState: all[10]!,
-    parked: all[11]!
+    parked: all[11]!,
+    keyHolders: all[12]!,
+    keyWindows: all[13]!
   }
 }
 

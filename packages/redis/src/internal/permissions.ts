@@ -43,7 +43,11 @@ export const scriptCommands = [
   "time",
   "zrangebylex",
   "pexpire",
-  "del"
+  "del",
+  "zscore",
+  "hexists",
+  "lrange",
+  "lrem"
 ] as const
 
 /**
@@ -58,7 +62,8 @@ local probes = {
   { "zrangebyscore", Z, "-inf", "+inf" }, { "zpopmin", Z, 1 }, { "zrem", Z, "x" }, { "zremrangebyrank", Z, 0, -1 },
   { "hset", H, "f", "v" }, { "hmget", H, "f" }, { "hlen", H }, { "hdel", H, "f" },
   { "incr", S }, { "incrby", S, 1 }, { "exists", S }, { "hget", H, "f" }, { "hincrby", H, "c", 1 }, { "time" },
-  { "zrangebylex", Z, "-", "+" }, { "pexpire", S, 1000 }, { "del", S }
+  { "zrangebylex", Z, "-", "+" }, { "pexpire", S, 1000 }, { "del", S },
+  { "zscore", Z, "x" }, { "hexists", H, "f" }, { "lrange", L, 0, 0 }, { "lrem", L, 1, "x" }
 }
 local out = {}
 for i = 1, #probes do

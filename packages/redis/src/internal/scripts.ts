@@ -1,7 +1,7 @@
 /**
  * The broker's Lua scripts: every state change of a queue is exactly one of them, so it is atomic.
  *
- * Each script receives the twelve keys of one queue (see `keys.ts`) as `KEYS[1..12]`, in this order:
+ * Each script receives the fourteen keys of one queue (see `keys.ts`) as `KEYS[1..14]`, in this order:
  *
  * | KEYS | name | type   | holds                                                                            |
  * | ---- | ---- | ------ | -------------------------------------------------------------------------------- |
@@ -17,12 +17,22 @@
  * | 10   | `LIM`| hash   | limits of waiting and in-flight messages that have some: id → limits JSON       |
  * | 11   | `LS` | hash   | limit state: `r:<key>` → take times in the rate window, `c:<key>` → in flight   |
  * | 12   | `PK` | zset   | messages waiting for a concurrency slot (lexicographic: key NUL seq element)    |
+ * | 13   | `K`  | hash   | idempotency keys: key → id of the message holding it                             |
+ * | 14   | `KX` | zset   | idempotency windows: key → end of its window (ms), once its holder finished      |
  *
  * **Elements.** A message is stored as one string, in one of two forms:
  *
  * - compact: the body JSON itself, when the body is an object whose first key is `"id"` holding the message id
  *   (of the characters of `luaIdClass`), priority is 0 and the message has no attempts, deliveries or last error;
- * - headed: `#` + JSON `[priority, attempts, deliveries, id, lastError?]` + `\n` + body JSON.
+ * - headed: `#` + JSON `[priority, attempts, deliveries, id, lastError?]` + `\n` + body JSON;
+ * - keyed (a message sent with an idempotency key): headed, with `[priority, attempts, deliveries, id,
+ *   lastError | false, key, keyTtl]`. A keyed header ends with a number (`keyTtl`); the others end with `"` or `}`,
+ *   which is how an ack spots a keyed element without decoding it. A keyed element keeps its key through release,
+ *   retry, dead letter, requeue and parking (every re-encode passes the key on).
+ *
+ * **Idempotency keys.** A key is held while `K` maps it to a message id and `KX` has no window for it, or one that
+ * has not ended. Enqueue takes a free key (`HSET K`); an ack or dead-letter of its holder starts the window (`ZADD
+ * KX`, or `HDEL K` for a window of 0); cancel releases it. Ended windows are pruned (bounded) whenever keys are used.
  *
  * **Ties.** Redis orders the members of equal score by their bytes, and an element's first bytes are its id (or a
  * header), not its age, so every sorted set of elements prefixes them with 12 hex digits of `SEQ` (`%012x`): messages
@@ -48,6 +58,7 @@ export const maxBatch = 1000
 const head = String.raw`
 local R, HI, LO, SEQ, T, F, D, DH, W = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local call, byte, sub = redis.call, string.byte, string.sub
+local K, KX = KEYS[13], KEYS[14]
 local wake = false
 `
 
@@ -59,7 +70,10 @@ local wake = false
  */
 export const luaIdClass = "[ !#-[%]^-~]"
 
-/** `decode(e)`: splits an element into priority, attempts, deliveries, id (or nil), lastError (or nil) and body JSON. */
+/**
+ * `decode(e)`: splits an element into priority, attempts, deliveries, id (or nil), lastError (or nil), body JSON, and
+ * its idempotency key and window (nil, 0 when it has none).
+ */
 const decode = String.raw`
 local function decode(e)
   if byte(e, 1) == 35 then
@@ -67,10 +81,12 @@ local function decode(e)
     if nl then
       local ok, h = pcall(cjson.decode, sub(e, 2, nl - 1))
       if ok and type(h) == "table" then
-        local err, id = h[5], h[4]
+        local err, id, key = h[5], h[4], h[6]
         if type(err) ~= "table" then err = nil end
         if type(id) ~= "string" or not string.find(id, '^${luaIdClass}+$') then id = nil end
-        return tonumber(h[1]) or 0, tonumber(h[2]) or 0, tonumber(h[3]) or 0, id, err, sub(e, nl + 1)
+        if type(key) ~= "string" then key = nil end
+        return tonumber(h[1]) or 0, tonumber(h[2]) or 0, tonumber(h[3]) or 0, id, err, sub(e, nl + 1), key,
+          tonumber(h[7]) or 0
       end
     end
     return 0, 0, 0, nil, nil, e
@@ -79,14 +95,16 @@ local function decode(e)
 end
 `
 
-/** `encode(p, a, d, id, err, body)`: joins the parts of an element, compact when that loses nothing. */
+/** `encode(p, a, d, id, err, body, key, ttl)`: joins the parts of an element, compact when that loses nothing. */
 const encode = String.raw`
-local function encode(p, a, d, id, err, body)
-  if p == 0 and a == 0 and d == 0 and err == nil and sub(body, 1, 8 + #id) == '{"id":"' .. id .. '"' then
+local function encode(p, a, d, id, err, body, key, ttl)
+  if p == 0 and a == 0 and d == 0 and err == nil and key == nil and sub(body, 1, 8 + #id) == '{"id":"' .. id .. '"' then
     return body
   end
   local h
-  if err then h = { p, a, d, id, err } else h = { p, a, d, id } end
+  if key then
+    h = { p, a, d, id, err or false, key, ttl }
+  elseif err then h = { p, a, d, id, err } else h = { p, a, d, id } end
   return "#" .. cjson.encode(h) .. "\n" .. body
 end
 `
@@ -266,6 +284,39 @@ local function admit(popped, out, now)
 end
 `
 
+/** `isKeyed(rec)`: whether an in-flight record (token, space, headed element) carries an idempotency key. */
+const isKeyed = String.raw`
+local function isKeyed(rec)
+  local nl = string.find(rec, "\n", 1, true)
+  if not nl then return false end
+  local c = byte(rec, nl - 2)
+  return byte(rec, nl - 1) == 93 and c ~= nil and c >= 48 and c <= 57
+end
+`
+
+/** `pruneKeys(now)`: releases up to 100 keys whose window ended. */
+const pruneKeys = String.raw`
+local function pruneKeys(now)
+  local ended = call("ZRANGEBYSCORE", KX, "-inf", now, "LIMIT", 0, 100)
+  if #ended > 0 then
+    call("HDEL", K, unpack(ended))
+    call("ZREM", KX, unpack(ended))
+  end
+end
+`
+
+/**
+ * `endHold(key, id, ttl, now)`: the message id ended (acked or dead-lettered): if it holds key, its window starts
+ * (or, for a window of 0, the key is released). Returns whether it held the key.
+ */
+const endHold = String.raw`
+local function endHold(key, id, ttl, now)
+  if call("HGET", K, key) ~= id then return false end
+  if ttl > 0 then call("ZADD", KX, now + ttl, key) else call("HDEL", K, key) end
+  return true
+end
+`
+
 /** `trimDead(now, ttl, max)`: drops dead letters older than ttl, then the oldest beyond max (bounded per call). */
 const trimDead = String.raw`
 local function trimDead(now, ttl, max)
@@ -294,8 +345,9 @@ end
  * swept after lapsing and the message perhaps taken again, or it was settled, or flushed) changes nothing; its
  * 0-based index is returned. A lapsed lease stays current until a sweep returns its message to the queue. Delayed
  * retries are timed in settlement order. Acked messages lose their limits (a dead letter keeps them until it is
- * purged or trimmed); every settled message frees its concurrency slot.
- * Needs decode, encode, pushReady, addTimers, limits and trimDead.
+ * purged or trimmed); every settled message frees its concurrency slot. An ack or dead-letter of a message holding
+ * an idempotency key starts its key's window.
+ * Needs decode, encode, pushReady, addTimers, limits, trimDead, isKeyed, pruneKeys and endHold.
  */
 const settle = String.raw`
 local function settle(now, o, list, ttl, max)
@@ -305,7 +357,7 @@ local function settle(now, o, list, ttl, max)
   local ids = {}
   for i = 1, n do ids[i] = ARGV[o + 5 * i - 3] end
   local recs = call("HMGET", F, unpack(ids))
-  local live, marks, seen = {}, {}, {}
+  local live, marks, seen, ended = {}, {}, {}, {}
   for i = 1, n do
     local id, rec = ids[i], recs[i]
     local tok = ARGV[o + 5 * i - 2] .. " "
@@ -313,7 +365,11 @@ local function settle(now, o, list, ttl, max)
       seen[id] = true
       live[#live + 1] = id
       marks[#marks + 1] = "!" .. id
-      if ARGV[o + 5 * i - 4] ~= "a" then recs[i] = sub(rec, #tok + 1) end
+      if ARGV[o + 5 * i - 4] ~= "a" then
+        recs[i] = sub(rec, #tok + 1)
+      elseif isKeyed(rec) then
+        ended[#ended + 1] = sub(rec, #tok + 1)
+      end
     else
       rejected[#rejected + 1] = i - 1
       recs[i] = false
@@ -333,18 +389,23 @@ local function settle(now, o, list, ttl, max)
     freeSlots(gone, list, true)
     freeSlots(back, list, false)
   end
-  local dead, timers = 0, {}
+  local dead, timers, holds = 0, {}, false
+  -- acked keyed messages: their key's window starts
+  for i = 1, #ended do
+    local _, _, _, id, _, _, key, kttl = decode(ended[i])
+    if key and type(id) == "string" and endHold(key, id, kttl, now) then holds = true end
+  end
   for i = 1, n do
     local rec = recs[i]
     local kind = ARGV[o + 5 * i - 4]
     if rec and kind ~= "a" then
-      local p, a, d, id, err, body = decode(rec)
+      local p, a, d, id, err, body, key, kttl = decode(rec)
       if type(id) ~= "string" then id = ids[i] end
       if kind == "l" then
         -- a released lease is not a lost one: it does not count in deliveries
-        pushReady(encode(p, a, math.max(d - 1, 0), id, err, body), p, list)
+        pushReady(encode(p, a, math.max(d - 1, 0), id, err, body, key, kttl), p, list)
       elseif kind == "r" then
-        local e = encode(p, a + 1, d, id, cjson.decode(ARGV[o + 5 * i]), body)
+        local e = encode(p, a + 1, d, id, cjson.decode(ARGV[o + 5 * i]), body, key, kttl)
         local eta = tonumber(ARGV[o + 5 * i - 1])
         if eta <= now then
           pushReady(e, p, list)
@@ -355,7 +416,8 @@ local function settle(now, o, list, ttl, max)
       else
         -- a dead letter counts handler runs: this delivery's counts when it ran (eta slot "1")
         if ARGV[o + 5 * i - 1] ~= "0" then a = a + 1 end
-        local e = encode(p, a, d, id, cjson.decode(ARGV[o + 5 * i]), body)
+        local e = encode(p, a, d, id, cjson.decode(ARGV[o + 5 * i]), body, key, kttl)
+        if key and endHold(key, id, kttl, now) then holds = true end
         local seq = call("INCR", SEQ)
         call("ZADD", D, now * 1000 + seq % 1000, id)
         call("HSET", DH, id, e)
@@ -370,12 +432,13 @@ local function settle(now, o, list, ttl, max)
     call("PEXPIRE", D, ttl + 86400000)
     call("PEXPIRE", DH, ttl + 86400000)
   end
+  if holds then pruneKeys(now) end
   return rejected
 end
 `
 
 /**
- * The Lua source of each script, with its contract. `KEYS` is always the twelve keys above.
+ * The Lua source of each script, with its contract. `KEYS` is always the fourteen keys above.
  */
 export const sources = {
   /**
@@ -383,16 +446,54 @@ export const sources = {
    *
    * ARGV: now, sweepLimit, nPlain, nOther, then nPlain elements that are ready now with priority 0 (in order), then
    * nOther × (eta, priority, element), then nLimited, then nLimited × (id, limits JSON) (stored in LIM before the
-   * elements become takable). Plain elements go to R with one RPUSH, without a Lua loop.
+   * elements become takable), then (optionally) nKeyed, then nKeyed × (eta, priority, element, key, id). Plain
+   * elements go to R with one RPUSH, without a Lua loop. A batch with idempotency keys sends all its messages in the
+   * keyed part (key "" for those without), so that they stay in order.
    * Effects: eta > now → ZADD T (sequenced in argument order, see addTimers); else priority 0 → RPUSH R, other →
-   * ZADD HI/LO. Sets the wake marker when R was empty, or a delayed/prioritised message was added.
-   * Returns: nPlain + nOther.
+   * ZADD HI/LO. Sets the wake marker when R was empty, or a delayed/prioritised message was added. A keyed message
+   * whose key is held is left out (and its limits are not stored).
+   * Returns: { index (0-based, in the keyed part), id of the key's holder } × suppressed, flattened.
    */
-  enqueue: head + decode + pushReady + addTimers + flush + limits + maintain + String.raw`
+  enqueue: head + decode + pushReady + addTimers + flush + limits + maintain + pruneKeys + String.raw`
 local now, limit, np, no = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local list = {}
 maintain(now, limit, list)
 local timers = {}
+local lb = 5 + np + 3 * no
+local nl = tonumber(ARGV[lb]) or 0
+local kb = lb + 1 + 2 * nl
+local nk = tonumber(ARGV[kb]) or 0
+local dups, suppressed = {}, nil
+if nk > 0 then
+  pruneKeys(now)
+  for i = 1, nk do
+    local b = kb + 5 * i - 4
+    local eta, e, key, id = tonumber(ARGV[b]), ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
+    local holder = false
+    if key ~= "" then
+      holder = call("HGET", K, key)
+      if holder then
+        local ends = call("ZSCORE", KX, key)
+        if ends and tonumber(ends) <= now then
+          call("ZREM", KX, key)
+          holder = false
+        end
+      end
+      if not holder then call("HSET", K, key, id) end
+    end
+    if holder then
+      dups[#dups + 1] = i - 1
+      dups[#dups + 1] = holder
+      suppressed = suppressed or {}
+      suppressed[id] = true
+    elseif eta > now then
+      timers[#timers + 1] = eta
+      timers[#timers + 1] = e
+    else
+      pushReady(e, tonumber(ARGV[b + 1]), list)
+    end
+  end
+end
 for i = 1, no do
   local b = 4 + np + 3 * i - 2
   local eta, e = tonumber(ARGV[b]), ARGV[b + 2]
@@ -405,9 +506,21 @@ for i = 1, no do
 end
 addTimers(timers)
 if flush(list) then wake = true end
-local lb = 5 + np + 3 * no
-local nl = tonumber(ARGV[lb]) or 0
-if nl > 0 then call("HSET", LIM, unpack(ARGV, lb + 1, lb + 2 * nl)) end
+if nl > 0 then
+  if suppressed == nil then
+    call("HSET", LIM, unpack(ARGV, lb + 1, lb + 2 * nl))
+  else
+    -- a suppressed message was not enqueued: its limits are not stored
+    local kept = {}
+    for i = lb + 1, lb + 2 * nl, 2 do
+      if not suppressed[ARGV[i]] then
+        kept[#kept + 1] = ARGV[i]
+        kept[#kept + 1] = ARGV[i + 1]
+      end
+    end
+    if #kept > 0 then call("HSET", LIM, unpack(kept)) end
+  end
+end
 if np > 0 then
   for i = 5, 4 + np, 1000 do
     local j = math.min(i + 999, 4 + np)
@@ -416,7 +529,7 @@ if np > 0 then
   end
 end
 if wake then call("ZADD", W, 0, "1") end
-return np + no
+return dups
 `,
   /**
    * take: applies settlements, sweeps due timers, then leases up to max ready messages (HI, then R, then LO).
@@ -430,7 +543,8 @@ return np + no
    * Returns: { rejected settlement indices (0-based), leased elements (token i = tokenBase..i, 1-based),
    * next timer score or nil (only when nothing was leased and wantNext = 1) }.
    */
-  take: head + decode + encode + pushReady + addTimers + flush + limits + maintain + trimDead + settle + String.raw`
+  take: head + decode + encode + pushReady + addTimers + flush + limits + maintain + trimDead + isKeyed + pruneKeys +
+    endHold + settle + String.raw`
 local now, max, expiry, base = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local list = {}
 local rejected = settle(now, 9, list, tonumber(ARGV[7]), tonumber(ARGV[8]))
@@ -480,10 +594,10 @@ if n > 0 then
       -- compact (the common case): its id needs no escaping, so the header is written without cjson
       rec = '#[0,0,1,"' .. id .. '"]\n' .. e
     else
-      local p, a, d, did, err, body = decode(e)
+      local p, a, d, did, err, body, key, kttl = decode(e)
       id = did
       if type(id) ~= "string" then id = tok end
-      rec = encode(p, a, d + 1, id, err, body)
+      rec = encode(p, a, d + 1, id, err, body, key, kttl)
     end
     out[i] = rec
     hs[2 * i - 1] = id
@@ -509,7 +623,8 @@ return { rejected, out, nextAt }
    * ARGV: now, deadTtl, deadMax, then n, then n × (kind, id, token, eta, json).
    * Returns: rejected settlement indices (0-based).
    */
-  settle: head + decode + encode + pushReady + addTimers + flush + limits + trimDead + settle + String.raw`
+  settle: head + decode + encode + pushReady + addTimers + flush + limits + trimDead + isKeyed + pruneKeys + endHold +
+    settle + String.raw`
 local now = tonumber(ARGV[1])
 local list = {}
 local rejected = settle(now, 4, list, tonumber(ARGV[2]), tonumber(ARGV[3]))
@@ -614,9 +729,10 @@ for i = 1, n, 1000 do
   for k = 1, #recs do
     local rec = recs[k]
     if rec then
-      local p, a, d, id, err, body = decode(rec)
+      local p, a, d, id, err, body, key, kttl = decode(rec)
       if type(id) ~= "string" then id = ids[i + k - 1] end
-      pushReady(encode(p, 0, 0, id, nil, body), p, list)
+      -- a requeued dead letter keeps its key in its element, but does not take the key again
+      pushReady(encode(p, 0, 0, id, nil, body, key, kttl), p, list)
       moved = moved + 1
     end
   end
@@ -653,6 +769,105 @@ for i = 1, #ids, 1000 do
   redis.call("HDEL", LIM, unpack(ids, i, j))
 end
 return n
+`,
+  /**
+   * cancel: sweeps due timers, then removes the ready, delayed or parked (waiting for a concurrency slot) messages
+   * with the given ids, releases their idempotency keys and drops their limits. Leased messages are left alone.
+   * Finding a message is a scan of the queue's timers, ready lists and parked set, 1000 members per command, stopping
+   * when every id is found: O(queue length) in the worst case.
+   *
+   * ARGV: now, sweepLimit, then ids.
+   * Returns: one of "cancelled", "running", "notFound" per id.
+   */
+  cancel: head + decode + pushReady + flush + limits + maintain + String.raw`
+local now = tonumber(ARGV[1])
+local list = {}
+maintain(now, tonumber(ARGV[2]), list)
+if flush(list) or wake then call("ZADD", W, 0, "1") end
+local out, want, left = {}, {}, 0
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  if call("HEXISTS", F, id) == 1 then
+    out[i - 2] = "running"
+  else
+    out[i - 2] = "notFound"
+    if not want[id] then
+      want[id] = {}
+      left = left + 1
+    end
+    local w = want[id]
+    w[#w + 1] = i - 2
+  end
+end
+-- the id of an element, or of a member of T, HI, LO (after an optional 12-hex sequence prefix); nil for a lease marker
+local function idOf(m)
+  local c = byte(m, 1)
+  if c == 33 then return nil end
+  if c ~= 123 and c ~= 35 then m = sub(m, 13) end
+  local id = string.match(m, '^{"id":"(${luaIdClass}+)"')
+  if id then return id, m end
+  id = string.match(m, '^#%[[^,]*,[^,]*,[^,]*,"([^"]*)"')
+  -- cjson escapes "/" in the ids it writes: decode those headers properly
+  if id and string.find(id, "\\", 1, true) then
+    local _, _, _, did = decode(m)
+    id = did
+  end
+  return id, m
+end
+local function found(id, e)
+  for _, i in ipairs(want[id]) do out[i] = "cancelled" end
+  want[id] = nil
+  left = left - 1
+  local _, _, _, _, _, _, key = decode(e)
+  if key and call("HGET", K, key) == id then
+    call("HDEL", K, key)
+    call("ZREM", KX, key)
+  end
+  if hasLimits() then call("HDEL", LIM, id) end
+end
+local function scanZset(key, parked)
+  local from = 0
+  while left > 0 do
+    local page = call("ZRANGE", key, from, from + 999)
+    if #page == 0 then return end
+    local gone = {}
+    for i = 1, #page do
+      local m = page[i]
+      if parked then
+        -- a parked member: concurrency key, NUL, 12 hex digits of sequence, element
+        local z = string.find(m, "\0", 1, true)
+        m = z and sub(m, z + 13) or "!"
+      end
+      local id, e = idOf(m)
+      if id and want[id] then
+        gone[#gone + 1] = page[i]
+        found(id, e)
+      end
+    end
+    if #gone > 0 then call("ZREM", key, unpack(gone)) end
+    from = from + 1000 - #gone
+  end
+end
+scanZset(T, false)
+scanZset(HI, false)
+scanZset(LO, false)
+scanZset(PK, true)
+local from = 0
+while left > 0 do
+  local page = call("LRANGE", R, from, from + 999)
+  if #page == 0 then break end
+  local gone = 0
+  for i = 1, #page do
+    local id, e = idOf(page[i])
+    if id and want[id] then
+      call("LREM", R, 1, page[i])
+      gone = gone + 1
+      found(id, e)
+    end
+  end
+  from = from + 1000 - gone
+end
+return out
 `,
   /**
    * claimSlot: claims a schedule's slot and enqueues its message, atomically: the claim of slot s succeeds when the
@@ -700,7 +915,7 @@ type Arg = string | number
 
 /** The ioredis client with the scripts defined as commands (`redis.errand_take(...keys, ...argv)`). */
 export interface ScriptClient {
-  readonly errand_enqueue: (...args: ReadonlyArray<Arg>) => Promise<number>
+  readonly errand_enqueue: (...args: ReadonlyArray<Arg>) => Promise<Array<number | string>>
   readonly errand_take: (...args: ReadonlyArray<Arg>) => Promise<[Array<number>, Array<string>, string | null]>
   readonly errand_settle: (...args: ReadonlyArray<Arg>) => Promise<Array<number>>
   readonly errand_extend: (...args: ReadonlyArray<Arg>) => Promise<Array<number>>
@@ -708,6 +923,7 @@ export interface ScriptClient {
   readonly errand_deadList: (...args: ReadonlyArray<Arg>) => Promise<Array<string>>
   readonly errand_deadRequeue: (...args: ReadonlyArray<Arg>) => Promise<number>
   readonly errand_deadPurge: (...args: ReadonlyArray<Arg>) => Promise<number>
+  readonly errand_cancel: (...args: ReadonlyArray<Arg>) => Promise<Array<"cancelled" | "running" | "notFound">>
   readonly errand_claimSlot: (...args: ReadonlyArray<Arg>) => Promise<number>
 }
 

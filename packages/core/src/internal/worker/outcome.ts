@@ -15,6 +15,7 @@ import { describe, isTagged, lastError } from "../failure.ts"
 import { messageId } from "../id.ts"
 import { decide, decideLater, withLimits } from "../retry.ts"
 import { CurrentMessage, type Job, type Registered, type WorkerContext } from "./context.ts"
+import { followUpKey, followUpKeyTtl, groupCallbackKey } from "./followUpKeys.ts"
 import { brokerBackoff } from "./settlement.ts"
 
 /** A failed attempt: the handler's typed error, the time limit, or a defect. */
@@ -147,8 +148,17 @@ export const make = (ctx: WorkerContext): Outcomes => {
       })
   }
 
-  /** A message to an actor of a callback or pipeline step, built from what the worker knows (no schema needed). */
-  const follow = (target: Target, payload: unknown, now: number, extra?: Partial<Envelope>): Outgoing => {
+  /**
+   * A message to an actor of a callback or pipeline step, built from what the worker knows (no schema needed), with
+   * the idempotency key that makes a re-run of the message that sends it send it once (see `followUpKeys.ts`).
+   */
+  const follow = (
+    target: Target,
+    payload: unknown,
+    now: number,
+    key: string,
+    extra?: Partial<Envelope>
+  ): Outgoing => {
     const id = messageId()
     const body: { -readonly [K in keyof Envelope]: Envelope[K] } = {
       id,
@@ -156,10 +166,12 @@ export const make = (ctx: WorkerContext): Outcomes => {
       queue: target.queue,
       payload,
       enqueuedAt: now,
-      ...extra
+      ...extra,
+      key,
+      keyTtl: followUpKeyTtl
     }
     if (target.priority !== undefined && target.priority !== 0) body.priority = target.priority
-    return { id, queue: target.queue, priority: target.priority ?? 0, eta: now, body }
+    return { id, queue: target.queue, priority: target.priority ?? 0, eta: now, body, key, keyTtl: followUpKeyTtl }
   }
 
   /** The messages a success sends: its `onSuccess` callback, and its pipeline's next step (carrying the rest). */
@@ -167,7 +179,14 @@ export const make = (ctx: WorkerContext): Outcomes => {
     const envelope = job.envelope!
     const out: Array<Outgoing> = []
     if (envelope.onSuccess !== undefined) {
-      out.push(follow(envelope.onSuccess, { messageId: job.delivery.id, result: encoded }, now))
+      out.push(
+        follow(
+          envelope.onSuccess,
+          { messageId: job.delivery.id, result: encoded },
+          now,
+          followUpKey(job.delivery.id, "ok")
+        )
+      )
     }
     const steps = envelope.pipeline
     if (steps !== undefined && steps.length > 0) {
@@ -175,7 +194,7 @@ export const make = (ctx: WorkerContext): Outcomes => {
       if (steps.length > 1) extra.pipeline = steps.slice(1)
       // a pipeline's failure callback rides along every step
       if (envelope.onFailure !== undefined) extra.onFailure = envelope.onFailure
-      out.push(follow(steps[0]!, encoded, now, extra))
+      out.push(follow(steps[0]!, encoded, now, followUpKey(job.delivery.id, "next"), extra))
     }
     return out
   }
@@ -196,12 +215,14 @@ export const make = (ctx: WorkerContext): Outcomes => {
       Effect.retry(brokerBackoff),
       Effect.flatMap((counts) => {
         // only the member that completed the group, or failed it first, sends the callback
-        const callback = counts.completedBy === member
-          ? group.onComplete
-          : counts.firstFailed === member
-          ? group.onFailure
-          : undefined
+        const kind = counts.completedBy === member ? "complete" : counts.firstFailed === member ? "failure" : undefined
+        const callback = kind === "complete" ? group.onComplete : kind === "failure" ? group.onFailure : undefined
         if (callback === undefined) return Effect.void
+        // keyed by the group: the member sends it again only if it runs again (a crash before its ack)
+        const key = groupCallbackKey(group.id, kind!)
+        const body = typeof callback.body === "object" && callback.body !== null && !Array.isArray(callback.body)
+          ? { ...callback.body, key, keyTtl: followUpKeyTtl }
+          : callback.body
         return Effect.flatMap(
           Clock.currentTimeMillis,
           (now) =>
@@ -210,7 +231,9 @@ export const make = (ctx: WorkerContext): Outcomes => {
               queue: callback.queue,
               priority: callback.priority,
               eta: now,
-              body: callback.body
+              body,
+              key,
+              keyTtl: followUpKeyTtl
             }])
         )
       }),
@@ -220,7 +243,8 @@ export const make = (ctx: WorkerContext): Outcomes => {
 
   /**
    * Enqueues follow-up messages before the message that sends them is settled, retrying a failed enqueue after
-   * `brokerBackoff`: a crash in between sends them again when the message runs again (at-least-once).
+   * `brokerBackoff`. A crash in between runs the message again, which sends them again under the same idempotency
+   * keys: the broker leaves out those already sent (within `followUpKeyTtl` of their end).
    */
   const followUp = (messages: ReadonlyArray<Outgoing>): Effect.Effect<void> =>
     messages.length === 0 ? Effect.void : ctx.broker.enqueue(messages).pipe(
@@ -250,7 +274,8 @@ export const make = (ctx: WorkerContext): Outcomes => {
       stored,
       Effect.flatMap(
         Clock.currentTimeMillis,
-        (now) => followUp([follow(callback, { messageId, error: lastError(failure) }, now)])
+        (now) =>
+          followUp([follow(callback, { messageId, error: lastError(failure) }, now, followUpKey(messageId, "fail"))])
       )
     )
   }

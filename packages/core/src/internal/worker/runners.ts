@@ -198,7 +198,8 @@ export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Out
       options: envelope.options ?? noOptions,
       limits: envelope.limits,
       attempts: delivery.attempts,
-      lastError: delivery.lastError
+      lastError: delivery.lastError,
+      key: envelope.key
     }
     job.message = message
     const actor = registered.actor

@@ -301,7 +301,9 @@ export interface Actor<
   /**
    * Encodes, validates and enqueues one message. A payload that fails the schema fails with `InvalidPayload`.
    * Sends made concurrently (from any fibers) are coalesced into one broker call, so many sends in flight cost one
-   * round trip per batch; each `send` still completes only once its message is in the broker.
+   * round trip per batch; each `send` still completes only once its message is in the broker. A coalesced batch
+   * spanning queues is one broker call per queue, and each `send` fails only when its own queue's call failed; a
+   * `BrokerError` whose `applied` is `"unknown"` means the message may have been enqueued.
    */
   send(
     payload: Payload["Type"],

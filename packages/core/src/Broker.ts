@@ -353,7 +353,9 @@ export class Broker extends Context.Service<Broker, {
   readonly name: string
   /**
    * Enqueues messages, atomically as one batch where the backend allows. Ids are unique by construction. Messages
-   * whose idempotency key is held are left out and reported in `duplicates`.
+   * whose idempotency key is held are left out and reported in `duplicates`. A failure's `BrokerError.applied` says
+   * whether messages may have been enqueued anyway: `"no"`, or `"unknown"` (the connection dropped after the command
+   * was written, or no reply came in time); adapters set it on every failure they can tell apart.
    */
   readonly enqueue: (messages: ReadonlyArray<Outgoing>) => Effect.Effect<Enqueued, BrokerError>
   /** Applies `request.settle`, then leases up to `request.max` due messages, waiting up to `request.wait` for one. */

@@ -9,6 +9,12 @@ import { Schema, SchemaIssue } from "effect"
 /**
  * A broker operation failed: the connection dropped, a script failed, or the broker was shut down.
  *
+ * `applied` says whether the operation may have taken effect anyway: `"no"` when it certainly did not (it was refused
+ * before it reached the backend, or the backend answered with an error), `"unknown"` when the outcome is unknown (the
+ * connection dropped after the command was written, or no reply came in time). A failed `send` whose error says
+ * `"unknown"` may have enqueued its message: sending it again may run it twice (an idempotency key prevents that).
+ * Absent when the broker does not say (treat it as `"unknown"`).
+ *
  * @category errors
  * @since 0.1.0
  */
@@ -18,6 +24,8 @@ export class BrokerError extends Schema.TaggedError<BrokerError>()("BrokerError"
   /** The operation that failed, e.g. `"enqueue"`, `"take"`, `"settle"`. */
   operation: Schema.String,
   message: Schema.String,
+  /** Whether the operation may have been applied: `"no"`, or `"unknown"` (see above). @since 0.2.0 */
+  applied: Schema.optional(Schema.Literals(["no", "unknown"])),
   cause: Schema.optional(Schema.Defect())
 }) {}
 

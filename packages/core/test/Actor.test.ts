@@ -129,6 +129,51 @@ describe("Actor", () => {
       }).pipe(Effect.provide(countingBroker(calls, () => Effect.fail(down))))
     })
   })
+
+  it.effect("coalesced sends to several queues: each send gets its own queue's outcome", () => {
+    const payload = Schema.Struct({ n: Schema.Number })
+    const jobs = ["qa", "qb", "qc"].map((queue) => Actor.make(`perQueue_${queue}`, { queue, payload }))
+    return Effect.gen(function*() {
+      const calls = yield* Ref.make<ReadonlyArray<number>>([])
+      // qb's part fails as a Cluster node that closed its connection after the command was written would
+      const lost = new ErrandError.BrokerError({
+        broker: "test",
+        operation: "enqueue",
+        message: "closed",
+        applied: "unknown"
+      })
+      yield* Effect.gen(function*() {
+        const results = yield* Effect.forEach(
+          Array.from({ length: 90 }, (_, n) => n),
+          (n) => Effect.result(jobs[n % 3]!.send({ n })),
+          { concurrency: "unbounded" }
+        )
+        for (const [n, result] of results.entries()) {
+          if (n % 3 === 1) {
+            assert.isTrue(
+              Result.isFailure(result) && result.failure._tag === "BrokerError" &&
+                result.failure.applied === "unknown",
+              `send ${n} to qb fails`
+            )
+          } else {
+            assert.isTrue(Result.isSuccess(result), `send ${n} succeeds`)
+          }
+        }
+        assert.strictEqual(yield* MemoryBroker.size("qa"), 30)
+        assert.strictEqual(yield* MemoryBroker.size("qb"), 0)
+        assert.strictEqual(yield* MemoryBroker.size("qc"), 30)
+        // one call per queue (not one per message)
+        assert.isBelow((yield* Ref.get(calls)).length, 15)
+      }).pipe(
+        Effect.provide(countingBroker(calls, (inner, messages) =>
+          messages.some((m) => m.queue !== messages[0]!.queue)
+            ? Effect.die("a coalesced call spans queues")
+            : messages[0]!.queue === "qb"
+            ? Effect.fail(lost)
+            : inner.enqueue(messages)))
+      )
+    })
+  })
 })
 
 /** A memory broker whose `enqueue` records each call's batch size, then does `enqueue`. */

@@ -104,12 +104,13 @@ const brokerError = (operation: string, cause: unknown) => {
     broker: "redis",
     operation,
     message: `Redis ${operation} failed: ${Connection.explain(clean)}`,
+    applied: Connection.applied(clean),
     cause: clean
   })
 }
 
 const invalid = (operation: string, message: string) =>
-  new ErrandError.BrokerError({ broker: "redis", operation, message })
+  new ErrandError.BrokerError({ broker: "redis", operation, message, applied: "no" })
 
 const call = <A>(operation: string, f: () => Promise<A>): Effect.Effect<A, ErrandError.BrokerError> =>
   Effect.tryPromise({ try: f, catch: (cause) => brokerError(operation, cause) })

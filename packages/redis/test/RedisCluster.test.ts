@@ -3,10 +3,10 @@
  * suite, queues spread over the nodes by their hash slots, and blocking takes woken by an enqueue.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Broker } from "@errand/core"
+import { Actor, Broker } from "@errand/core"
 import { BrokerConformance, ResultsConformance } from "@errand/core/testing"
 import { RedisBroker } from "@errand/redis"
-import { Context, Duration, Effect, Exit, Fiber, Layer, Redacted } from "effect"
+import { Context, Duration, Effect, Exit, Fiber, Layer, Redacted, Result, Schema } from "effect"
 import { afterAll } from "vitest"
 import * as Keys from "../src/internal/keys.ts"
 import { type RedisCluster, startRedisCluster } from "./utils/redisCluster.ts"
@@ -105,6 +105,48 @@ const clusterTests = (cluster: RedisCluster): void => {
         const calls = queuePerNode(prefix).flatMap(({ queue }) => Array.from({ length: 5 }, () => broker.stats(queue)))
         const stats = yield* Effect.all(calls, { concurrency: "unbounded" })
         assert.deepStrictEqual(stats.map((s) => s.ready), Array.from({ length: 15 }, () => 0))
+      }).pipe(Effect.scoped))
+
+    it.live("sends coalesced across three nodes meet a paused master: only its queue's sends fail, as maybe applied", () =>
+      Effect.gen(function*() {
+        const prefix = uniquePrefix()
+        const queues = queuePerNode(prefix)
+        const paused = queues[0]!
+        const payload = Schema.Struct({ n: Schema.Number })
+        const actors = queues.map(({ queue }) => Actor.make(`perNode_${queue}`, { queue, payload }))
+        // commandTimeout bounds how long the paused node's part waits for its reply
+        const context = yield* Layer.build(clusterLayer({ prefix, commandTimeout: "2 seconds" }))
+        const broker = Context.get(context, Broker.Broker)
+        cluster.signal(paused.port, "SIGSTOP")
+        const results = yield* Effect.forEach(
+          Array.from({ length: 30 }, (_, n) => n),
+          (n) => Effect.result(actors[n % 3]!.send({ n })),
+          { concurrency: "unbounded" }
+        ).pipe(
+          Effect.provide(context),
+          Effect.ensuring(Effect.sync(() => cluster.signal(paused.port, "SIGCONT")))
+        )
+        for (const [n, result] of results.entries()) {
+          if (n % 3 === 0) {
+            // written to the paused node, no reply in time: it may have been applied (and here it will be)
+            assert.isTrue(Result.isFailure(result), `send ${n} to the paused node's queue fails`)
+            const error = (result as Result.Failure<unknown, { _tag: string; applied?: string; message: string }>)
+              .failure
+            assert.strictEqual(error._tag, "BrokerError")
+            assert.strictEqual(error.applied, "unknown")
+            assert.include(error.message, "may or may not have been applied")
+          } else {
+            assert.isTrue(Result.isSuccess(result), `send ${n} to a healthy node's queue succeeds`)
+          }
+        }
+        for (const { queue } of queues.slice(1)) assert.strictEqual((yield* broker.stats(queue)).ready, 10)
+        // Resumed, the node runs the script it had received: the failed sends were enqueued after all ("unknown")
+        yield* Effect.promise(() =>
+          waitFor(
+            () => Effect.runPromise(Effect.map(broker.stats(paused.queue), (s) => s.ready === 10)).catch(() => false),
+            "the paused node's queue holds its 10 messages"
+          )
+        )
       }).pipe(Effect.scoped))
 
     it.live("a blocking take on each node wakes within milliseconds of an enqueue from another broker", () =>

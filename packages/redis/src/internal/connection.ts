@@ -35,11 +35,29 @@ export const explain = (error: Error): string => {
   if (error.name === "MaxRetriesPerRequestError") {
     return "the connection to Redis was lost before the reply (the command may or may not have been applied)"
   }
-  if (error.message.startsWith("Stream isn't writeable") || error.message === "Connection is closed.") {
-    return "not connected to Redis (reconnecting)"
+  if (error.message.startsWith("Stream isn't writeable") || error.message.startsWith("Cluster isn't ready")) {
+    return "not connected to Redis (reconnecting; the command was not sent)"
   }
-  if (error.message === "Command timed out") return "Redis did not answer within commandTimeout"
+  if (error.message === "Connection is closed.") {
+    return "the connection to Redis closed before the reply (the command may or may not have been applied)"
+  }
+  if (error.message === "Command timed out") {
+    return "Redis did not answer within commandTimeout (the command may or may not have been applied)"
+  }
   return error.message
+}
+
+/**
+ * Whether a failed command may have been applied: `"no"` when it was refused before it was written (not connected)
+ * or Redis answered it with an error (a reply error, a redirection the client gave up following), `"unknown"` when
+ * the connection closed or no reply came in time after it may have been written.
+ */
+export const applied = (error: Error): "no" | "unknown" => {
+  if (error.message.startsWith("Stream isn't writeable") || error.message.startsWith("Cluster isn't ready")) {
+    return "no"
+  }
+  if (error.name === "ReplyError" || error.message.startsWith("Too many Cluster redirections")) return "no"
+  return "unknown"
 }
 
 /** Settings of the command connection. */

@@ -1,7 +1,7 @@
 /**
  * Starts and stops a private Redis Cluster for the tests: three `redis-server --cluster-enabled yes` masters on free
- * ports of 127.0.0.1 in a temporary directory (no persistence, no replicas), joined by `redis-cli --cluster create`.
- * Never touches a shared server.
+ * ports of 127.0.0.1 in a temporary directory (no persistence, no replicas unless asked), joined by
+ * `redis-cli --cluster create`. Never touches a shared server.
  */
 import { type ChildProcess, execFile, execFileSync } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
@@ -9,14 +9,16 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { freePort, spawnRedisServer, waitFor, withFreshPorts } from "./redisServer.ts"
 
-/** A private Redis Cluster of three masters. */
+/** A private Redis Cluster of three masters (and their replicas, if asked). */
 export interface RedisCluster {
-  /** The ports of its nodes. */
+  /** The ports of its nodes: the three masters first, then the replicas. */
   readonly ports: ReadonlyArray<number>
   /** The URL of its first node (a seed node). */
   readonly url: string
   /** Sends a command with redis-cli to the node on `port` and returns its raw output. */
   readonly cli: (port: number, ...args: ReadonlyArray<string>) => string
+  /** Sends a signal to the node on `port` (`SIGSTOP`/`SIGCONT` to pause it, `SIGKILL` to crash it). */
+  readonly signal: (port: number, signal: NodeJS.Signals) => void
   /** Stops every node and deletes the directory. */
   readonly dispose: () => Promise<void>
 }
@@ -39,6 +41,15 @@ const soft = (check: () => Promise<boolean>) => () => check().catch(() => false)
 export interface RedisClusterOptions {
   /** A password every node requires (`requirepass`, and `masterauth` for the cluster bus). */
   readonly password?: string
+  /** Replicas per master (default 0). */
+  readonly replicas?: number
+  /**
+   * `cluster-node-timeout` in ms (default 15,000, Redis's): how long a node may miss the cluster bus before it is
+   * marked failing (and, with replicas, failed over).
+   */
+  readonly nodeTimeout?: number
+  /** An append-only file fsynced every second on every node (default: no persistence). */
+  readonly appendOnly?: boolean
 }
 
 /**
@@ -50,13 +61,16 @@ export const startRedisCluster = (options: RedisClusterOptions = {}): Promise<Re
 
 const startOnce = async (options: RedisClusterOptions): Promise<RedisCluster> => {
   const auth = options.password === undefined ? [] : ["-a", options.password, "--no-auth-warning"]
-  const ports = [await freePort(), await freePort(), await freePort()]
+  const replicas = options.replicas ?? 0
+  const ports: Array<number> = []
+  for (let i = 0; i < 3 * (1 + replicas); i++) ports.push(await freePort())
   const dir = mkdtempSync(join(tmpdir(), "errand-cluster-"))
   const children: Array<ChildProcess> = []
   const dispose = async () => {
     await Promise.all(children.map((child) => {
-      if (child.exitCode !== null) return Promise.resolve()
+      if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
       const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
+      child.kill("SIGCONT") // a paused node would not see the SIGTERM
       child.kill("SIGTERM")
       return exited
     }))
@@ -77,13 +91,13 @@ const startOnce = async (options: RedisClusterOptions): Promise<RedisCluster> =>
           // Redis's default: a node is marked failing when it misses the cluster bus for this long. Shorter values made
           // a loaded machine (a node not scheduled for a few seconds) take the cluster down mid-test.
           "--cluster-node-timeout",
-          "15000",
+          String(options.nodeTimeout ?? 15_000),
           "--dir",
           dir,
           "--save",
           "",
           "--appendonly",
-          "no",
+          options.appendOnly === true ? "yes" : "no",
           ...(options.password === undefined
             ? []
             : ["--requirepass", options.password, "--masterauth", options.password])
@@ -96,7 +110,7 @@ const startOnce = async (options: RedisClusterOptions): Promise<RedisCluster> =>
       "create",
       ...ports.map((port) => `127.0.0.1:${port}`),
       "--cluster-replicas",
-      "0",
+      String(replicas),
       "--cluster-yes"
     ])
     for (const port of ports) {
@@ -115,6 +129,9 @@ const startOnce = async (options: RedisClusterOptions): Promise<RedisCluster> =>
     ports,
     url: `redis://127.0.0.1:${ports[0]}`,
     cli: (port, ...args) => execFileSync("redis-cli", [...auth, "-p", String(port), ...args], { encoding: "utf8" }),
+    signal: (port, signal) => {
+      children[ports.indexOf(port)]?.kill(signal)
+    },
     dispose
   }
 }

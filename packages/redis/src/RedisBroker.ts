@@ -65,10 +65,12 @@ export class RedisBrokerError extends Schema.TaggedError<RedisBrokerError>()("Re
  */
 export interface RedisBrokerOptions {
   /**
-   * `redis://[user:password@]host[:port][/db]`, or `rediss://…` for TLS. With `cluster: true`, one node of the cluster
-   * (a seed: the others are discovered from it), without a database index.
+   * `redis://[user:password@]host[:port][/db]`, or `rediss://…` for TLS. With `cluster: true`, a node of the cluster
+   * (a seed: the others are discovered from it), without a database index; or several seeds, as a comma-separated list
+   * (`redis://a:7000,redis://b:7000`) or an array, sharing their scheme, user and password: the client asks them in
+   * turn for the cluster's layout, so any of them may be down at start.
    */
-  readonly url: string | Redacted.Redacted<string>
+  readonly url: string | Redacted.Redacted<string> | ReadonlyArray<string | Redacted.Redacted<string>>
   /**
    * Connect to a Redis Cluster with ioredis's `Cluster` client, seeded by the node of `url`; its credentials and TLS
    * apply to every node. Each queue lives in one slot (its keys share the hash tag `{prefix:queue}`), scripts are
@@ -187,6 +189,14 @@ const warnOnEviction = (client: Redis | Cluster, redacted: string) =>
     Effect.annotateLogs({ module: "RedisBroker" })
   )
 
+/** The URLs of the `url` option: one, a comma-separated list, or an array of either. */
+const rawUrlsOf = (url: RedisBrokerOptions["url"]): Array<string> => {
+  const list: ReadonlyArray<string | Redacted.Redacted<string>> = typeof url === "string" || Redacted.isRedacted(url)
+    ? [url]
+    : url
+  return list.flatMap((one) => Url.split(Redacted.isRedacted(one) ? Redacted.value(one) : one))
+}
+
 /**
  * Builds the broker in a scope: connects (failing fast with a `RedisBrokerError`), checks the user's ACL permissions
  * (see the README), defines the scripts, and closes every connection when the scope closes.
@@ -210,17 +220,33 @@ export const makeWithResults = Effect.fnUntraced(function*(
   RedisBrokerError,
   Scope.Scope
 > {
-  const rawUrl = Redacted.isRedacted(options.url) ? Redacted.value(options.url) : options.url
-  const checked = Url.check(rawUrl)
-  if ("reason" in checked) {
-    return yield* new RedisBrokerError({ reason: checked.reason, url: checked.redacted, message: checked.message })
+  const seeds: Array<Url.CheckedUrl> = []
+  for (const rawUrl of rawUrlsOf(options.url)) {
+    const checkedSeed = Url.check(rawUrl)
+    if ("reason" in checkedSeed) {
+      return yield* new RedisBrokerError({
+        reason: checkedSeed.reason,
+        url: checkedSeed.redacted,
+        message: checkedSeed.message
+      })
+    }
+    seeds.push(checkedSeed)
   }
+  const checked: Url.CheckedUrl = { url: seeds[0]!.url, redacted: seeds.map((seed) => seed.redacted).join(",") }
   const prefix = options.prefix ?? "errand"
   const deadLetterMax = options.deadLetterMax ?? 10_000
   const sweepBatch = Math.min(options.sweepBatch ?? Scripts.maxBatch, Scripts.maxBatch)
   const cluster = options.cluster === true
-  const db = new URL(checked.url).pathname.replace(/^\//, "")
-  const badOption = cluster && db !== "" && db !== "0"
+  const parsedSeeds = seeds.map((seed) => new URL(seed.url))
+  const db = parsedSeeds.map((seed) => seed.pathname.replace(/^\//, "")).find((path) => path !== "" && path !== "0")
+  const first = parsedSeeds[0]!
+  const badOption = seeds.length > 1 && !cluster
+    ? `several URLs are seed nodes of a Redis Cluster: they need cluster: true`
+    : parsedSeeds.some((seed) =>
+        seed.protocol !== first.protocol || seed.username !== first.username || seed.password !== first.password
+      )
+    ? "the seed URLs of a cluster must share their scheme, user name and password"
+    : cluster && db !== undefined
     ? `a Redis Cluster has only database 0 (the URL names database ${db})`
     : prefix === "" || /[{}]/.test(prefix)
     ? `prefix must be non-empty and must not contain "{" or "}" (got "${prefix}")`
@@ -240,7 +266,7 @@ export const makeWithResults = Effect.fnUntraced(function*(
     Effect.suspend(() => {
       const settings = { connectTimeout, commandTimeout, extra: options.redisOptions }
       const created: Redis | Cluster = cluster
-        ? Connection.makeCluster(checked.url, settings)
+        ? Connection.makeCluster(seeds.map((seed) => seed.url), settings)
         : Connection.makeClient(checked.url, settings)
       return Connection.connect(created, checked.redacted, connectTimeout).pipe(
         Effect.as(created),

@@ -10,7 +10,7 @@ import { Context, Duration, Effect, Exit, Fiber, Layer, Redacted, Result, Schema
 import { afterAll } from "vitest"
 import * as Keys from "../src/internal/keys.ts"
 import { type RedisCluster, startRedisCluster } from "./utils/redisCluster.ts"
-import { blockedClients, hasRedisServer, untilBlocked, waitFor } from "./utils/redisServer.ts"
+import { blockedClients, freePort, hasRedisServer, untilBlocked, waitFor } from "./utils/redisServer.ts"
 import { ack, message, redisUrl, uniquePrefix } from "./utils/testing.ts"
 
 /** Registers the tests against a running cluster. */
@@ -192,6 +192,35 @@ const clusterTests = (cluster: RedisCluster): void => {
           const taken = yield* broker.take({ queue, max: 1, lease: "30 seconds", wait: "1 second" })
           assert.strictEqual(taken.deliveries.length, 1)
         }
+      }).pipe(Effect.scoped))
+
+    it.live("several seed URLs: a start with the first seed down and the second up succeeds", () =>
+      Effect.gen(function*() {
+        const down = `redis://127.0.0.1:${yield* Effect.promise(freePort)}` // nothing listens there
+        const up = `redis://127.0.0.1:${cluster.ports[1]}`
+        for (const url of [`${down},${up}`, [down, Redacted.make(up)]]) {
+          const prefix = uniquePrefix()
+          const broker = yield* brokerOf(RedisBroker.layer({ url, cluster: true, prefix }))
+          const queues = queuePerNode(prefix)
+          yield* broker.enqueue(queues.map(({ queue }) => message(queue)))
+          for (const { queue } of queues) assert.strictEqual((yield* broker.stats(queue)).ready, 1)
+        }
+        // Every seed down: the start fails, naming them all (redacted)
+        const error = yield* Effect.flip(
+          brokerOf(
+            RedisBroker.layer({ url: `${down},redis://127.0.0.1:1`, cluster: true, connectTimeout: "3 seconds" })
+          )
+        )
+        assert.strictEqual(error.reason, "ConnectFailed")
+        assert.strictEqual(error.url, `${down},redis://127.0.0.1:1`)
+        // Several URLs need cluster mode, and the same credentials
+        const standalone = yield* Effect.flip(brokerOf(RedisBroker.layer({ url: `${up},${down}` })))
+        assert.strictEqual(standalone.reason, "InvalidOptions")
+        const mixed = yield* Effect.flip(
+          brokerOf(RedisBroker.layer({ url: [up, "redis://:other@127.0.0.1:1"], cluster: true }))
+        )
+        assert.strictEqual(mixed.reason, "InvalidOptions")
+        assert.notInclude(JSON.stringify(mixed), "other")
       }).pipe(Effect.scoped))
 
     it.live("fails with ConnectFailed on a server without cluster support", () =>

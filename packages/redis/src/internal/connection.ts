@@ -104,13 +104,13 @@ const clusterOwned = new Set([
 ])
 
 /**
- * Creates a Redis Cluster client seeded by the node of `url` (not connected yet): the other nodes are discovered from
- * the cluster. The URL's credentials and TLS apply to every node. As for a standalone client, commands fail fast while
+ * Creates a Redis Cluster client seeded by the nodes of `urls` (not connected yet; any of them may be down): the other
+ * nodes are discovered from the cluster. The first URL's credentials and TLS apply to every node. As for a standalone client, commands fail fast while
  * the cluster is unreachable and a command whose connection closed is never sent again (a script never runs twice);
  * MOVED, ASK and TRYAGAIN replies (the command did not run) are followed.
  */
-export const makeCluster = (url: string, settings: ClientSettings): Cluster => {
-  const parsed = new URL(url)
+export const makeCluster = (urls: ReadonlyArray<string>, settings: ClientSettings): Cluster => {
+  const parsed = new URL(urls[0]!)
   const extra = settings.extra
   // The node options ioredis takes from the cluster's own settings, or that name one server, are left out.
   const nodeExtra = Object.fromEntries(
@@ -126,7 +126,11 @@ export const makeCluster = (url: string, settings: ClientSettings): Cluster => {
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false
   }
-  const cluster = new Cluster([{ host: parsed.hostname.replace(/^\[|\]$/g, ""), port: Number(parsed.port || 6379) }], {
+  const seeds = urls.map((url) => {
+    const seed = new URL(url)
+    return { host: seed.hostname.replace(/^\[|\]$/g, ""), port: Number(seed.port || 6379) }
+  })
+  const cluster = new Cluster(seeds, {
     lazyConnect: true,
     enableOfflineQueue: false,
     retryDelayOnFailover: 0,

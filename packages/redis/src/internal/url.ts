@@ -115,3 +115,9 @@ export const check = (url: string): CheckedUrl | InvalidUrl => {
   if (db !== "" && !/^\d+$/.test(db)) return invalid(`the database index "${db}" is not a number`)
   return { url, redacted }
 }
+
+/**
+ * Splits a comma-separated list of seed URLs (`redis://a:7000,redis://b:7000`) into its URLs. Only a comma followed by
+ * `redis://` or `rediss://` separates two URLs, so a comma inside a password does not.
+ */
+export const split = (urls: string): Array<string> => urls.split(/,(?=\s*rediss?:\/\/)/).map((url) => url.trim())

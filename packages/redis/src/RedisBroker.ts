@@ -24,7 +24,7 @@
  * @since 0.1.0
  */
 import { Broker, ErrandError, Message, Results } from "@errand/core"
-import { Clock, Config, Context, Duration, Effect, Layer, Redacted, Schema, type Scope } from "effect"
+import { Clock, Config, Context, Duration, Effect, Layer, Redacted, Schedule, Schema, type Scope } from "effect"
 import { type Cluster, Redis, type RedisOptions } from "ioredis"
 import { randomBytes } from "node:crypto"
 import * as Codec from "./internal/codec.ts"
@@ -83,6 +83,13 @@ export interface RedisBrokerOptions {
   readonly connectTimeout?: Duration.Input | undefined
   /** How long a command may wait for its reply before failing with a `BrokerError`. Default 5 seconds. */
   readonly commandTimeout?: Duration.Input | undefined
+  /**
+   * On a cluster, how long an `enqueue` keeps retrying while its queue's slot migrates (Redis answers `TRYAGAIN`/`ASK`
+   * until the keys moved, and the client gives up after 16 redirections, about 1.6 s): retried with a backoff
+   * (100 ms doubling to 1 s, jittered) for up to this long, then it fails with a `BrokerError` (`applied: "no"`).
+   * Default 30 seconds.
+   */
+  readonly slotMigrationTimeout?: Duration.Input | undefined
   /** How long dead letters are kept. Default 7 days (as Dramatiq). */
   readonly deadLetterTtl?: Duration.Input | undefined
   /** The most dead letters kept per queue; the oldest are dropped beyond it. Default 10,000. */
@@ -261,6 +268,18 @@ export const makeWithResults = Effect.fnUntraced(function*(
   const connectTimeout = Duration.toMillis(options.connectTimeout ?? "5 seconds")
   const commandTimeout = Duration.toMillis(options.commandTimeout ?? "5 seconds")
   const deadLetterTtl = Duration.toMillis(options.deadLetterTtl ?? "7 days")
+  /** Retries a command refused while its slot migrates (it did not run), for up to `slotMigrationTimeout`. */
+  const migrationRetry = Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("1 second")]).pipe(
+    Schedule.jittered,
+    Schedule.upTo({ duration: options.slotMigrationTimeout ?? "30 seconds" })
+  )
+  const duringMigrations = <A>(effect: Effect.Effect<A, ErrandError.BrokerError>) =>
+    cluster
+      ? Effect.retry(effect, {
+        schedule: migrationRetry,
+        while: (error) => Connection.isRedirectionLimit(error.cause)
+      })
+      : effect
 
   const client = yield* Effect.acquireRelease(
     Effect.suspend(() => {
@@ -408,7 +427,10 @@ export const makeWithResults = Effect.fnUntraced(function*(
       const args = enqueueArgs(keys, now, chunk)
       return typeof args === "string"
         ? Effect.fail(invalid("enqueue", args))
-        : Effect.map(call("enqueue", () => redis.errand_enqueue(...args)), (reply) => duplicatesOf(chunk, reply))
+        : Effect.map(
+          duringMigrations(call("enqueue", () => redis.errand_enqueue(...args))),
+          (reply) => duplicatesOf(chunk, reply)
+        )
     })
 
   const registryKey = Keys.registry(prefix)

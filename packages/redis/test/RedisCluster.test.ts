@@ -194,6 +194,45 @@ const clusterTests = (cluster: RedisCluster): void => {
         }
       }).pipe(Effect.scoped))
 
+    it.live(
+      "sends during a 4 s slot migration (TRYAGAIN/ASK past the client's redirection limit) wait for it: 0 failed, 0 lost",
+      () =>
+        Effect.gen(function*() {
+          const prefix = uniquePrefix()
+          const [source, target] = queuePerNode(prefix)
+          const { queue } = source!
+          const keys = Keys.make(prefix, queue)
+          const slot = String(Keys.slot(keys.ready))
+          const idOf = (port: number) => cluster.cli(port, "CLUSTER", "MYID").trim()
+          const broker = yield* brokerOf(clusterLayer({ prefix }))
+          yield* broker.enqueue([message(queue)]) // some of the queue's keys exist on the source, others not
+          // The slot starts migrating: the source answers TRYAGAIN (some keys there) or ASK, the target TRYAGAIN
+          cluster.cli(target!.port, "CLUSTER", "SETSLOT", slot, "IMPORTING", idOf(source!.port))
+          cluster.cli(source!.port, "CLUSTER", "SETSLOT", slot, "MIGRATING", idOf(target!.port))
+          const sends = yield* Effect.forkChild(
+            Effect.forEach(
+              Array.from({ length: 20 }, (_, n) => n),
+              (n) => Effect.delay(Effect.result(broker.enqueue([message(queue)])), `${n * 100} millis`),
+              { concurrency: "unbounded" }
+            )
+          )
+          // The window: 4 s, more than twice the client's own redirection limit (16 × 100 ms)
+          yield* Effect.sleep("4 seconds")
+          const moved = cluster.cli(source!.port, "CLUSTER", "GETKEYSINSLOT", slot, "100").split("\n").filter((k) =>
+            k !== ""
+          )
+          assert.isAbove(moved.length, 0)
+          cluster.cli(source!.port, "MIGRATE", "127.0.0.1", String(target!.port), "", "0", "5000", "KEYS", ...moved)
+          for (const port of cluster.ports) cluster.cli(port, "CLUSTER", "SETSLOT", slot, "NODE", idOf(target!.port))
+          const results = yield* Fiber.join(sends)
+          const failed = results.filter((r) => r._tag === "Failure")
+          assert.deepStrictEqual(failed, [], "no send failed")
+          assert.strictEqual(cluster.cli(target!.port, "LLEN", keys.ready).trim(), "21", "every message is there")
+          assert.strictEqual((yield* broker.stats(queue)).ready, 21)
+        }).pipe(Effect.scoped),
+      60_000
+    )
+
     it.live("several seed URLs: a start with the first seed down and the second up succeeds", () =>
       Effect.gen(function*() {
         const down = `redis://127.0.0.1:${yield* Effect.promise(freePort)}` // nothing listens there

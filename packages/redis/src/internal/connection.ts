@@ -60,6 +60,14 @@ export const applied = (error: Error): "no" | "unknown" => {
   return "unknown"
 }
 
+/**
+ * Whether a command failed because the cluster client gave up following redirections (`TRYAGAIN`, `ASK`, `MOVED`)
+ * while a slot migrates: Redis did not run it, so it may be sent again.
+ */
+export const isRedirectionLimit = (error: unknown): boolean =>
+  error instanceof Error && error.message.startsWith("Too many Cluster redirections") &&
+  /\b(TRYAGAIN|ASK|MOVED)\b/.test(error.message)
+
 /** Settings of the command connection. */
 export interface ClientSettings {
   readonly connectTimeout: number

@@ -98,6 +98,9 @@ const startOnce = async (options: RedisClusterOptions): Promise<RedisCluster> =>
           "",
           "--appendonly",
           options.appendOnly === true ? "yes" : "no",
+          // A replica's first full sync starts at once (Redis waits 5 s by default for more replicas to join)
+          "--repl-diskless-sync-delay",
+          "0",
           ...(options.password === undefined
             ? []
             : ["--requirepass", options.password, "--masterauth", options.password])
@@ -119,6 +122,15 @@ const startOnce = async (options: RedisClusterOptions): Promise<RedisCluster> =>
           (await cliAsync([...auth, "-p", String(port), "CLUSTER", "INFO"])).includes("cluster_state:ok")
         ),
         `cluster_state:ok on node ${port}`
+      )
+    }
+    // A replica that has not synced with its master yet cannot take over from it
+    for (const port of ports.slice(3)) {
+      await waitFor(
+        soft(async () =>
+          (await cliAsync([...auth, "-p", String(port), "INFO", "replication"])).includes("master_link_status:up")
+        ),
+        `replica ${port} in sync`
       )
     }
   } catch (error) {

@@ -101,16 +101,24 @@ const failoverTests = (cluster: RedisCluster): void => {
           const sent = new Set<number>()
           const ambiguous = new Set<number>()
           const failedSends: Array<string> = []
+          const victimSends: Array<number> = []
           const sendOne = (n: number) =>
             actors[n % 3]!.send({ n }).pipe(
               Effect.tapError((error) =>
                 Effect.sync(() => {
-                  failedSends.push(`${n % 3}:${error._tag === "BrokerError" ? `${error.applied} ${error.message.slice(0, 90)}` : error._tag}`)
+                  failedSends.push(
+                    `${n % 3}:${
+                      error._tag === "BrokerError" ? `${error.applied} ${error.message.slice(0, 90)}` : error._tag
+                    }`
+                  )
                   if (error._tag !== "BrokerError" || error.applied !== "no") ambiguous.add(n)
                 })
               ),
               Effect.retry(Schedule.spaced("100 millis").pipe(Schedule.upTo({ duration: "30 seconds" }))),
-              Effect.andThen(Effect.sync(() => sent.add(n)))
+              Effect.andThen(Effect.sync(() => {
+                sent.add(n)
+                if (n % 3 === 0) victimSends.push(Date.now())
+              }))
             )
           const start = Date.now()
           const producing = yield* Effect.forkChild(
@@ -162,16 +170,23 @@ const failoverTests = (cluster: RedisCluster): void => {
           const unexplained = duplicated.filter(([n, ids]) =>
             !ambiguous.has(n) && !ids.some((id) => inFlightAtKill.has(id))
           )
-          // The longest pause of each queue from a second before the kill until the producer finished
+          // The longest pause of each queue from a second before the kill until every job was done
           const pauses = queues.map((_, q) => {
-            const times = runs.filter((run) => run.n % 3 === q && run.at >= killedAt - 1_000 && run.at <= producedAt)
+            const times = runs.filter((run) => run.n % 3 === q && run.at >= killedAt - 1_000 && run.at <= doneAt)
               .map((run) => run.at).sort((a, b) => a - b)
             let longest = 0
             for (let i = 1; i < times.length; i++) longest = Math.max(longest, times[i]! - times[i - 1]!)
             return longest
           })
+          const resumedAt = Math.min(
+            ...runs.filter((run) => run.n % 3 === 0 && run.at > promotedAt).map((run) => run.at)
+          )
           console.log(
-            `failover: killed at ${killedAt - start} ms, replica promoted after ${promotedAt - killedAt} ms; ` +
+            `failover: killed at ${killedAt - start} ms, replica promoted after ${promotedAt - killedAt} ms, ` +
+              `its queue running again ${resumedAt - promotedAt} ms later (sends to it succeeding again ${
+                Math.min(...victimSends.filter((at) => at > killedAt)) - promotedAt
+              } ms after the promotion); producer done ${producedAt - killedAt} ms ` +
+              `after the kill; ` +
               `${total} sent, ${runsOf.size} done, ${runs.length} runs, ${duplicated.length} duplicated ` +
               `(${unexplained.length} unexplained; ${inFlightAtKill.size} in flight at the kill, ` +
               `${ambiguous.size} ambiguous sends); failed sends per queue ${
@@ -183,9 +198,9 @@ const failoverTests = (cluster: RedisCluster): void => {
           assert.strictEqual(runsOf.size, total, "0 lost")
           assert.deepStrictEqual(unexplained, [], "duplicates only for jobs in flight at the kill or ambiguous sends")
           for (const [q, pause] of pauses.entries()) {
-            // Healthy queues keep running: their longest pause stays under 2 s (a loaded 2-core machine adds
-            // scheduling delays; idle it is a few tens of ms)
-            if (q > 0) assert.isBelow(pause, 2_000, `healthy queue ${q} paused ${pause} ms`)
+            // Healthy queues keep running: their longest pause stays under a second (idle, a few tens of ms; the bound
+            // leaves room for a loaded 2-core machine's scheduling delays)
+            if (q > 0) assert.isBelow(pause, 1_000, `healthy queue ${q} paused ${pause} ms`)
           }
           assert.isTrue(stops.every((ms) => ms < 10_000))
         }).pipe(Effect.scoped),
@@ -195,7 +210,15 @@ const failoverTests = (cluster: RedisCluster): void => {
 }
 
 // Without redis-server on PATH (tests run against REDIS_URL), the file is skipped like the other private-server tests.
-const cluster = hasRedisServer() ? await startRedisCluster({ replicas: 1, nodeTimeout: 3_000 }) : undefined
+const cluster = hasRedisServer() ?
+  await startRedisCluster({
+    replicas: 1,
+    nodeTimeout: 3_000,
+    // As the README recommends for Errand: the healthy masters keep serving their slots while one is failing over
+    // (with Redis's default, yes, every node answers CLUSTERDOWN until the replica is promoted: ~1 s pauses measured)
+    requireFullCoverage: false
+  }) :
+  undefined
 if (cluster === undefined) {
   describe.skip("RedisBroker on a Redis Cluster with replicas (needs redis-server on PATH)", () => {
     it("starts a private cluster", () => {})

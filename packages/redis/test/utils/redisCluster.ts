@@ -50,6 +50,11 @@ export interface RedisClusterOptions {
   readonly nodeTimeout?: number
   /** An append-only file fsynced every second on every node (default: no persistence). */
   readonly appendOnly?: boolean
+  /**
+   * `cluster-require-full-coverage` (default true, Redis's): when true, every node refuses commands (CLUSTERDOWN) while
+   * some slot is unserved, e.g. between a master's failure and its replica's promotion.
+   */
+  readonly requireFullCoverage?: boolean
 }
 
 /**
@@ -98,6 +103,8 @@ const startOnce = async (options: RedisClusterOptions): Promise<RedisCluster> =>
           "",
           "--appendonly",
           options.appendOnly === true ? "yes" : "no",
+          "--cluster-require-full-coverage",
+          options.requireFullCoverage === false ? "no" : "yes",
           // A replica's first full sync starts at once (Redis waits 5 s by default for more replicas to join)
           "--repl-diskless-sync-delay",
           "0",

@@ -121,7 +121,7 @@ const brokerError = (operation: string, cause: unknown) => {
 const invalid = (operation: string, message: string) =>
   new ErrandError.BrokerError({ broker: "redis", operation, message, applied: "no" })
 
-const callOnce = <A>(operation: string, f: () => Promise<A>): Effect.Effect<A, ErrandError.BrokerError> =>
+const call = <A>(operation: string, f: () => Promise<A>): Effect.Effect<A, ErrandError.BrokerError> =>
   Effect.tryPromise({ try: f, catch: (cause) => brokerError(operation, cause) })
 
 const settlementKind = { Ack: "a", Retry: "r", DeadLetter: "d", Release: "l" } as const
@@ -301,12 +301,6 @@ export const makeWithResults = Effect.fnUntraced(function*(
     }),
     Connection.close
   )
-  // On a cluster, a failed command re-reads the slot map (throttled): after a failover, commands follow the promoted
-  // replica as soon as the cluster knows it
-  const call = client instanceof Redis ?
-    callOnce :
-    <A>(operation: string, f: () => Promise<A>) =>
-      Effect.tapError(callOnce(operation, f), () => Effect.sync(() => Connection.refreshSlots(client)))
   yield* warnOnEviction(client, checked.redacted)
   const missing = yield* Permissions.check(client, prefix)
   if (missing.commands.length > 0 || missing.keys) {

@@ -151,31 +151,6 @@ export const makeCluster = (urls: ReadonlyArray<string>, settings: ClientSetting
   return cluster
 }
 
-/** The shortest time between two slot-map refreshes triggered by failures. */
-const slotRefreshGap = 200
-
-const refreshers = new WeakMap<Cluster, () => void>()
-
-/**
- * Re-reads a cluster's slot map after a failed command (at most every `slotRefreshGap` ms). ioredis re-reads it only
- * when a node answers MOVED, so after a master failed, commands for its slots went on failing on its dead connection
- * until something else met a MOVED; this way they follow the promoted replica as soon as the cluster knows it.
- */
-export const refreshSlots = (cluster: Cluster): void => {
-  let refresh = refreshers.get(cluster)
-  if (refresh === undefined) {
-    let last = 0
-    refresh = () => {
-      const now = Date.now()
-      if (cluster.status !== "ready" || now - last < slotRefreshGap) return
-      last = now
-      cluster.refreshSlotsCache(() => {})
-    }
-    refreshers.set(cluster, refresh)
-  }
-  refresh()
-}
-
 /** The last node's error of a Cluster client that could reach no node (" (…)"), or "". */
 const lastNodeError = (error: Error): string => {
   const last = (error as { readonly lastNodeError?: unknown }).lastNodeError
@@ -387,7 +362,6 @@ export const makeClusterBlockingPool = (
   const onMoved = (error: Error) =>
     Effect.sync(() => {
       if (error.message.startsWith("MOVED") || error.message.startsWith("ASK")) cluster.refreshSlotsCache()
-      else refreshSlots(cluster)
     })
   return {
     wait: (key, ms) => Effect.flatMap(poolOf(key), (pool) => pool.wait(key, ms)).pipe(Effect.tapError(onMoved)),

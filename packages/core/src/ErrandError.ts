@@ -322,7 +322,7 @@ export class InvalidMessageId extends Schema.TaggedError<InvalidMessageId>()("In
    */
   static refuse(broker: string, message: { readonly id: unknown; readonly queue: string }): BrokerError {
     const cause = new InvalidMessageId({ messageId: String(message.id), queue: message.queue })
-    return new BrokerError({ broker, operation: "enqueue", message: cause.message, cause })
+    return new BrokerError({ broker, operation: "enqueue", message: cause.message, applied: "no", cause })
   }
 }
 

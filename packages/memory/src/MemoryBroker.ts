@@ -237,7 +237,9 @@ export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
         }
         const invalid = Broker.validateOutgoing(message)
         if (invalid !== undefined) {
-          return Effect.fail(new ErrandError.BrokerError({ broker: "memory", operation: "enqueue", message: invalid }))
+          return Effect.fail(
+            new ErrandError.BrokerError({ broker: "memory", operation: "enqueue", message: invalid, applied: "no" })
+          )
         }
       }
       return step((now) => {

@@ -795,6 +795,7 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
             assert.strictEqual(error._tag, "BrokerError", label)
             assert.strictEqual(error.operation, "enqueue", label)
             assert.include(error.message, `"${field}"`, label)
+            assert.strictEqual(error.applied, "no", label)
             assert.deepStrictEqual(yield* q.stats, zero, label)
           }
         }))
@@ -1006,6 +1007,7 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
             assert.strictEqual(error._tag, "BrokerError", label)
             assert.strictEqual(error.operation, "enqueue", label)
             assert.include(error.message, `"${field}"`, label)
+            assert.strictEqual(error.applied, "no", label)
             assert.deepStrictEqual(yield* q.stats, zero, label)
           }
           // the longest key is accepted
@@ -1040,6 +1042,7 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
             // Then the broker fails with a BrokerError caused by InvalidMessageId, naming the id and its queue
             assert.strictEqual(error._tag, "BrokerError")
             assert.strictEqual(error.operation, "enqueue")
+            assert.strictEqual(error.applied, "no")
             assert.instanceOf(error.cause, InvalidMessageId)
             assert.strictEqual((error.cause as InvalidMessageId).messageId, bad)
             assert.strictEqual((error.cause as InvalidMessageId).queue, other.queue)

@@ -15,6 +15,14 @@ import { deadLetters, enqueue, queues } from "./internal/admin.ts"
 import { brokerFlags, brokerLayer, describe } from "./internal/brokerFlags.ts"
 import { parseDuration } from "./internal/duration.ts"
 import { loadWorker } from "./internal/load.ts"
+import {
+  loggerLayer,
+  markTaking,
+  metricsLayer,
+  monitoringLayer,
+  portOf,
+  type WorkerStatus
+} from "./internal/monitoring.ts"
 import { childEnv, ChildFatal, type RecycleMessage, supervise } from "./internal/supervisor.ts"
 import type { Recycle, WorkerSettings } from "./WorkerModule.ts"
 
@@ -70,6 +78,23 @@ const workerFlags = {
   maxRss: Flag.Int("max-rss").pipe(
     Flag.withDescription(describe("Recycle a worker process whose resident memory goes above this many MB", {
       default: "never"
+    })),
+    Flag.optional
+  ),
+  metricsPort: Flag.Int("metrics-port").pipe(
+    Flag.withDescription(describe(
+      "Serve /metrics (Prometheus), /healthz and /readyz on this port; with --processes N, child i serves port+i-1",
+      { default: "no server" }
+    )),
+    Flag.optional
+  ),
+  metricsHost: Flag.String("metrics-host").pipe(
+    Flag.withDescription(describe("The address the metrics server listens on", { default: "0.0.0.0" })),
+    Flag.withDefault("0.0.0.0")
+  ),
+  logFormat: Flag.Literals("log-format", ["pretty", "json"]).pipe(
+    Flag.withDescription(describe("Log lines as JSON objects, one per line, or pretty", {
+      default: "pretty in a terminal"
     })),
     Flag.optional
   ),
@@ -137,7 +162,22 @@ const worker = Command.make("worker", workerFlags, (flags) =>
           })
         )
     }
-    return yield* Layer.launch(definition.layer(settings, recycle)).pipe(
+    const workerLayer = Option.match(flags.metricsPort, {
+      onNone: () => definition.layer(settings, recycle),
+      onSome: (base) => {
+        const queues = settings.queues ?? definition.settings.queues ??
+          [...new Set(definition.handlers.map((handler) => handler.actor.queue))]
+        const status: WorkerStatus = { taking: false }
+        return Layer.merge(
+          monitoringLayer({ host: flags.metricsHost, port: portOf(base, child), queues, status }),
+          markTaking(status).pipe(
+            Layer.provide(definition.layer(settings, recycle)),
+            Layer.provide(metricsLayer(queues))
+          )
+        )
+      }
+    })
+    return yield* Layer.launch(workerLayer).pipe(
       Effect.provide(broker),
       Effect.mapError((error) =>
         error instanceof ErrandError.DuplicateActor || error instanceof ErrandError.InvalidName
@@ -146,7 +186,7 @@ const worker = Command.make("worker", workerFlags, (flags) =>
       ),
       child === undefined ? (effect) => effect : Effect.annotateLogs({ process: child })
     )
-  })).pipe(
+  }).pipe(Effect.provide(loggerLayer(Option.getOrUndefined(flags.logFormat))))).pipe(
     Command.withDescription(
       "Run a worker: the handlers of MODULE's defineWorker on the broker, until SIGINT/SIGTERM (then it drains and " +
         "exits 0). Like rundramatiq."

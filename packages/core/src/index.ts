@@ -39,3 +39,6 @@ export * as Schedules from "./Schedules.ts"
 
 /** @since 0.2.0 */
 export * as Metrics from "./Metrics.ts"
+
+/** @since 0.2.0 */
+export * as Monitoring from "./Monitoring.ts"

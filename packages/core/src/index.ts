@@ -42,3 +42,6 @@ export * as Metrics from "./Metrics.ts"
 
 /** @since 0.2.0 */
 export * as Monitoring from "./Monitoring.ts"
+
+/** @since 0.2.0 */
+export * as Tracing from "./Tracing.ts"

@@ -8,7 +8,7 @@
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { ErrandError, Schedules } from "@errand/core"
-import { Cause, Clock, Console, Effect, Exit, Layer, Option, Runtime } from "effect"
+import { Cause, Clock, Config, Console, Effect, Exit, Layer, Option, Runtime } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
 import { ExitCode, InvalidInput, ModuleLoadError } from "./CommandError.ts"
 import { deadLetters, enqueue, queues } from "./internal/admin.ts"
@@ -84,8 +84,9 @@ const workerFlags = {
   metricsPort: Flag.Int("metrics-port").pipe(
     Flag.withDescription(describe(
       "Serve /metrics (Prometheus), /healthz and /readyz on this port; with --processes N, child i serves port+i-1",
-      { default: "no server" }
+      { default: "no server", env: "ERRAND_METRICS_PORT" }
     )),
+    Flag.withFallbackConfig(Config.Int("ERRAND_METRICS_PORT")),
     Flag.optional
   ),
   metricsHost: Flag.String("metrics-host").pipe(

@@ -2,14 +2,16 @@
 # Build from the repository root: docker build -t errand-worker .
 # Node runs the TypeScript sources directly (type stripping, Node >= 22.19): there is no build step.
 
-# ---- dependencies: the production dependencies of the worker app and the workspace packages it uses ----
+# ---- dependencies: those of the worker app and of the workspace packages it uses ----
+# Not --prod: the workspace packages are linked as sources, and @errand/core finds `effect` (its peer) through its own
+# dev dependency. Checked with the same command (--offline) in a copy of the repository: the worker then runs.
 FROM node:22-bookworm-slim AS deps
 WORKDIR /app
 RUN npm install --global pnpm@12.4.2
 COPY package.json pnpm-lock.yaml pnpm-workspace.yaml ./
 COPY docs/package.json docs/
 COPY packages/ packages/
-RUN pnpm install --frozen-lockfile --prod --no-optional --filter "@errand/examples..."
+RUN pnpm install --frozen-lockfile --no-optional --filter "@errand/examples..."
 
 # ---- runtime: no pnpm, no compilers, not root ----
 FROM node:22-bookworm-slim AS runtime

@@ -15,14 +15,7 @@ import { deadLetters, enqueue, queues } from "./internal/admin.ts"
 import { brokerFlags, brokerLayer, describe } from "./internal/brokerFlags.ts"
 import { parseDuration } from "./internal/duration.ts"
 import { loadWorker } from "./internal/load.ts"
-import {
-  loggerLayer,
-  markTaking,
-  metricsLayer,
-  monitoringLayer,
-  portOf,
-  type WorkerStatus
-} from "./internal/monitoring.ts"
+import { loggerLayer, observe, portOf } from "./internal/monitoring.ts"
 import { childEnv, ChildFatal, type RecycleMessage, supervise } from "./internal/supervisor.ts"
 import type { Recycle, WorkerSettings } from "./WorkerModule.ts"
 
@@ -92,6 +85,14 @@ const workerFlags = {
   metricsHost: Flag.String("metrics-host").pipe(
     Flag.withDescription(describe("The address the metrics server listens on", { default: "0.0.0.0" })),
     Flag.withDefault("0.0.0.0")
+  ),
+  tracesUrl: Flag.String("traces-url").pipe(
+    Flag.withDescription(describe(
+      "Trace sends and attempts (Tracing.layer) and export the spans with OTLP/HTTP JSON to this URL",
+      { default: "no tracing", env: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" }
+    )),
+    Flag.withFallbackConfig(Config.String("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")),
+    Flag.optional
   ),
   logFormat: Flag.Literals("log-format", ["pretty", "json"]).pipe(
     Flag.withDescription(describe("Log lines as JSON objects, one per line, or pretty", {
@@ -163,20 +164,14 @@ const worker = Command.make("worker", workerFlags, (flags) =>
           })
         )
     }
-    const workerLayer = Option.match(flags.metricsPort, {
-      onNone: () => definition.layer(settings, recycle),
-      onSome: (base) => {
-        const queues = settings.queues ?? definition.settings.queues ??
+    const workerLayer = observe(definition.layer(settings, recycle), {
+      metrics: Option.getOrUndefined(Option.map(flags.metricsPort, (base) => ({
+        host: flags.metricsHost,
+        port: portOf(base, child),
+        queues: settings.queues ?? definition.settings.queues ??
           [...new Set(definition.handlers.map((handler) => handler.actor.queue))]
-        const status: WorkerStatus = { taking: false }
-        return Layer.merge(
-          monitoringLayer({ host: flags.metricsHost, port: portOf(base, child), queues, status }),
-          markTaking(status).pipe(
-            Layer.provide(definition.layer(settings, recycle)),
-            Layer.provide(metricsLayer(queues))
-          )
-        )
-      }
+      }))),
+      tracesUrl: Option.getOrUndefined(flags.tracesUrl)
     })
     return yield* Layer.launch(workerLayer).pipe(
       Effect.provide(broker),

@@ -3,13 +3,14 @@
  * endpoint after successes, a retry and a dead letter; `/readyz` across a redis-server stop and start; JSON log lines.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { type Broker } from "@errand/core"
+import { type Broker, Tracing } from "@errand/core"
 import { RedisBroker } from "@errand/redis"
 import { Effect, Layer } from "effect"
+import { createServer } from "node:http"
 import { startRedisServer, waitFor } from "../../redis/test/utils/redisServer.ts"
 import { portOf } from "../src/internal/monitoring.ts"
 import { doomed, flaky, ok } from "./fixtures/monitored.ts"
-import { bin, fixture, start } from "./utils/cli.ts"
+import { bin, fixture, redisUrl, start } from "./utils/cli.ts"
 
 const onRedis = <A, E>(url: string, effect: Effect.Effect<A, E, Broker.Broker>) =>
   Effect.runPromise(effect.pipe(Effect.provide(Layer.fresh(RedisBroker.layer({ url, prefix: "mon" })))))
@@ -116,5 +117,61 @@ describe("--metrics-port with --processes", () => {
       [portOf(9191, undefined), portOf(9191, "1"), portOf(9191, "3"), portOf(0, "2")],
       [9191, 9191, 9193, 0]
     )
+  })
+})
+
+/** An OTLP/HTTP receiver on 127.0.0.1:0: the spans of every request it gets, flattened. */
+const otlpReceiver = async () => {
+  const spans: Array<{ readonly name: string; readonly traceId: string; readonly parentSpanId?: string }> = []
+  const server = createServer((request, response) => {
+    let body = ""
+    request.on("data", (chunk) => (body += chunk))
+    request.on("end", () => {
+      const parsed = JSON.parse(body) as {
+        readonly resourceSpans: ReadonlyArray<{ readonly scopeSpans: ReadonlyArray<{ readonly spans: typeof spans }> }>
+      }
+      for (const resource of parsed.resourceSpans) for (const scope of resource.scopeSpans) spans.push(...scope.spans)
+      response.statusCode = 200
+      response.setHeader("content-type", "application/json")
+      response.end("{}")
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+  const port = (server.address() as { readonly port: number }).port
+  return { url: `http://127.0.0.1:${port}/v1/traces`, spans, close: () => server.close() }
+}
+
+describe("errand worker --traces-url", () => {
+  it("exports each attempt's span with OTLP, as a child of the producer's send span", async () => {
+    const receiver = await otlpReceiver()
+    const prefix = `mon-traces-${process.pid}`
+    const worker = start(bin, [
+      "worker",
+      fixture("monitored.ts"),
+      "--traces-url",
+      receiver.url,
+      "--redis-prefix",
+      prefix
+    ], { REDIS_URL: redisUrl })
+    try {
+      await worker.waitFor(/Worker started on mon_jobs/)
+      const message = await Effect.runPromise(
+        ok.send({ n: 7 }).pipe(
+          Effect.withSpan("request"),
+          Effect.provide(Layer.mergeAll(Layer.fresh(RedisBroker.layer({ url: redisUrl, prefix })), Tracing.layer))
+        )
+      )
+      const [, traceId, sendSpanId] = (message.options["traceparent"] as string).split("-")
+      await worker.waitFor(/handling 7/)
+      worker.child.kill("SIGTERM") // the exporter flushes what it holds when the worker stops
+      assert.deepStrictEqual(await worker.exited, { code: 0, signal: null })
+      await waitFor(async () => receiver.spans.some((span) => span.name === "errand.run mon_ok"), "the exported span")
+      const run = receiver.spans.find((span) => span.name === "errand.run mon_ok")!
+      assert.strictEqual(run.traceId, traceId)
+      assert.strictEqual(run.parentSpanId, sendSpanId)
+    } finally {
+      worker.child.kill("SIGTERM")
+      receiver.close()
+    }
   })
 })

@@ -5,9 +5,10 @@
  * @internal
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { type Broker, Metrics, Monitoring } from "@errand/core"
+import { type Broker, Metrics, Monitoring, Tracing } from "@errand/core"
 import { Effect, Layer, Logger } from "effect"
-import { HttpRouter } from "effect/http"
+import { FetchHttpClient, HttpRouter } from "effect/http"
+import { OtlpSerialization, OtlpTracer } from "effect/observability"
 import { createServer } from "node:http"
 
 /** Whether this process's worker is taking messages: set once it started, cleared when it begins to stop. */
@@ -54,6 +55,42 @@ export const markTaking = (status: WorkerStatus): Layer.Layer<never> =>
         status.taking = false
       })
   ))
+
+/**
+ * The tracing middleware and Effect's OTLP tracer exporting to `url` (OTLP/HTTP, JSON), with the service name
+ * `errand-worker`; spans still buffered are flushed when the worker stops.
+ */
+export const tracingLayer = (url: string) =>
+  Tracing.layer.pipe(
+    Layer.provideMerge(
+      OtlpTracer.layer({ url, resource: { serviceName: "errand-worker" } }).pipe(
+        Layer.provide([OtlpSerialization.layerJson, FetchHttpClient.layer])
+      )
+    )
+  )
+
+/**
+ * The worker with what `--metrics-port` and `--traces-url` ask for: the metrics middleware, depth sampler and
+ * monitoring server; the tracing middleware and OTLP exporter.
+ */
+export const observe = (
+  worker: Layer.Layer<never, unknown, Broker.Broker>,
+  options: {
+    readonly metrics?:
+      | { readonly host: string; readonly port: number; readonly queues: ReadonlyArray<string> }
+      | undefined
+    readonly tracesUrl?: string | undefined
+  }
+): Layer.Layer<never, unknown, Broker.Broker> => {
+  const traced = options.tracesUrl === undefined ? worker : worker.pipe(Layer.provide(tracingLayer(options.tracesUrl)))
+  const metrics = options.metrics
+  if (metrics === undefined) return traced
+  const status: WorkerStatus = { taking: false }
+  return Layer.merge(
+    monitoringLayer({ ...metrics, status }),
+    markTaking(status).pipe(Layer.provide(traced), Layer.provide(metricsLayer(metrics.queues)))
+  )
+}
 
 /** The log formats of `--log-format`. */
 export type LogFormat = "pretty" | "json"

@@ -30,6 +30,17 @@ const addOneByOne = async (producer: Producer, n: number): Promise<void> => {
   await Promise.all(Array.from({ length: Math.min(WINDOW, n) }, lane))
 }
 
+/** Adds jobs `0..n-1` one call at a time, each awaited before the next (a web request's send). */
+const addAwaited = async (producer: Producer, n: number): Promise<void> => {
+  for (let i = 0; i < n; i++) await producer.add({ i, t: 0 })
+}
+
+/** CPU (user + system) of this process since `from`, in µs. */
+const cpuSince = (from: NodeJS.CpuUsage): number => {
+  const used = process.cpuUsage(from)
+  return used.user + used.system
+}
+
 const addInBulk = async (producer: Producer, n: number): Promise<void> => {
   const addBulk = producer.addBulk ?? fail("no bulk add")
   for (let start = 0; start < n; start += WINDOW) {
@@ -94,6 +105,7 @@ const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
 const run = (spec: Spec): Promise<Metrics> => {
   switch (spec.kind) {
     case "enqueue-one":
+    case "enqueue-awaited":
     case "enqueue-bulk":
       return withRedis(spec, async (contender, target, admin) => {
         const producer = await contender.producer(target)
@@ -103,7 +115,11 @@ const run = (spec: Spec): Promise<Metrics> => {
         }
         const before = await usedMemory(admin)
         const start = now()
-        await (spec.kind === "enqueue-one" ? addOneByOne(producer, spec.n) : addInBulk(producer, spec.n))
+        await (spec.kind === "enqueue-one"
+          ? addOneByOne(producer, spec.n)
+          : spec.kind === "enqueue-awaited"
+          ? addAwaited(producer, spec.n)
+          : addInBulk(producer, spec.n))
         const elapsed = now() - start
         const after = await usedMemory(admin)
         await expectLeftover(producer, spec.n, spec.kind)
@@ -143,19 +159,22 @@ const run = (spec: Spec): Promise<Metrics> => {
           }
         })
         process.stdout.write(`${READY}\n`)
+        const cpu = process.cpuUsage()
         await tally.complete(HANDLE_TIMEOUT_MS)
+        const workerCpuUs = cpuSince(cpu) / total
         await worker.close()
         tally.verify("latency")
         const producer = await contender.producer(target)
         await expectLeftover(producer, 0, "latency")
         await producer.close()
         latencies.sort((a, b) => a - b)
-        return { p50: percentile(latencies, 50), p99: percentile(latencies, 99) }
+        return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), workerCpuUs }
       })
     case "latency-producer":
       return withRedis(spec, async (contender, target) => {
         const producer = await contender.producer(target)
         const adds: Array<Promise<void>> = []
+        const cpu = process.cpuUsage()
         const start = now()
         let i = 0
         while (i < spec.total) {
@@ -165,8 +184,9 @@ const run = (spec: Spec): Promise<Metrics> => {
         }
         await Promise.all(adds)
         const achieved = (spec.total / (now() - start)) * 1000
+        const cpuUs = cpuSince(cpu) / spec.total
         await producer.close()
-        return { rate: achieved }
+        return { rate: achieved, cpuUs }
       })
     case "in-process":
       return inProcess(spec)

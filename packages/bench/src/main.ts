@@ -19,6 +19,7 @@ import type { Metrics } from "./types.ts"
 
 const allScenarios: ReadonlyArray<ScenarioId> = [
   "enqueue-one",
+  "enqueue-awaited",
   "enqueue-bulk",
   "drain-1",
   "drain-50",
@@ -147,6 +148,7 @@ const runRedisScenario = async (
   const endpoint = { host: redis.host, port: redis.port }
   switch (scenario) {
     case "enqueue-one":
+    case "enqueue-awaited":
     case "enqueue-bulk":
       return startChild({ kind: scenario, contender, redis: endpoint, n: config.n }).outcome
     case "drain-1":
@@ -190,7 +192,10 @@ const runRedisScenario = async (
       if (achieved < LATENCY_RATE * 0.9) {
         process.stderr.write(`  warning: ${contender} producer reached only ${achieved.toFixed(0)} adds/s\n`)
       }
-      return worker.outcome
+      const worked = await worker.outcome
+      return worked.ok
+        ? { ok: true, metrics: { ...worked.metrics, producerCpuUs: produced.metrics["cpuUs"] ?? Number.NaN } }
+        : worked
     }
   }
 }

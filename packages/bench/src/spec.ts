@@ -11,7 +11,7 @@ export interface RedisEndpoint {
 
 export type Spec =
   | {
-    readonly kind: "enqueue-one" | "enqueue-bulk"
+    readonly kind: "enqueue-one" | "enqueue-awaited" | "enqueue-bulk"
     readonly contender: RedisContenderId
     readonly redis: RedisEndpoint
     readonly n: number

@@ -4,7 +4,14 @@
  */
 import { type Column, columns } from "./contenders/index.ts"
 
-export type ScenarioId = "enqueue-one" | "enqueue-bulk" | "drain-1" | "drain-50" | "latency" | "in-process"
+export type ScenarioId =
+  | "enqueue-one"
+  | "enqueue-awaited"
+  | "enqueue-bulk"
+  | "drain-1"
+  | "drain-50"
+  | "latency"
+  | "in-process"
 
 export interface Row {
   /** `<scenario>.<metric key in the child's Metrics>` */
@@ -27,6 +34,13 @@ export const rows = (n: { readonly redis: number; readonly inProcess: number }):
     id: "enqueue-one.jobsPerSec",
     scenario: "enqueue-one",
     label: "enqueue one by one (1,000 in flight), jobs/s",
+    better: "higher",
+    format: rate
+  },
+  {
+    id: "enqueue-awaited.jobsPerSec",
+    scenario: "enqueue-awaited",
+    label: "enqueue one awaited send at a time (a web request's send), jobs/s",
     better: "higher",
     format: rate
   },
@@ -64,6 +78,20 @@ export const rows = (n: { readonly redis: number; readonly inProcess: number }):
     label: "add → handler start at 1,000 jobs/s, other process, p99 ms",
     better: "lower",
     format: ms
+  },
+  {
+    id: "latency.workerCpuUs",
+    scenario: "latency",
+    label: "at 1,000 jobs/s: worker process CPU µs per job",
+    better: "lower",
+    format: micros
+  },
+  {
+    id: "latency.producerCpuUs",
+    scenario: "latency",
+    label: "at 1,000 jobs/s: producer process CPU µs per job",
+    better: "lower",
+    format: micros
   },
   {
     id: "drain-50.cmdsPerJob",

@@ -8,13 +8,14 @@
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { ErrandError, Schedules } from "@errand/core"
-import { Cause, Clock, Console, Effect, Exit, Layer, Option, Runtime } from "effect"
+import { Cause, Clock, Config, Console, Effect, Exit, Layer, Option, Runtime } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
 import { ExitCode, InvalidInput, ModuleLoadError } from "./CommandError.ts"
 import { deadLetters, enqueue, queues } from "./internal/admin.ts"
 import { brokerFlags, brokerLayer, describe } from "./internal/brokerFlags.ts"
 import { parseDuration } from "./internal/duration.ts"
 import { loadWorker } from "./internal/load.ts"
+import { loggerLayer, observe, portOf } from "./internal/monitoring.ts"
 import { childEnv, ChildFatal, type RecycleMessage, supervise } from "./internal/supervisor.ts"
 import type { Recycle, WorkerSettings } from "./WorkerModule.ts"
 
@@ -70,6 +71,32 @@ const workerFlags = {
   maxRss: Flag.Int("max-rss").pipe(
     Flag.withDescription(describe("Recycle a worker process whose resident memory goes above this many MB", {
       default: "never"
+    })),
+    Flag.optional
+  ),
+  metricsPort: Flag.Int("metrics-port").pipe(
+    Flag.withDescription(describe(
+      "Serve /metrics (Prometheus), /healthz and /readyz on this port; with --processes N, child i serves port+i-1",
+      { default: "no server", env: "ERRAND_METRICS_PORT" }
+    )),
+    Flag.withFallbackConfig(Config.Int("ERRAND_METRICS_PORT")),
+    Flag.optional
+  ),
+  metricsHost: Flag.String("metrics-host").pipe(
+    Flag.withDescription(describe("The address the metrics server listens on", { default: "0.0.0.0" })),
+    Flag.withDefault("0.0.0.0")
+  ),
+  tracesUrl: Flag.String("traces-url").pipe(
+    Flag.withDescription(describe(
+      "Trace sends and attempts (Tracing.layer) and export the spans with OTLP/HTTP JSON to this URL",
+      { default: "no tracing", env: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" }
+    )),
+    Flag.withFallbackConfig(Config.String("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")),
+    Flag.optional
+  ),
+  logFormat: Flag.Literals("log-format", ["pretty", "json"]).pipe(
+    Flag.withDescription(describe("Log lines as JSON objects, one per line, or pretty", {
+      default: "pretty in a terminal"
     })),
     Flag.optional
   ),
@@ -137,7 +164,16 @@ const worker = Command.make("worker", workerFlags, (flags) =>
           })
         )
     }
-    return yield* Layer.launch(definition.layer(settings, recycle)).pipe(
+    const workerLayer = observe(definition.layer(settings, recycle), {
+      metrics: Option.getOrUndefined(Option.map(flags.metricsPort, (base) => ({
+        host: flags.metricsHost,
+        port: portOf(base, child),
+        queues: settings.queues ?? definition.settings.queues ??
+          [...new Set(definition.handlers.map((handler) => handler.actor.queue))]
+      }))),
+      tracesUrl: Option.getOrUndefined(flags.tracesUrl)
+    })
+    return yield* Layer.launch(workerLayer).pipe(
       Effect.provide(broker),
       Effect.mapError((error) =>
         error instanceof ErrandError.DuplicateActor || error instanceof ErrandError.InvalidName
@@ -146,7 +182,7 @@ const worker = Command.make("worker", workerFlags, (flags) =>
       ),
       child === undefined ? (effect) => effect : Effect.annotateLogs({ process: child })
     )
-  })).pipe(
+  }).pipe(Effect.provide(loggerLayer(Option.getOrUndefined(flags.logFormat))))).pipe(
     Command.withDescription(
       "Run a worker: the handlers of MODULE's defineWorker on the broker, until SIGINT/SIGTERM (then it drains and " +
         "exits 0). Like rundramatiq."

@@ -14,7 +14,8 @@
  * | `enqueuedAt` | number            | when it was sent, epoch milliseconds                                         |
  * | `eta`        | number, optional  | when it becomes due, epoch milliseconds; absent means `enqueuedAt`           |
  * | `priority`   | number, optional  | lower runs first (as in Dramatiq and BullMQ); absent means `0`               |
- * | `options`    | object, optional  | per-message options read by the worker and by later features                 |
+ * | `options`    | object, optional  | per-message options read by the worker and by later features; `traceparent`: |
+ * |              |                   | the W3C trace context of the `send` span (`Tracing`)                         |
  * | `limits`     | object, optional  | per-message overrides of the actor's limits, in milliseconds: `maxRetries`,  |
  * |              |                   | `minBackoff`, `maxBackoff`, `timeLimit`, `maxAge` (each optional)            |
  * | `onSuccess`  | object, optional  | a callback `{actor, queue, priority?}` sent `{messageId, result}` on success  |

@@ -16,7 +16,8 @@
  * ```
  *
  * - `beforeEnqueue` runs in the producer for each message before it is enqueued (by `send`, `sendBatch`,
- *   `Actor.enqueue`): it may leave the message as it is, change its priority or delay, or refuse it by failing with
+ *   `Actor.enqueue`): it may leave the message as it is, change its priority or delay, add options (carried in the
+ *   envelope: `Tracing` adds the trace context so), or refuse it by failing with
  *   `EnqueueVetoed` (nothing of the batch is enqueued).
  * - `aroundHandler` wraps each run of a handler, in the handler's context (`Worker.CurrentMessage`, log annotations):
  *   timing, tracing, a semaphore. It must give back the handler's outcome.
@@ -42,6 +43,8 @@ import type { LastError, Message } from "./Message.ts"
 export interface EnqueueChange {
   readonly priority?: number | undefined
   readonly delay?: Duration.Input | undefined
+  /** Options added to the message's `options` (they travel in its envelope), e.g. a trace context. */
+  readonly options?: { readonly [key: string]: unknown } | undefined
 }
 
 /**
@@ -83,7 +86,7 @@ export type Outcome =
 export interface Middleware {
   /** For logs. */
   readonly name: string
-  /** Before a message is enqueued: keep it (`void`), change it, or refuse it with `EnqueueVetoed`. */
+  /** Before a message is enqueued: keep it (`void`), change it or add options, or refuse it with `EnqueueVetoed`. */
   readonly beforeEnqueue?: ((message: Message) => Effect.Effect<EnqueueChange | void, EnqueueVetoed>) | undefined
   /**
    * Around each run of a handler, in its context (it may read `Worker.CurrentMessage`). Must give back the handler's

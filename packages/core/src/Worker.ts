@@ -28,7 +28,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, type Context, Effect, Layer, Schema } from "effect"
+import { Clock, Context, Effect, Layer, Schema } from "effect"
 import type { Duration, Scope } from "effect"
 import type * as Actor from "./Actor.ts"
 import { Broker } from "./Broker.ts"
@@ -226,8 +226,10 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
         : (event) => Effect.catchCause(onEvent(event), (cause) => Effect.logWarning("Worker onEvent failed", cause)),
       runSystem: Effect.runForkWith(yield* Effect.context<never>()),
       // handlers' effects are typed `unknown` inside the worker; their requirements are `Requirements<Handlers>`
+      // Flattened once: each message adds two services (CurrentMessage, log annotations) to the runner's context,
+      // and on a context already several `add`s deep Effect copies the whole service map at every add.
       runHandlers: Effect.runForkWith(
-        (yield* Effect.context<Requirements<Handlers>>()) as Context.Context<unknown>
+        Context.makeUnsafe((yield* Effect.context<Requirements<Handlers>>()).mapUnsafe) as Context.Context<unknown>
       )
     }
     const settlements = Settlement.make(ctx)

@@ -36,3 +36,12 @@ export * as Group from "./Group.ts"
 export * as Middleware from "./Middleware.ts"
 /** @since 0.1.0 */
 export * as Schedules from "./Schedules.ts"
+
+/** @since 0.2.0 */
+export * as Metrics from "./Metrics.ts"
+
+/** @since 0.2.0 */
+export * as Monitoring from "./Monitoring.ts"
+
+/** @since 0.2.0 */
+export * as Tracing from "./Tracing.ts"

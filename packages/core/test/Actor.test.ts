@@ -94,7 +94,7 @@ describe("Actor", () => {
     assert.strictEqual(actor.maxAgeMillis, Infinity)
   })
 
-  it.effect("coalesces concurrent sends into one broker call per tick", () => {
+  it.effect("sends a lone send at once, and coalesces the sends made while a call is in flight", () => {
     const job = Actor.make("coalesced", { queue: "q", payload: Schema.Struct({ n: Schema.Number }) })
     return Effect.gen(function*() {
       const calls = yield* Ref.make<ReadonlyArray<number>>([])
@@ -106,8 +106,19 @@ describe("Actor", () => {
         assert.strictEqual(yield* MemoryBroker.size("q"), 250)
         const batches = yield* Ref.get(calls)
         assert.strictEqual(batches.reduce((a, b) => a + b, 0), 250)
+        // the first goes alone, at once; the others join the batches sent while a call is in flight
+        assert.strictEqual(batches[0], 1)
         assert.isBelow(batches.length, 5) // not one call per message
-      }).pipe(Effect.provide(countingBroker(calls, (inner, messages) => inner.enqueue(messages))))
+        // awaited one at a time, each send is its own call: nothing waits for company
+        yield* Ref.set(calls, [])
+        for (let n = 0; n < 3; n++) yield* job.send({ n })
+        assert.deepStrictEqual(yield* Ref.get(calls), [1, 1, 1])
+      }).pipe(
+        // a broker call takes a scheduler turn, as a network round trip does
+        Effect.provide(
+          countingBroker(calls, (inner, messages) => Effect.andThen(Effect.yieldNow, inner.enqueue(messages)))
+        )
+      )
     })
   })
 
@@ -165,12 +176,16 @@ describe("Actor", () => {
         // one call per queue (not one per message)
         assert.isBelow((yield* Ref.get(calls)).length, 15)
       }).pipe(
+        // a broker call takes a scheduler turn, as a network round trip does: sends coalesce while one is in flight
         Effect.provide(countingBroker(calls, (inner, messages) =>
-          messages.some((m) => m.queue !== messages[0]!.queue)
-            ? Effect.die("a coalesced call spans queues")
-            : messages[0]!.queue === "qb"
-            ? Effect.fail(lost)
-            : inner.enqueue(messages)))
+          Effect.andThen(
+            Effect.yieldNow,
+            messages.some((m) => m.queue !== messages[0]!.queue)
+              ? Effect.die("a coalesced call spans queues")
+              : messages[0]!.queue === "qb"
+              ? Effect.fail(lost)
+              : inner.enqueue(messages)
+          )))
       )
     })
   })

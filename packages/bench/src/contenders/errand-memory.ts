@@ -1,8 +1,9 @@
 /**
  * Errand in process: the memory broker (`@errand/memory`) and the core worker. `sendBatch` n messages, then run
  * `Worker.layer` (concurrency 50) until the handler has seen all of them, then close it (graceful shutdown).
+ * `observed`: the same with `Metrics.layer` and `Tracing.layer` (Effect's native tracer, no exporter), for their cost.
  */
-import { Actor, Worker } from "@errand/core"
+import { Actor, Metrics, Tracing, Worker } from "@errand/core"
 import { MemoryBroker } from "@errand/memory"
 import { Deferred, Effect, Layer, ManagedRuntime, Schema } from "effect"
 import type { InProcessContender, Job } from "../types.ts"
@@ -10,9 +11,13 @@ import type { InProcessContender, Job } from "../types.ts"
 const JobSchema = Schema.Struct({ i: Schema.Number, t: Schema.Number })
 const noop = Actor.make("noop", { queue: "bench", payload: JobSchema })
 
-export const contender: InProcessContender = {
+const make = (observe: boolean): InProcessContender => ({
   load: async (n, { concurrency, onJob }) => {
-    const runtime = ManagedRuntime.make(MemoryBroker.layer)
+    const runtime = ManagedRuntime.make(
+      observe
+        ? Layer.provideMerge(Layer.provideMerge(Metrics.layer(), Tracing.layer), MemoryBroker.layer)
+        : MemoryBroker.layer
+    )
     const jobs: Array<Job> = []
     for (let i = 0; i < n; i++) jobs.push({ i, t: 0 })
     await runtime.runPromise(noop.sendBatch(jobs))
@@ -33,4 +38,8 @@ export const contender: InProcessContender = {
       close: () => runtime.dispose()
     }
   }
-}
+})
+
+export const contender: InProcessContender = make(false)
+
+export const observed: InProcessContender = make(true)

@@ -16,6 +16,7 @@ export const redisContenders = {
 
 export const inProcessContenders = {
   "errand-memory": async () => (await import("./errand-memory.ts")).contender,
+  "errand-memory-observed": async () => (await import("./errand-memory.ts")).observed,
   "pq-memory": async () => (await import("./persistedqueue-memory.ts")).contender,
   pqueue: async () => (await import("./pqueue.ts")).contender,
   fastq: async () => (await import("./fastq.ts")).contender,
@@ -38,6 +39,8 @@ export const columns: ReadonlyArray<Column> = [
   { key: "errand", title: "Errand", redis: "errand", inProcess: "errand-memory" },
   // Errand with `storeResults: true` on the actor: each job's result is written to Redis before its ack (not a peer)
   { key: "errand-results", title: "Errand, results stored", redis: "errand-results" },
+  // Errand with Metrics.layer and Tracing.layer (native spans, no exporter), in process (not a peer)
+  { key: "errand-observed", title: "Errand, metrics + tracing", inProcess: "errand-memory-observed" },
   { key: "bullmq", title: "BullMQ 6.7.0", redis: "bullmq" },
   { key: "beequeue", title: "Bee-Queue 2.0.0", redis: "beequeue" },
   { key: "persistedqueue", title: "Effect PersistedQueue", redis: "pq-redis", inProcess: "pq-memory" },

@@ -3,10 +3,10 @@
  *
  * @internal
  */
-import { Broker } from "@errand/core"
+import { Broker, Results } from "@errand/core"
 import { MemoryBroker } from "@errand/memory"
 import { RedisBroker } from "@errand/redis"
-import { Config, Effect, Layer, Option, type Redacted } from "effect"
+import { Config, Context, Effect, Layer, Option, type Redacted } from "effect"
 import { Flag } from "effect/cli"
 import { BrokerUnavailable } from "../CommandError.ts"
 
@@ -56,12 +56,16 @@ export interface BrokerChoice {
   readonly redisCluster: boolean
 }
 
-/** The broker Layer the flags describe. Fails with `BrokerUnavailable` (exit 4). */
-export const brokerLayer = (choice: BrokerChoice): Layer.Layer<Broker.Broker, BrokerUnavailable> => {
+/**
+ * The broker Layer the flags describe, with its `Results` store (for actors with `storeResults`). Fails with
+ * `BrokerUnavailable` (exit 4).
+ */
+export const brokerLayer = (
+  choice: BrokerChoice
+): Layer.Layer<Broker.Broker | Results.Results, BrokerUnavailable> => {
   if (choice.broker === "memory") return MemoryBroker.layer
   const url = choice.redisUrl
-  return Layer.effect(
-    Broker.Broker,
+  return Layer.effectContext(
     Option.isNone(url)
       ? Effect.fail(
         new BrokerUnavailable({
@@ -69,8 +73,11 @@ export const brokerLayer = (choice: BrokerChoice): Layer.Layer<Broker.Broker, Br
           problem: "no Redis URL: set REDIS_URL or pass --redis-url (or --broker memory for a single process)"
         })
       )
-      : RedisBroker.make({ url: url.value, prefix: choice.redisPrefix, cluster: choice.redisCluster }).pipe(
-        Effect.mapError((error) => new BrokerUnavailable({ broker: "redis", problem: error.message }))
+      : RedisBroker.makeWithResults({ url: url.value, prefix: choice.redisPrefix, cluster: choice.redisCluster }).pipe(
+        Effect.mapError((error) => new BrokerUnavailable({ broker: "redis", problem: error.message })),
+        Effect.map(({ broker, results }) =>
+          Context.make(Broker.Broker, broker).pipe(Context.add(Results.Results, results))
+        )
       )
   )
 }

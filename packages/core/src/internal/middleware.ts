@@ -43,7 +43,7 @@ export const beforeEnqueue = <M extends Message>(
               })
             )
           }
-          current = rebuild(current, priority, now + delay)
+          current = rebuild(current, priority, now + delay, change.options)
           return Effect.void
         })
       }, { discard: true }),
@@ -69,15 +69,30 @@ export const prepare = <M extends Message>(
           (now) => Effect.map(beforeEnqueue(middlewares, messages, now), (prepared) => [prepared, broker] as const)
         )))
 
-/** A message (and its carried envelope) with another priority and eta. */
-const rebuild = <M extends Message>(message: M, priority: number, eta: number): M => {
+/** A message (and its carried envelope) with another priority and eta, and more options. */
+const rebuild = <M extends Message>(
+  message: M,
+  priority: number,
+  eta: number,
+  added: { readonly [key: string]: unknown } | undefined
+): M => {
   const carrier = message as M & EnvelopeCarrier
   const envelope: { -readonly [K in keyof Envelope]: Envelope[K] } = { ...carrier[ENVELOPE]! }
   if (priority === 0) delete envelope.priority
   else envelope.priority = priority
   if (eta === envelope.enqueuedAt) delete envelope.eta
   else envelope.eta = eta
-  return { ...message, priority, eta, [ENVELOPE]: envelope, [ACTOR]: carrier[ACTOR], [LIMITS]: carrier[LIMITS] }
+  const options = added === undefined ? message.options : { ...message.options, ...added }
+  if (added !== undefined && Object.keys(options).length > 0) envelope.options = options
+  return {
+    ...message,
+    priority,
+    eta,
+    options,
+    [ENVELOPE]: envelope,
+    [ACTOR]: carrier[ACTOR],
+    [LIMITS]: carrier[LIMITS]
+  }
 }
 
 /**

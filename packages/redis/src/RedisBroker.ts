@@ -27,6 +27,7 @@ import { Broker, ErrandError, Message, Results } from "@errand/core"
 import { Clock, Config, Context, Duration, Effect, Layer, Redacted, Schedule, Schema, type Scope } from "effect"
 import { type Cluster, Redis, type RedisOptions } from "ioredis"
 import { randomBytes } from "node:crypto"
+import { brokerError, call, invalid } from "./internal/calls.ts"
 import * as Codec from "./internal/codec.ts"
 import * as Connection from "./internal/connection.ts"
 import * as Groups from "./internal/groups.ts"
@@ -106,23 +107,6 @@ export interface RedisBrokerOptions {
 type BrokerShape = Context.Service.Shape<typeof Broker.Broker>
 type Delivery = Broker.Delivery
 type Settlement = Broker.Settlement
-
-const brokerError = (operation: string, cause: unknown) => {
-  const clean = Connection.sanitize(cause)
-  return new ErrandError.BrokerError({
-    broker: "redis",
-    operation,
-    message: `Redis ${operation} failed: ${Connection.explain(clean)}`,
-    applied: Connection.applied(clean),
-    cause: clean
-  })
-}
-
-const invalid = (operation: string, message: string) =>
-  new ErrandError.BrokerError({ broker: "redis", operation, message, applied: "no" })
-
-const call = <A>(operation: string, f: () => Promise<A>): Effect.Effect<A, ErrandError.BrokerError> =>
-  Effect.tryPromise({ try: f, catch: (cause) => brokerError(operation, cause) })
 
 const settlementKind = { Ack: "a", Retry: "r", DeadLetter: "d", Release: "l" } as const
 

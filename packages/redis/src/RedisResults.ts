@@ -18,6 +18,7 @@
 import { ErrandError, Results } from "@errand/core"
 import { Clock, Duration, Effect, Exit, Schema, type Scope } from "effect"
 import type { Cluster, Redis } from "ioredis"
+import { call } from "./internal/calls.ts"
 import * as Connection from "./internal/connection.ts"
 
 const PUT = `redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
@@ -29,19 +30,6 @@ interface PutClient {
 }
 
 const decodeStored = Schema.decodeUnknownExit(Results.Stored)
-
-const failure = (operation: string, cause: unknown) => {
-  const clean = Connection.sanitize(cause)
-  return new ErrandError.BrokerError({
-    broker: "redis",
-    operation,
-    message: `Redis ${operation} failed: ${Connection.explain(clean)}`,
-    cause: clean
-  })
-}
-
-const call = <A>(operation: string, f: () => Promise<A>): Effect.Effect<A, ErrandError.BrokerError> =>
-  Effect.tryPromise({ try: f, catch: (cause) => failure(operation, cause) })
 
 /**
  * Builds the results store on a connected client, in a scope that closes its subscriber connection (if a wait opened

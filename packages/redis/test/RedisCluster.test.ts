@@ -107,6 +107,43 @@ const clusterTests = (cluster: RedisCluster): void => {
         assert.deepStrictEqual(stats.map((s) => s.ready), Array.from({ length: 15 }, () => 0))
       }).pipe(Effect.scoped))
 
+    it.live("ten fresh producers send at full speed to queues on every node the moment they are built: 0 failed", () =>
+      Effect.gen(function*() {
+        // the start-up race of a fresh client (a node's connection opening while commands reach it) must not fail a
+        // single send: each producer is a new broker, and sends 300 messages with 100 in flight at once
+        const prefix = uniquePrefix()
+        const queues = queuePerNode(prefix).map(({ queue }) => queue)
+        const actors = queues.map((queue) =>
+          Actor.make(`startup_${queue}`, { queue, payload: Schema.Struct({ n: Schema.Number }) })
+        )
+        const producer = (p: number) =>
+          Effect.gen(function*() {
+            const broker = yield* brokerOf(clusterLayer({ prefix }))
+            return yield* Effect.forEach(
+              Array.from({ length: 300 }, (_, n) => n),
+              (n) =>
+                Effect.result(
+                  Effect.provideService(actors[n % actors.length]!.send({ n: p * 1000 + n }), Broker.Broker, broker)
+                ),
+              { concurrency: 100 }
+            )
+          })
+        const results = (yield* Effect.all(
+          Array.from({ length: 10 }, (_, p) => producer(p)),
+          { concurrency: "unbounded" }
+        ))
+          .flat()
+        const failed = results.filter(Result.isFailure)
+        assert.strictEqual(failed.length, 0, failed.map((f) => String(f.failure)).slice(0, 3).join("\n"))
+        const broker = yield* brokerOf(clusterLayer({ prefix }))
+        let total = 0
+        for (const queue of queues) {
+          total += (yield* broker.stats(queue)).ready
+          yield* broker.flush(queue)
+        }
+        assert.strictEqual(total, 3_000)
+      }).pipe(Effect.scoped))
+
     it.live("sends coalesced across three nodes meet a paused master: only its queue's sends fail, as maybe applied", () =>
       Effect.gen(function*() {
         const prefix = uniquePrefix()

@@ -10,12 +10,12 @@ import type { BrokerError } from "../../ErrandError.ts"
 import type { QueueState, WorkerContext } from "./context.ts"
 
 /**
- * The wait between retries of a failed broker call (take, settle): exponential from 50 ms, capped at 5 s, jittered.
+ * The wait between retries of a failed broker call (take, settle): exponential from 50 ms, capped at 2 s, jittered.
  * Every retry sleeps, so a broker that fails at once never starves timers, I/O or signal handlers.
  *
  * @internal
  */
-export const brokerBackoff = Schedule.min([Schedule.exponential("50 millis"), Schedule.spaced("5 seconds")]).pipe(
+export const brokerBackoff = Schedule.min([Schedule.exponential("50 millis"), Schedule.spaced("2 seconds")]).pipe(
   Schedule.jittered
 )
 

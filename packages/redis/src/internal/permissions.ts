@@ -117,14 +117,21 @@ export const check = (client: Redis | Cluster, prefix: string): Effect.Effect<Mi
       if (isKeyDenial(outcome.error)) keyDenied = true
       else commands.push(command)
     }
-    // EVALSHA of a script Redis does not know: NOSCRIPT when allowed, NOPERM when not (checked first)
-    note("evalsha", yield* attempt(() => client.call("EVALSHA", "0".repeat(40), keys.length, ...keys)))
-    const probed = yield* attempt(() => client.call("EVAL", probeScript, keys.length, ...keys))
+    // All sent at once (ioredis pipelines them: one round trip at startup), the blocking one last.
+    const [evalsha, probed, clientId, clientUnblock, bzpopmin] = yield* Effect.all([
+      // EVALSHA of a script Redis does not know: NOSCRIPT when allowed, NOPERM when not
+      attempt(() => client.call("EVALSHA", "0".repeat(40), keys.length, ...keys)),
+      attempt(() => client.call("EVAL", probeScript, keys.length, ...keys)),
+      attempt(() => client.call("CLIENT", "ID")),
+      attempt(() => client.call("CLIENT", "UNBLOCK", 0)),
+      // A blocking command cannot run in a script: a 1 ms wait on an empty key
+      attempt(() => client.call("BZPOPMIN", keys[1]!, "0.001"))
+    ], { concurrency: "unbounded" })
+    note("evalsha", evalsha)
     note("eval", probed)
-    note("client|id", yield* attempt(() => client.call("CLIENT", "ID")))
-    note("client|unblock", yield* attempt(() => client.call("CLIENT", "UNBLOCK", 0)))
-    // A blocking command cannot run in a script: a 10 ms wait on an empty key
-    note("bzpopmin", yield* attempt(() => client.call("BZPOPMIN", keys[1]!, "0.01")))
+    note("client|id", clientId)
+    note("client|unblock", clientUnblock)
+    note("bzpopmin", bzpopmin)
     const unchecked = "error" in probed
     if (!unchecked && Array.isArray(probed.reply)) {
       const failures = probed.reply as Array<string>

@@ -5,12 +5,12 @@
  * flight at a kill (or whose send may have been applied twice); every worker exits 0 on SIGTERM at the end. The same
  * run at a larger size is `pnpm soak` (see `chaos/soak.ts`).
  */
-import { assert, describe, it } from "@effect/vitest"
+import { assert, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as Chaos from "./chaos/chaos.ts"
-import { hasRedisServer } from "./utils/redisServer.ts"
+import { describeWithRedisServer } from "./utils/testing.ts"
 
-describe.skipIf(!hasRedisServer())("Redis chaos", () => {
+describeWithRedisServer("Redis chaos", () => {
   it.live(
     "3 workers, 500 messages/s, two Redis outages and a SIGKILLed worker: nothing lost, clean exits",
     () =>

@@ -11,7 +11,7 @@ import { afterAll } from "vitest"
 import * as Keys from "../src/internal/keys.ts"
 import { type RedisCluster, startRedisCluster } from "./utils/redisCluster.ts"
 import { blockedClients, freePort, hasRedisServer, untilBlocked, waitFor } from "./utils/redisServer.ts"
-import { ack, message, redisUrl, uniquePrefix } from "./utils/testing.ts"
+import { ack, describeWithRedisServer, message, redisUrl, uniquePrefix } from "./utils/testing.ts"
 
 /** Registers the tests against a running cluster. */
 const clusterTests = (cluster: RedisCluster): void => {
@@ -361,12 +361,10 @@ const clusterTests = (cluster: RedisCluster): void => {
   })
 }
 
-// Without redis-server on PATH (tests run against REDIS_URL), the file is skipped like the other private-server tests.
+// Without redis-server on PATH (tests run against REDIS_URL), the file fails saying so, like the other private-server tests.
 const cluster = hasRedisServer() ? await startRedisCluster() : undefined
 if (cluster === undefined) {
-  describe.skip("RedisBroker on a Redis Cluster (needs redis-server on PATH)", () => {
-    it("starts a private cluster", () => {})
-  })
+  describeWithRedisServer("RedisBroker on a Redis Cluster", () => {})
 } else {
   afterAll(() => cluster.dispose())
   clusterTests(cluster)

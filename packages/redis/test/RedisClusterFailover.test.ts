@@ -13,7 +13,7 @@ import { afterAll } from "vitest"
 import * as Keys from "../src/internal/keys.ts"
 import { type RedisCluster, startRedisCluster } from "./utils/redisCluster.ts"
 import { hasRedisServer, waitFor } from "./utils/redisServer.ts"
-import { uniquePrefix } from "./utils/testing.ts"
+import { describeWithRedisServer, uniquePrefix } from "./utils/testing.ts"
 
 interface ClusterNode {
   readonly id: string
@@ -209,7 +209,7 @@ const failoverTests = (cluster: RedisCluster): void => {
   })
 }
 
-// Without redis-server on PATH (tests run against REDIS_URL), the file is skipped like the other private-server tests.
+// Without redis-server on PATH (tests run against REDIS_URL), the file fails saying so, like the other private-server tests.
 const cluster = hasRedisServer() ?
   await startRedisCluster({
     replicas: 1,
@@ -220,9 +220,7 @@ const cluster = hasRedisServer() ?
   }) :
   undefined
 if (cluster === undefined) {
-  describe.skip("RedisBroker on a Redis Cluster with replicas (needs redis-server on PATH)", () => {
-    it("starts a private cluster", () => {})
-  })
+  describeWithRedisServer("RedisBroker on a Redis Cluster with replicas", () => {})
 } else {
   afterAll(() => cluster.dispose())
   failoverTests(cluster)

@@ -7,15 +7,8 @@ import { Broker } from "@errand/core"
 import { RedisBroker } from "@errand/redis"
 import { Clock, ConfigProvider, Context, Effect, Exit, Layer, Logger, Redacted, Schedule } from "effect"
 import { readFileSync } from "node:fs"
-import {
-  freePort,
-  hasOpenssl,
-  hasRedisServer,
-  type RedisServerOptions,
-  selfSignedCertificate,
-  startRedisServer
-} from "./utils/redisServer.ts"
-import { message, redisUrl, uniquePrefix } from "./utils/testing.ts"
+import { freePort, type RedisServerOptions, selfSignedCertificate, startRedisServer } from "./utils/redisServer.ts"
+import { describeWithRedisServer, liveWithOpenssl, message, redisUrl, uniquePrefix } from "./utils/testing.ts"
 
 const secret = "hunter2-s3cret"
 
@@ -92,7 +85,7 @@ describe("RedisBroker connection", () => {
       assert.isBelow(elapsed, 4_000)
     }))
 
-  describe.skipIf(!hasRedisServer())("against a private server", () => {
+  describeWithRedisServer("against a private server", () => {
     it.live("authenticates with username and password and uses the database index of the URL", () =>
       Effect.gen(function*() {
         const server = yield* privateServer()
@@ -134,7 +127,7 @@ describe("RedisBroker connection", () => {
         assert.strictEqual(error.reason, "ConnectFailed")
       }))
 
-    it.live.skipIf(!hasOpenssl())("connects over TLS with rediss://", () =>
+    liveWithOpenssl("connects over TLS with rediss://", () =>
       Effect.gen(function*() {
         const tls = selfSignedCertificate()
         const server = yield* privateServer({ tls })

@@ -11,8 +11,8 @@ import { TestClock } from "effect/testing"
 import { Redis } from "ioredis"
 import { randomBytes } from "node:crypto"
 import { makeBlockingPool } from "../src/internal/connection.ts"
-import { hasRedisServer, startRedisServer, untilBlocked } from "./utils/redisServer.ts"
-import { ack } from "./utils/testing.ts"
+import { startRedisServer, untilBlocked } from "./utils/redisServer.ts"
+import { ack, describeWithRedisServer } from "./utils/testing.ts"
 
 const privateServer = Effect.acquireRelease(
   Effect.promise(() => startRedisServer()),
@@ -49,7 +49,7 @@ const noop = (i: number): Broker.Outgoing => {
 
 const log = (line: string) => Effect.sync(() => process.stdout.write(`[redis cost] ${line}\n`))
 
-describe.skipIf(!hasRedisServer())("RedisBroker cost (private redis-server)", () => {
+describeWithRedisServer("RedisBroker cost (private redis-server)", () => {
   it.live("enqueue + take + ack costs at most 6 Redis commands per job, with batched takes", () =>
     Effect.gen(function*() {
       const server = yield* privateServer

@@ -10,8 +10,8 @@ import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { slowActor } from "./fixtures/actors.ts"
 import { spawnFixture } from "./utils/processes.ts"
-import { hasRedisServer, startRedisServer } from "./utils/redisServer.ts"
-import { ack, message, redisUrl, uniquePrefix } from "./utils/testing.ts"
+import { startRedisServer } from "./utils/redisServer.ts"
+import { ack, liveWithRedisServer, message, redisUrl, uniquePrefix } from "./utils/testing.ts"
 
 const build = (options: RedisBroker.RedisBrokerOptions) =>
   Effect.map(Layer.build(RedisBroker.layer(options)), (context) => Context.get(context, Broker.Broker))
@@ -149,7 +149,7 @@ describe("RedisBroker crashes", () => {
     90_000
   )
 
-  it.live.skipIf(!hasRedisServer())(
+  liveWithRedisServer(
     "a Worker keeps processing across a Redis restart: every message sent is handled, nothing is left",
     () =>
       Effect.gen(function*() {
@@ -214,7 +214,7 @@ describe("RedisBroker crashes", () => {
     120_000 // starts a server, and restarts it (each start retried on a loaded machine)
   )
 
-  it.live.skipIf(!hasRedisServer())(
+  liveWithRedisServer(
     "resumes processing after a Redis restart under a running producer and blocking consumer, nothing lost",
     () =>
       Effect.gen(function*() {

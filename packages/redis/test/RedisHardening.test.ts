@@ -9,7 +9,8 @@ import { Context, Effect, Layer, Schedule } from "effect"
 import { fileURLToPath } from "node:url"
 import { modeActor } from "./fixtures/actors.ts"
 import { spawnFixture, until } from "./utils/processes.ts"
-import { hasRedisServer, startRedisServer } from "./utils/redisServer.ts"
+import { startRedisServer } from "./utils/redisServer.ts"
+import { liveWithRedisServer } from "./utils/testing.ts"
 
 const workerFixture = fileURLToPath(new URL("./fixtures/hardening-worker.ts", import.meta.url))
 
@@ -20,7 +21,7 @@ const brokerOn = (url: string, prefix: string) =>
   Effect.map(Layer.build(RedisBroker.layer({ url, prefix })), (context) => Context.get(context, Broker.Broker))
 
 describe("Worker processes on Redis under faults", () => {
-  it.live.skipIf(!hasRedisServer())(
+  liveWithRedisServer(
     "a worker stopped by SIGTERM while Redis is down exits 0 within shutdownTimeout + releaseTimeout",
     () =>
       Effect.gen(function*() {
@@ -58,7 +59,7 @@ describe("Worker processes on Redis under faults", () => {
     60_000
   )
 
-  it.live.skipIf(!hasRedisServer())(
+  liveWithRedisServer(
     "a handler that blocks the event loop freezes each worker that takes it, until maxLostLeases dead-letters it; the other workers keep going",
     () =>
       Effect.gen(function*() {

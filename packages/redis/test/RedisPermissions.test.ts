@@ -7,8 +7,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Broker } from "@errand/core"
 import { RedisBroker } from "@errand/redis"
 import { Context, Effect, Fiber, Layer } from "effect"
-import { hasRedisServer, type RedisServer, startRedisServer } from "./utils/redisServer.ts"
-import { ack, message } from "./utils/testing.ts"
+import { type RedisServer, startRedisServer } from "./utils/redisServer.ts"
+import { ack, describeWithRedisServer, message } from "./utils/testing.ts"
 
 const password = "acl-s3cret/pw"
 
@@ -70,7 +70,7 @@ const documented = (prefix: string) => [
   "+info"
 ]
 
-describe.skipIf(!hasRedisServer())("RedisBroker ACL permissions", () => {
+describeWithRedisServer("RedisBroker ACL permissions", () => {
   it.live("a user lacking `client` fails at startup, naming client|id and client|unblock", () =>
     Effect.gen(function*() {
       const server = yield* privateServer

@@ -8,8 +8,8 @@ import { Broker } from "@errand/core"
 import { RedisBroker } from "@errand/redis"
 import { Context, Effect, Layer, Logger } from "effect"
 import * as Url from "../src/internal/url.ts"
-import { freePort, hasRedisServer, startRedisServer } from "./utils/redisServer.ts"
-import { message, uniquePrefix } from "./utils/testing.ts"
+import { freePort, startRedisServer } from "./utils/redisServer.ts"
+import { describeWithRedisServer, message, uniquePrefix } from "./utils/testing.ts"
 
 /** Builds the broker layer and returns its failure, with every log line written while building. */
 const buildError = (url: string, connectTimeout = 2_000) =>
@@ -155,7 +155,7 @@ describe("Redis URL masking", () => {
     }
   })
 
-  describe.skipIf(!hasRedisServer())("against a private server with requirepass", () => {
+  describeWithRedisServer("against a private server with requirepass", () => {
     const password = "p@ss:w/rd%Q?#"
     it.live("connects with the percent-encoded password, and refuses the unencoded one without showing it", () =>
       Effect.gen(function*() {

@@ -20,11 +20,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
     project.provide("redisUrl", fromEnv)
     project.provide("redisPrivate", false)
     if (!hasRedisServer()) {
-      // Never silently: say which tests cannot run against a shared server, and how to run them.
+      // Never silently: those tests fail (see `describeWithRedisServer`); say why up front, and how to run them.
       console.warn(
         "@errand/redis: REDIS_URL is set and redis-server is not on PATH. The tests that start servers of their own " +
           "(Redis restart, SIGKILLed worker, command and memory costs, Redis Cluster, private-server connection " +
-          "tests) are skipped. Install redis-server (e.g. `apt-get install redis-server`) to run them."
+          "tests) fail, saying so. Install redis-server (e.g. `apt-get install redis-server`) to run them."
       )
     }
     return async () => {}

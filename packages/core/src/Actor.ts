@@ -345,7 +345,7 @@ export interface Actor<
     options?: ResultOptions
   ): Effect.Effect<
     Success["Type"],
-    Error["Type"] | ResultMissing | ResultTimeout | MessageFailed | ResultDecodeError | BrokerError,
+    Error["Type"] | ResultMissing | ResultTimeout | MessageFailed | ResultDecodeError | InvalidOption | BrokerError,
     Results | Success["DecodingServices"] | Error["DecodingServices"]
   >
 
@@ -585,18 +585,15 @@ export const make = <
   const readResult = (messageId: string, resultOptions: ResultOptions | undefined) =>
     Effect.gen(function*() {
       const results = yield* Results
-      const timeout = resultOptions?.timeout
+      const timeout = resultOptions?.timeout === undefined
+        ? undefined
+        : Check.duration("result", "timeout", resultOptions.timeout, 0, 0, true)
+      if (timeout !== undefined && typeof timeout !== "number") return yield* Effect.fail(timeout)
       const stored = timeout === undefined ? yield* results.get(messageId) : yield* results.await(messageId, timeout)
       if (stored === undefined) {
         return yield* timeout === undefined
           ? Effect.fail(new ResultMissing({ actor: name, messageId }))
-          : Effect.fail(
-            new ResultTimeout({
-              actor: name,
-              messageId,
-              timeoutMillis: Duration.toMillis(Duration.fromInputUnsafe(timeout))
-            })
-          )
+          : Effect.fail(new ResultTimeout({ actor: name, messageId, timeoutMillis: timeout }))
       }
       const undecodable = (error: Schema.SchemaError) =>
         new ResultDecodeError({ actor: name, messageId, issue: error.message })
@@ -612,12 +609,18 @@ export const make = <
       }
     })
 
+  // limits are checked here, like every actor option: a definition error is reported where the actor is declared
   const rateLimit = options.rateLimit === undefined ? undefined : {
     key: `actor:${name}`,
-    limit: options.rateLimit.limit,
-    windowMillis: Duration.toMillis(Duration.fromInputUnsafe(options.rateLimit.window))
+    limit: orThrow(Check.integer("actor", "rateLimit.limit", options.rateLimit.limit ?? Number.NaN, 1, 1, 1_000_000)),
+    windowMillis: orThrow(
+      Check.duration("actor", "rateLimit.window", options.rateLimit.window ?? Number.NaN, 1, 1, false)
+    )
   }
   const concurrencyLimit = options.concurrency
+  if (concurrencyLimit !== undefined) {
+    orThrow(Check.integer("actor", "concurrency.limit", concurrencyLimit.limit ?? Number.NaN, 1, 1, 1_000_000))
+  }
   /** The limits of a message with this payload, when the actor has any. */
   const limitsOf = rateLimit === undefined && concurrencyLimit === undefined ? undefined : (
     payload: Payload["Type"]

@@ -64,7 +64,36 @@ export const validateOutgoing = (message: Outgoing): string | undefined => {
   if (typeof eta !== "number" || !Number.isFinite(eta)) {
     return `Message ${message.id}: "eta" must be a finite number of epoch milliseconds (got ${String(eta)})`
   }
+  if (message.limits !== undefined) {
+    const problem = validateLimits(message.limits)
+    if (problem !== undefined) return `Message ${message.id}: "limits" ${problem}`
+  }
   if (message.key !== undefined || message.keyTtl !== undefined) return validateKey(message)
+  return undefined
+}
+
+/** The longest limit key, in characters. */
+const maxLimitKeyLength = 1024
+
+/** What is wrong with a message's rate and concurrency limits, or `undefined`. */
+const validateLimits = (limits: Limits): string | undefined => {
+  const badKey = (key: unknown) =>
+    typeof key !== "string" || key.length === 0 || key.length > maxLimitKeyLength || key.includes("\u0000")
+  const badLimit = (limit: unknown) => typeof limit !== "number" || !Number.isInteger(limit) || limit < 1
+  const { concurrency, rate } = limits
+  if (rate !== undefined) {
+    if (badKey(rate.key)) return `rate key must be 1 to ${maxLimitKeyLength} characters without NUL`
+    if (badLimit(rate.limit)) return `rate limit must be an integer of at least 1 (got ${String(rate.limit)})`
+    if (typeof rate.windowMillis !== "number" || !Number.isFinite(rate.windowMillis) || rate.windowMillis <= 0) {
+      return `rate window must be a finite number of milliseconds above 0 (got ${String(rate.windowMillis)})`
+    }
+  }
+  if (concurrency !== undefined) {
+    if (badKey(concurrency.key)) return `concurrency key must be 1 to ${maxLimitKeyLength} characters without NUL`
+    if (badLimit(concurrency.limit)) {
+      return `concurrency limit must be an integer of at least 1 (got ${String(concurrency.limit)})`
+    }
+  }
   return undefined
 }
 

@@ -175,8 +175,11 @@ export const issuePath = (issue: SchemaIssue.Issue): string => {
  * @since 0.2.0
  */
 export class InvalidOption extends Schema.TaggedError<InvalidOption>()("InvalidOption", {
-  /** Whose option it is. */
-  of: Schema.Literals(["actor", "send", "worker"]),
+  /**
+   * Whose option it is: an actor's, a send's, a worker's, `actor.result`'s (`result`), `Retry.later`'s (`retry`), or
+   * the metrics and health layers' (`monitoring`).
+   */
+  of: Schema.Literals(["actor", "send", "worker", "result", "retry", "monitoring"]),
   /** The option's name, e.g. `"priority"`. */
   option: Schema.String,
   /** The value given, rendered for reading. */

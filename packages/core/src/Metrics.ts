@@ -30,8 +30,10 @@
  *
  * @since 0.2.0
  */
-import { Clock, Duration, Effect, Layer, Metric, Schedule } from "effect"
+import { Clock, type Duration, Effect, Layer, Metric, Schedule } from "effect"
 import { Broker } from "./Broker.ts"
+import type { InvalidOption } from "./ErrandError.ts"
+import * as Check from "./internal/options.ts"
 import type { Message } from "./Message.ts"
 import * as Middleware from "./Middleware.ts"
 
@@ -254,8 +256,11 @@ export const middleware = (): Middleware.Middleware => {
  * @category layers
  * @since 0.2.0
  */
-export const depthSampler = (options: Options): Layer.Layer<never, never, Broker> =>
+export const depthSampler = (options: Options): Layer.Layer<never, InvalidOption, Broker> =>
   Layer.effectDiscard(Effect.gen(function*() {
+    // a sampling loop must wait between samples: at least 100 ms, never 0
+    const every = Check.duration("monitoring", "sampleEvery", options.sampleEvery, 5_000, 100, false)
+    if (typeof every !== "number") return yield* Effect.fail(every)
     const queues = [...new Set(options.queues ?? [])]
     if (queues.length === 0) return
     const broker = yield* Broker
@@ -278,7 +283,6 @@ export const depthSampler = (options: Options): Layer.Layer<never, never, Broker
         ),
         Effect.catch((error) => Effect.logDebug(`Metrics: stats of ${gauge.queue} failed`, error))
       ), { discard: true })
-    const every = Duration.fromInputUnsafe(options.sampleEvery ?? "5 seconds")
     yield* Effect.forkScoped(Effect.repeat(sample, Schedule.spaced(every)))
   }))
 
@@ -289,5 +293,5 @@ export const depthSampler = (options: Options): Layer.Layer<never, never, Broker
  * @category layers
  * @since 0.2.0
  */
-export const layer = (options: Options = {}): Layer.Layer<never, never, Broker> =>
+export const layer = (options: Options = {}): Layer.Layer<never, InvalidOption, Broker> =>
   Layer.merge(Middleware.layer(middleware()), depthSampler(options))

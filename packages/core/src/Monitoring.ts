@@ -16,10 +16,12 @@
  *
  * @since 0.2.0
  */
-import { Duration, Effect, Layer, Metric } from "effect"
+import { type Duration, Effect, Layer, Metric } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
 import { Broker } from "./Broker.ts"
+import type { InvalidOption } from "./ErrandError.ts"
+import * as Check from "./internal/options.ts"
 
 /**
  * The options of `Monitoring.routes`.
@@ -53,13 +55,14 @@ interface Readiness {
  * @category layers
  * @since 0.2.0
  */
-export const routes = (options: Options = {}): Layer.Layer<never, never, HttpRouter.HttpRouter | Broker> =>
+export const routes = (options: Options = {}): Layer.Layer<never, InvalidOption, HttpRouter.HttpRouter | Broker> =>
   Layer.effectDiscard(Effect.gen(function*() {
+    const timeout = Check.duration("monitoring", "probeTimeout", options.probeTimeout, 2_000, 1, false)
+    if (typeof timeout !== "number") return yield* Effect.fail(timeout)
     const router = yield* HttpRouter.HttpRouter
     const broker = yield* Broker
     const registry = yield* Metric.MetricRegistry
     const queue = options.queues?.[0] ?? "default"
-    const timeout = Duration.fromInputUnsafe(options.probeTimeout ?? "2 seconds")
     const taking = options.taking
 
     yield* router.add(

@@ -126,6 +126,19 @@ describe("Retry.later", () => {
     })
   })
 
+  it.effect("a malformed delay fails the attempt as a defect naming the option, never clamped", () => {
+    const poll = Actor.make("poll_bad_delay", { queue: "later3", payload: Job, maxRetries: 0 })
+    return Effect.gen(function*() {
+      const handler = poll.handle(() => Retry.later(-5))
+      yield* Effect.gen(function*() {
+        yield* poll.send({ n: 1 })
+        const [letter] = yield* MemoryBroker.join("later3")
+        assert.strictEqual(letter?.reason.tag, "HandlerDefect")
+        assert.include(letter?.reason.message, "delay")
+      }).pipe(withWorker([handler]))
+    })
+  })
+
   it.effect("is not subject to retryWhen or throws, and may succeed later", () => {
     const poll = Actor.make("poll_ready", {
       queue: "later2",

@@ -4,7 +4,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { MemoryBroker } from "@errand/memory"
-import { Effect, Layer, Metric, Schema } from "effect"
+import { Effect, Exit, Layer, Metric, Schema } from "effect"
 import { PrometheusMetrics } from "effect/observability"
 import { TestClock } from "effect/testing"
 import { Actor, Broker, Metrics, Worker } from "../src/index.ts"
@@ -85,4 +85,15 @@ describe("Metrics", () => {
         Effect.provide(MemoryBroker.layer)
       )
     }))
+
+  it.effect("refuses a sampling interval that would make a busy loop, or a malformed one, with InvalidOption", () =>
+    Effect.gen(function*() {
+      for (const sampleEvery of [0, 50, Number.NaN, "5 bogus" as "5 seconds"]) {
+        const exit = yield* Effect.exit(Layer.build(Metrics.depthSampler({ queues: ["a"], sampleEvery })))
+        assert(Exit.isFailure(exit), String(sampleEvery))
+        const reason = exit.cause.reasons[0]
+        assert(reason?._tag === "Fail" && reason.error._tag === "InvalidOption")
+        assert.deepStrictEqual([reason.error.of, reason.error.option], ["monitoring", "sampleEvery"])
+      }
+    }).pipe(Effect.scoped, Effect.provide(MemoryBroker.layer)))
 })

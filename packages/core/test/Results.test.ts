@@ -76,6 +76,15 @@ describe("Results", () => {
       assert.strictEqual(error.timeoutMillis, 5_000)
     }).pipe(withWorker()))
 
+  it.effect("a malformed timeout fails with InvalidOption, not a defect", () =>
+    Effect.gen(function*() {
+      for (const timeout of [-1, Number.NaN, "5 bogus" as "5 seconds"]) {
+        const error = yield* Effect.flip(generateReport.result("some-id", { timeout }))
+        assert(error._tag === "InvalidOption")
+        assert.deepStrictEqual([error.of, error.option], ["result", "timeout"])
+      }
+    }).pipe(withWorker()))
+
   it.effect("the final failure is stored: the typed error, or why the message died", () =>
     Effect.gen(function*() {
       const missing = yield* generateReport.send({ day: "thu", userId: 0 })

@@ -413,7 +413,13 @@ describe("option validation", () => {
       ["maxBackoff", { maxBackoff: Infinity }],
       ["timeLimit", { timeLimit: 0 }],
       ["timeLimit", { timeLimit: "5 bogus" as "5 seconds" }],
-      ["maxAge", { maxAge: -5 }]
+      ["maxAge", { maxAge: -5 }],
+      ["rateLimit.limit", { rateLimit: { limit: 0, window: "1 second" } }],
+      ["rateLimit.limit", { rateLimit: { limit: 2.5, window: "1 second" } }],
+      ["rateLimit.window", { rateLimit: { limit: 10, window: "5 bogus" as "5 seconds" } }],
+      ["rateLimit.window", { rateLimit: { limit: 10, window: Infinity } }],
+      ["concurrency.limit", { concurrency: { limit: -1 } }],
+      ["concurrency.limit", { concurrency: { limit: Number.NaN } }]
     ]
     for (const [option, options] of cases) {
       try {

@@ -108,6 +108,16 @@ type BrokerShape = Context.Service.Shape<typeof Broker.Broker>
 type Delivery = Broker.Delivery
 type Settlement = Broker.Settlement
 
+/** What is wrong with a duration option (malformed, not above 0, or infinite), or `undefined`. */
+const badDuration = (name: string, input: Duration.Input | undefined): string | undefined => {
+  if (input === undefined) return undefined
+  const parsed = typeof input === "number" && Number.isNaN(input) ? undefined : Duration.fromInput(input)
+  const millis = parsed === undefined || parsed._tag === "None" ? Number.NaN : Duration.toMillis(parsed.value)
+  return millis > 0 && Number.isFinite(millis)
+    ? undefined
+    : `${name} must be a finite duration above 0 (got ${String(input)})`
+}
+
 const settlementKind = { Ack: "a", Retry: "r", DeadLetter: "d", Release: "l" } as const
 
 /** Appends the ARGV of settlements: n, then n × (kind, id, token, eta, json). */
@@ -245,7 +255,9 @@ export const makeWithResults = Effect.fnUntraced(function*(
     ? `deadLetterMax must be a positive integer (got ${deadLetterMax})`
     : !(Number.isInteger(sweepBatch) && sweepBatch > 0)
     ? `sweepBatch must be a positive integer (got ${sweepBatch})`
-    : undefined
+    : badDuration("connectTimeout", options.connectTimeout) ?? badDuration("commandTimeout", options.commandTimeout) ??
+      badDuration("deadLetterTtl", options.deadLetterTtl) ??
+      badDuration("slotMigrationTimeout", options.slotMigrationTimeout)
   if (badOption !== undefined) {
     return yield* new RedisBrokerError({ reason: "InvalidOptions", url: checked.redacted, message: badOption })
   }

@@ -52,6 +52,21 @@ describe("RedisBroker connection", () => {
       assert.strictEqual(error.reason, "InvalidOptions")
     }))
 
+  it.live("rejects duration options that are malformed, not above 0 or infinite, naming them", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<[string, Partial<RedisBroker.RedisBrokerOptions>]> = [
+        ["connectTimeout", { connectTimeout: 0 }],
+        ["commandTimeout", { commandTimeout: Number.NaN }],
+        ["deadLetterTtl", { deadLetterTtl: Infinity }],
+        ["slotMigrationTimeout", { slotMigrationTimeout: "5 bogus" as "5 seconds" }]
+      ]
+      for (const [option, options] of cases) {
+        const { error } = yield* buildError({ url: redisUrl, ...options })
+        assert.strictEqual(error.reason, "InvalidOptions", option)
+        assert.include(error.message, option)
+      }
+    }))
+
   it.live("fails fast when nothing listens, naming the redacted URL", () =>
     Effect.gen(function*() {
       const port = yield* Effect.promise(freePort)

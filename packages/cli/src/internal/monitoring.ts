@@ -5,7 +5,7 @@
  * @internal
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { type Broker, Metrics, Monitoring, Tracing } from "@errand/core"
+import { type Broker, type ErrandError, Metrics, Monitoring, Tracing } from "@errand/core"
 import { Effect, Layer, Logger } from "effect"
 import { FetchHttpClient, HttpRouter } from "effect/http"
 import { OtlpSerialization, OtlpTracer } from "effect/observability"
@@ -41,8 +41,9 @@ export const monitoringLayer = (options: {
   )
 
 /** The metrics middleware and the depth sampler of the worker's queues, provided to the worker. */
-export const metricsLayer = (queues: ReadonlyArray<string>): Layer.Layer<never, never, Broker.Broker> =>
-  Metrics.layer({ queues })
+export const metricsLayer = (
+  queues: ReadonlyArray<string>
+): Layer.Layer<never, ErrandError.InvalidOption, Broker.Broker> => Metrics.layer({ queues })
 
 /** Marks the worker as taking once the layers it is provided after are built, and as stopped when it begins to stop. */
 export const markTaking = (status: WorkerStatus): Layer.Layer<never> =>

@@ -775,7 +775,7 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
     })
 
     describe("validation and accounting", () => {
-      it.effect("rejects a priority that is not an integer within ±maxPriority, or an eta that is not finite", () =>
+      it.effect("rejects a priority out of range, an eta that is not finite, or limits that are not usable", () =>
         Effect.gen(function*() {
           const q = yield* fixture
           const bad: ReadonlyArray<[string, Partial<Outgoing>, string]> = [
@@ -785,7 +785,12 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
             ["too low", { priority: -maxPriority - 1 }, "priority"],
             ["infinite", { priority: Infinity }, "priority"],
             ["eta NaN", { eta: Number.NaN }, "eta"],
-            ["eta infinite", { eta: Infinity }, "eta"]
+            ["eta infinite", { eta: Infinity }, "eta"],
+            ["rate limit 0", { limits: { rate: { key: "k", limit: 0, windowMillis: 1_000 } } }, "limits"],
+            ["rate window NaN", { limits: { rate: { key: "k", limit: 5, windowMillis: Number.NaN } } }, "limits"],
+            ["concurrency 1.5", { limits: { concurrency: { key: "k", limit: 1.5 } } }, "limits"],
+            ["concurrency key empty", { limits: { concurrency: { key: "", limit: 2 } } }, "limits"],
+            ["concurrency key NUL", { limits: { concurrency: { key: "a\u0000b", limit: 2 } } }, "limits"]
           ]
           for (const [label, override, field] of bad) {
             const valid = yield* q.message("valid")

@@ -8,12 +8,12 @@
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { ErrandError, Schedules } from "@errand/core"
-import { Cause, Clock, Config, Console, Effect, Exit, Layer, Option, Runtime } from "effect"
+import { Cause, Clock, Config, Effect, Exit, Layer, Option, Runtime } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
 import { ExitCode, InvalidInput, ModuleLoadError } from "./CommandError.ts"
-import { deadLetters, enqueue, queues } from "./internal/admin.ts"
+import { deadLetters, enqueue, print, queues, table } from "./internal/admin.ts"
 import { brokerFlags, brokerLayer, describe } from "./internal/brokerFlags.ts"
-import { parseDuration } from "./internal/duration.ts"
+import { optionalDuration } from "./internal/duration.ts"
 import { loadWorker } from "./internal/load.ts"
 import { loggerLayer, observe, portOf } from "./internal/monitoring.ts"
 import { childEnv, ChildFatal, type RecycleMessage, supervise } from "./internal/supervisor.ts"
@@ -106,11 +106,6 @@ const workerFlags = {
   ),
   ...brokerFlags
 }
-
-const optionalDuration = (input: string, value: Option.Option<string>) =>
-  Option.isNone(value)
-    ? Effect.succeed(undefined)
-    : parseDuration(input, value.value)
 
 /** Counts the children that did not stop cleanly, for the exit code. */
 const shutdown = { failures: 0 }
@@ -216,13 +211,13 @@ const schedules = Command.make("schedules", {
       tz: schedule.entry.tz ?? "UTC",
       next: Schedules.nextSlots(schedule, now, flags.count).map((date) => date.toISOString())
     }))
-    if (flags.json) return yield* Console.log(JSON.stringify(rows, null, 2))
-    if (rows.length === 0) return yield* Console.log(`${flags.module} defines no schedules.`)
-    const header = ["SCHEDULE", "ACTOR", "QUEUE", "CRON", "TZ", "NEXT RUNS"]
-    const cells = rows.map((row) => [row.name, row.actor, row.queue, row.cron, row.tz, row.next.join(", ")])
-    const widths = header.map((title, i) => Math.max(title.length, ...cells.map((cell) => cell[i]!.length)))
-    const line = (cell: ReadonlyArray<string>) => cell.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()
-    yield* Console.log([line(header), ...cells.map(line)].join("\n"))
+    yield* print(flags.json, rows, () =>
+      rows.length === 0
+        ? `${flags.module} defines no schedules.`
+        : table(
+          ["SCHEDULE", "ACTOR", "QUEUE", "CRON", "TZ", "NEXT RUNS"],
+          rows.map((row) => [row.name, row.actor, row.queue, row.cron, row.tz, row.next.join(", ")])
+        ))
   })).pipe(Command.withDescription("List the module's cron schedules and their next runs (UTC)"))
 
 // ---- the command ----

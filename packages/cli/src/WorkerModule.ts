@@ -106,18 +106,6 @@ export interface DefineOptions<Handlers extends ReadonlyArray<Actor.Handler<Acto
   readonly schedules?: ReadonlyArray<Schedules.Entry> | undefined
 }
 
-/**
- * How many messages a worker finished and released, for its stop line.
- *
- * @internal
- */
-interface Tally {
-  succeeded: number
-  retried: number
-  deadLettered: number
-  released: number
-}
-
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`
 
 /**
@@ -148,7 +136,7 @@ export const defineWorker = <const Handlers extends ReadonlyArray<Actor.Handler<
       const merged = { ...settings, ...withoutUndefined(overrides ?? {}) }
       const worker = Layer.effectDiscard(Effect.gen(function*() {
         // for --max-messages (the worker logs its own stop line)
-        const tally: Tally = { succeeded: 0, retried: 0, deadLettered: 0, released: 0 }
+        let finishedCount = 0
         let recycling = false
         const recycleFor = (reason: string) =>
           Effect.suspend(() => {
@@ -157,12 +145,10 @@ export const defineWorker = <const Handlers extends ReadonlyArray<Actor.Handler<
             return recycle.onRecycle(reason)
           })
         const afterMessages = recycle?.afterMessages
-        const finished = () => {
-          const count = tally.succeeded + tally.retried + tally.deadLettered
-          return afterMessages !== undefined && count >= afterMessages
-            ? recycleFor(`${plural(count, "message")} finished (--max-messages ${afterMessages})`)
+        const finished = () =>
+          afterMessages !== undefined && finishedCount >= afterMessages
+            ? recycleFor(`${plural(finishedCount, "message")} finished (--max-messages ${afterMessages})`)
             : Effect.void
-        }
         const aboveRss = recycle?.aboveRssBytes
         if (aboveRss !== undefined) {
           const check = Effect.suspend(() => {
@@ -179,24 +165,12 @@ export const defineWorker = <const Handlers extends ReadonlyArray<Actor.Handler<
         yield* Worker.make({
           handlers: options.handlers,
           ...workerOptions,
-          onEvent: (event) =>
+          // only with --max-messages: listening for events turns off the worker's direct-acknowledgement fast path
+          onEvent: afterMessages === undefined ? undefined : (event) =>
             Effect.suspend(() => {
-              switch (event._tag) {
-                case "Started":
-                  return Effect.void
-                case "Succeeded":
-                  tally.succeeded++
-                  return finished()
-                case "Retrying":
-                  tally.retried++
-                  return finished()
-                case "DeadLettered":
-                  tally.deadLettered++
-                  return finished()
-                case "Released":
-                  tally.released++
-                  return Effect.void
-              }
+              if (event._tag === "Started" || event._tag === "Released") return Effect.void
+              finishedCount++
+              return finished()
             })
         })
         const queues = merged.queues ?? [...new Set(options.handlers.map((handler) => handler.actor.queue))]

@@ -52,7 +52,7 @@ import {
   type TimeLimitExceeded
 } from "./ErrandError.ts"
 import type { HandlerDefect } from "./ErrandError.ts"
-import { ACTOR, ENVELOPE, type EnvelopeCarrier, LIMITS, toOutgoing, toTarget } from "./internal/carrier.ts"
+import { ACTOR, ENVELOPE, type EnvelopeCarrier, heldBy, LIMITS, toOutgoing, toTarget } from "./internal/carrier.ts"
 import { enqueueOne } from "./internal/coalesce.ts"
 import { messageId } from "./internal/id.ts"
 import * as MiddlewareHooks from "./internal/middleware.ts"
@@ -758,11 +758,7 @@ export const make = <
     retryPolicy,
     resultTtlMillis: settings.resultTtl,
     idempotencyWindowMillis: settings.idempotencyWindow,
-    cancel: (message) =>
-      Effect.flatMap(
-        Broker,
-        (broker) => Effect.map(broker.cancel(queue, [typeof message === "string" ? message : message.id]), first)
-      ),
+    cancel: (message) => cancelIn(queue, typeof message === "string" ? message : message.id),
     result: (message, resultOptions) => readResult(typeof message === "string" ? message : message.id, resultOptions),
     message: (payload, sendOptions) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => build(payload, sendOptions, now)),
@@ -835,24 +831,15 @@ const enqueuePrepared = <M extends Message>(
   messages: ReadonlyArray<M>,
   now: number
 ): Effect.Effect<readonly [ReadonlyArray<M>, Enqueued], EnqueueVetoed | BrokerError, Broker> =>
-  Effect.flatMap(Broker, (broker) =>
-    Effect.flatMap(Middlewares, (middlewares) =>
-      middlewares.length === 0
-        ? Effect.map(broker.enqueue(messages.map(toOutgoing)), (enqueued) => [messages, enqueued] as const)
-        : Effect.flatMap(
-          MiddlewareHooks.beforeEnqueue(middlewares, messages, now),
-          (prepared) =>
-            Effect.map(broker.enqueue(prepared.map(toOutgoing)), (enqueued) => [prepared, enqueued] as const)
-        )))
+  Effect.flatMap(
+    MiddlewareHooks.prepare(messages, now),
+    ([prepared, broker]) =>
+      Effect.map(broker.enqueue(prepared.map(toOutgoing)), (enqueued) => [prepared, enqueued] as const)
+  )
 
-/** The message a send returns: itself, or, when its key was held, marked `duplicate` with the holder's id. */
-const heldBy = <M extends Message>(message: M, enqueued: Enqueued): M => {
-  if (enqueued.duplicates.size === 0) return message
-  const holder = enqueued.duplicates.get(message.id)
-  return holder === undefined ? message : { ...message, id: holder, duplicate: true }
-}
-
-const first = (outcomes: ReadonlyArray<CancelOutcome>): CancelOutcome => outcomes[0] ?? "notFound"
+/** Cancels one message of a queue by id. */
+const cancelIn = (queue: string, id: string): Effect.Effect<CancelOutcome, BrokerError, Broker> =>
+  Effect.flatMap(Broker, (broker) => Effect.map(broker.cancel(queue, [id]), (outcomes) => outcomes[0] ?? "notFound"))
 
 /**
  * Cancels a message (see `actor.cancel`): removes it if it is ready or delayed and releases its idempotency key
@@ -862,7 +849,7 @@ const first = (outcomes: ReadonlyArray<CancelOutcome>): CancelOutcome => outcome
  * @since 0.2.0
  */
 export const cancel = (message: Message): Effect.Effect<CancelOutcome, BrokerError, Broker> =>
-  Effect.flatMap(Broker, (broker) => Effect.map(broker.cancel(message.queue, [message.id]), first))
+  cancelIn(message.queue, message.id)
 
 /**
  * What the broker is handed for a message built by `send` or `message`: its id, queue, priority, eta, envelope and

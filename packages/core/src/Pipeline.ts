@@ -24,7 +24,7 @@ import { Effect, type Schema } from "effect"
 import type * as Actor from "./Actor.ts"
 import { Broker } from "./Broker.ts"
 import type { BrokerError, EnqueueVetoed } from "./ErrandError.ts"
-import { envelopeOf, toOutgoing, toTarget } from "./internal/carrier.ts"
+import { envelopeOf, heldBy, toOutgoing, toTarget } from "./internal/carrier.ts"
 import { prepare } from "./internal/middleware.ts"
 import type { Envelope, Message } from "./Message.ts"
 
@@ -90,8 +90,8 @@ export const run = <Success, const S extends ReadonlyArray<Step>>(
     if (steps.length > 0) envelope.pipeline = (steps as ReadonlyArray<Step>).map(toTarget)
     if (options?.onFailure !== undefined) envelope.onFailure = toTarget(options.onFailure)
     // its idempotency key and limits go with it; a first message whose key was held is returned as `send` does
-    return Effect.map(broker.enqueue([{ ...toOutgoing(message), body: envelope }]), (enqueued) => {
-      const holder = enqueued.duplicates.get(message.id)
-      return holder === undefined ? message : { ...message, id: holder, duplicate: true }
-    })
+    return Effect.map(
+      broker.enqueue([{ ...toOutgoing(message), body: envelope }]),
+      (enqueued) => heldBy(message, enqueued)
+    )
   })

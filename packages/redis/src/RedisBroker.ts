@@ -432,15 +432,18 @@ export const makeWithResults = Effect.fnUntraced(function*(
   const registryKey = Keys.registry(prefix)
   /** When this broker last added each queue to the registry (`queues`): re-added once a minute, self-healing. */
   const registeredAt = new Map<string, number>()
+  const needsRegistering = (queue: string): boolean => {
+    const last = registeredAt.get(queue)
+    return last === undefined || Date.now() - last >= 60_000
+  }
   /**
    * Adds a queue to the registry after its messages were enqueued, unless done in the last minute. Best effort: the
    * registry only serves listings, so a failure is not the enqueue's (the next enqueue tries again).
    */
   const register = (queue: string): Effect.Effect<void> =>
     Effect.suspend(() => {
+      if (!needsRegistering(queue)) return Effect.void
       const now = Date.now()
-      const last = registeredAt.get(queue)
-      if (last !== undefined && now - last < 60_000) return Effect.void
       return call("register", () => client.sadd(registryKey, queue)).pipe(
         Effect.andThen(Effect.sync(() => registeredAt.set(queue, now))),
         Effect.ignore
@@ -453,11 +456,9 @@ export const makeWithResults = Effect.fnUntraced(function*(
   ): Effect.Effect<Map<string, string> | undefined, ErrandError.BrokerError> => {
     const queue = messages[0]!.queue
     const keys = keysOf(queue)
-    const registered = registeredAt.get(queue)
-    if (registered === undefined || Date.now() - registered >= 60_000) {
-      return Effect.tap(enqueueChunks(keys, messages), () => register(queue))
-    }
-    return enqueueChunks(keys, messages)
+    return needsRegistering(queue)
+      ? Effect.tap(enqueueChunks(keys, messages), () => register(queue))
+      : enqueueChunks(keys, messages)
   }
 
   const enqueueChunks = (keys: Keys.QueueKeys, messages: ReadonlyArray<Broker.Outgoing>) => {

@@ -5,11 +5,11 @@
  */
 // ErrandError is imported for the declarations: the inferred Command types name BrokerError through it
 import { Actor, Broker, type ErrandError, type Message } from "@errand/core"
-import { Console, Duration, Effect, Option, Schema } from "effect"
+import { Console, Effect, Option, Schema } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { InvalidInput } from "../CommandError.ts"
 import { brokerFlags, brokerLayer, describe } from "./brokerFlags.ts"
-import { parseDuration } from "./duration.ts"
+import { optionalDuration } from "./duration.ts"
 import { findActors, importModule } from "./load.ts"
 
 const json = Flag.Boolean("json").pipe(
@@ -18,13 +18,14 @@ const json = Flag.Boolean("json").pipe(
 )
 
 /** Prints rows as an aligned table. */
-const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>) => {
+export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>) => {
   const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)))
   const line = (cells: ReadonlyArray<string>) => cells.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()
   return [line(header), ...rows.map(line)].join("\n")
 }
 
-const print = (asJson: boolean, value: unknown, text: () => string) =>
+/** Prints `value` as JSON, or `text()` otherwise. */
+export const print = (asJson: boolean, value: unknown, text: () => string) =>
   Console.log(asJson ? JSON.stringify(value, null, 2) : text())
 
 // ---- errand queues ----
@@ -161,9 +162,7 @@ export const enqueue = Command.make("enqueue", {
       try: () => JSON.parse(flags.payload) as unknown,
       catch: (error) => new InvalidInput({ input: "--payload", problem: `not JSON: ${(error as Error).message}` })
     })
-    const delay: Duration.Duration | undefined = Option.isSome(flags.delay)
-      ? yield* parseDuration("--delay", flags.delay.value)
-      : undefined
+    const delay = yield* optionalDuration("--delay", flags.delay)
     const options = { delay, priority: Option.getOrUndefined(flags.priority) }
     let actor: AnyActor
     let payload: unknown = parsed

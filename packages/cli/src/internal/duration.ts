@@ -23,3 +23,10 @@ export const parseDuration = (input: string, text: string): Effect.Effect<Durati
     ? Effect.succeed(parsed.value)
     : Effect.fail(new InvalidInput({ input, problem: `"${text}" is not a duration (e.g. 30s, 500ms, 2m, 1h)` }))
 }
+
+/** Parses an optional duration flag: `undefined` when it is absent. */
+export const optionalDuration = (
+  input: string,
+  value: Option.Option<string>
+): Effect.Effect<Duration.Duration | undefined, InvalidInput> =>
+  Option.isNone(value) ? Effect.succeed(undefined) : parseDuration(input, value.value)

@@ -3,7 +3,7 @@
  *
  * @internal
  */
-import type { Actor } from "@errand/core"
+import { Actor } from "@errand/core"
 import { Effect } from "effect"
 import { existsSync } from "node:fs"
 import { resolve } from "node:path"
@@ -50,7 +50,7 @@ export const findWorker = (path: string, exports: Exports): Effect.Effect<Worker
 export const loadWorker = (path: string): Effect.Effect<WorkerDefinition, ModuleLoadError> =>
   Effect.flatMap(importModule(path), (exports) => findWorker(path, exports))
 
-const isActor = (u: unknown): u is Actor.Any => typeof u === "object" && u !== null && "~@errand/core/Actor" in u
+const isActor = (u: unknown): u is Actor.Any => typeof u === "object" && u !== null && Actor.TypeId in u
 
 /**
  * Every actor a module makes reachable: exported actors (alone or in arrays), and the actors of its worker's

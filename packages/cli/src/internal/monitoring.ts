@@ -40,11 +40,6 @@ export const monitoringLayer = (options: {
     Layer.provide(NodeHttpServer.layer(createServer, { port: options.port, host: options.host }))
   )
 
-/** The metrics middleware and the depth sampler of the worker's queues, provided to the worker. */
-export const metricsLayer = (
-  queues: ReadonlyArray<string>
-): Layer.Layer<never, ErrandError.InvalidOption, Broker.Broker> => Metrics.layer({ queues })
-
 /** Marks the worker as taking once the layers it is provided after are built, and as stopped when it begins to stop. */
 export const markTaking = (status: WorkerStatus): Layer.Layer<never> =>
   Layer.effectDiscard(Effect.acquireRelease(
@@ -89,7 +84,7 @@ export const observe = (
   const status: WorkerStatus = { taking: false }
   return Layer.merge(
     monitoringLayer({ ...metrics, status }),
-    markTaking(status).pipe(Layer.provide(traced), Layer.provide(metricsLayer(metrics.queues)))
+    markTaking(status).pipe(Layer.provide(traced), Layer.provide(Metrics.layer({ queues: metrics.queues })))
   )
 }
 

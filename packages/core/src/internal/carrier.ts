@@ -5,7 +5,7 @@
  * @internal
  */
 import type { Duration, Effect } from "effect"
-import type { Limits, Outgoing } from "../Broker.ts"
+import type { Enqueued, Limits, Outgoing } from "../Broker.ts"
 import type { Envelope, Message, Target } from "../Message.ts"
 
 /** @internal */
@@ -63,6 +63,13 @@ export const envelopeOf = (message: Message): Envelope => {
     throw new globalThis.Error(`Message ${message.id} was not built by an actor's send or message`)
   }
   return envelope
+}
+
+/** The message a send returns: itself, or, when its key was held, marked `duplicate` with the holder's id. */
+export const heldBy = <M extends Message>(message: M, enqueued: Enqueued): M => {
+  if (enqueued.duplicates.size === 0) return message
+  const holder = enqueued.duplicates.get(message.id)
+  return holder === undefined ? message : { ...message, id: holder, duplicate: true }
 }
 
 /** @internal */

@@ -52,21 +52,23 @@ export const beforeEnqueue = <M extends Message>(
   })
 
 /**
- * The broker, and messages as the middleware's `beforeEnqueue` leaves them (for `Pipeline.run` and `Group.run`,
- * which enqueue them with envelopes of their own).
+ * The broker, and messages as the middleware's `beforeEnqueue` leaves them at `now` (the clock's time by default), for
+ * `Actor.enqueue`, `sendBatch`, `Pipeline.run` and `Group.run` (the last two enqueue them with envelopes of their
+ * own).
  *
  * @internal
  */
 export const prepare = <M extends Message>(
-  messages: ReadonlyArray<M>
+  messages: ReadonlyArray<M>,
+  now?: number
 ): Effect.Effect<readonly [ReadonlyArray<M>, Broker["Service"]], EnqueueVetoed, Broker> =>
   Effect.flatMap(Broker, (broker) =>
     Effect.flatMap(Middlewares, (middlewares) =>
       middlewares.length === 0
         ? Effect.succeed([messages, broker] as const)
         : Effect.flatMap(
-          Clock.currentTimeMillis,
-          (now) => Effect.map(beforeEnqueue(middlewares, messages, now), (prepared) => [prepared, broker] as const)
+          now === undefined ? Clock.currentTimeMillis : Effect.succeed(now),
+          (at) => Effect.map(beforeEnqueue(middlewares, messages, at), (prepared) => [prepared, broker] as const)
         )))
 
 /** A message (and its carried envelope) with another priority and eta, and more options. */

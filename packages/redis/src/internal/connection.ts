@@ -28,6 +28,10 @@ export const sanitize = (cause: unknown): Error => {
   return clean
 }
 
+/** Whether ioredis refused a command before writing it (not connected). */
+const notSent = (error: Error): boolean =>
+  error.message.startsWith("Stream isn't writeable") || error.message.startsWith("Cluster isn't ready")
+
 /**
  * Says what an ioredis failure means for the caller: ioredis's own wording names its options, not the situation.
  */
@@ -35,9 +39,7 @@ export const explain = (error: Error): string => {
   if (error.name === "MaxRetriesPerRequestError") {
     return "the connection to Redis was lost before the reply (the command may or may not have been applied)"
   }
-  if (error.message.startsWith("Stream isn't writeable") || error.message.startsWith("Cluster isn't ready")) {
-    return "not connected to Redis (reconnecting; the command was not sent)"
-  }
+  if (notSent(error)) return "not connected to Redis (reconnecting; the command was not sent)"
   if (error.message === "Connection is closed.") {
     return "the connection to Redis closed before the reply (the command may or may not have been applied)"
   }
@@ -53,9 +55,7 @@ export const explain = (error: Error): string => {
  * the connection closed or no reply came in time after it may have been written.
  */
 export const applied = (error: Error): "no" | "unknown" => {
-  if (error.message.startsWith("Stream isn't writeable") || error.message.startsWith("Cluster isn't ready")) {
-    return "no"
-  }
+  if (notSent(error)) return "no"
   if (error.name === "ReplyError" || error.message.startsWith("Too many Cluster redirections")) return "no"
   return "unknown"
 }

@@ -58,7 +58,7 @@ export const maxBatch = 1000
 const head = String.raw`
 local R, HI, LO, SEQ, T, F, D, DH, W = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local call, byte, sub = redis.call, string.byte, string.sub
-local K, KX = KEYS[13], KEYS[14]
+local LIM, K, KX = KEYS[10], KEYS[13], KEYS[14]
 local wake = false
 `
 
@@ -203,12 +203,10 @@ end
  *
  * `hasLimits()`; `freeSlots(ids, list, drop)`: ids left the in-flight set: their concurrency slots free, and one parked
  * message of each key is made ready (into `list`); with drop, their limits are deleted (acked or dead-lettered).
- * `admit(popped, out, now)`: moves the popped elements that their limits allow to `out` (counting them), delays the
- * rate-limited ones in T until their window has room, parks the concurrency-limited ones in PK; returns how many were
- * held back. Needs decode and pushReady.
+ * Needs decode and pushReady.
  */
 const limits = String.raw`
-local LIM, LS, PK = KEYS[10], KEYS[11], KEYS[12]
+local LS, PK = KEYS[11], KEYS[12]
 local limitedQueue = nil
 local function hasLimits()
   if limitedQueue == nil then limitedQueue = call("EXISTS", LIM) == 1 end
@@ -237,6 +235,14 @@ local function freeSlots(ids, list, drop)
   end
   if #gone > 0 then call("HDEL", LIM, unpack(gone)) end
 end
+`
+
+/**
+ * `admit(popped, out, now)`: moves the popped elements that their limits allow to `out` (counting them), delays the
+ * rate-limited ones in T until their window has room, parks the concurrency-limited ones in PK; returns how many were
+ * held back. Only `take` admits. Needs limits.
+ */
+const admit = String.raw`
 local function admit(popped, out, now)
   local ids = {}
   for i = 1, #popped do
@@ -323,7 +329,7 @@ local function trimDead(now, ttl, max)
   local old = call("ZRANGEBYSCORE", D, "-inf", string.format("(%.0f", (now - ttl + 1) * 1000), "LIMIT", 0, 1000)
   if #old > 0 then
     call("HDEL", DH, unpack(old))
-    call("HDEL", KEYS[10], unpack(old))
+    call("HDEL", LIM, unpack(old))
     call("ZREM", D, unpack(old))
   end
   local over = call("ZCARD", D) - max
@@ -331,7 +337,7 @@ local function trimDead(now, ttl, max)
     if over > 1000 then over = 1000 end
     local ids = call("ZRANGE", D, 0, over - 1)
     call("HDEL", DH, unpack(ids))
-    call("HDEL", KEYS[10], unpack(ids))
+    call("HDEL", LIM, unpack(ids))
     call("ZREMRANGEBYRANK", D, 0, over - 1)
   end
 end
@@ -459,6 +465,15 @@ local now, limit, np, no = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3
 local list = {}
 maintain(now, limit, list)
 local timers = {}
+-- a message due later waits in T, one due now is ready
+local function place(eta, p, e)
+  if eta > now then
+    timers[#timers + 1] = eta
+    timers[#timers + 1] = e
+  else
+    pushReady(e, p, list)
+  end
+end
 local lb = 5 + np + 3 * no
 local nl = tonumber(ARGV[lb]) or 0
 local kb = lb + 1 + 2 * nl
@@ -486,23 +501,14 @@ if nk > 0 then
       dups[#dups + 1] = holder
       suppressed = suppressed or {}
       suppressed[id] = true
-    elseif eta > now then
-      timers[#timers + 1] = eta
-      timers[#timers + 1] = e
     else
-      pushReady(e, tonumber(ARGV[b + 1]), list)
+      place(eta, tonumber(ARGV[b + 1]), e)
     end
   end
 end
 for i = 1, no do
   local b = 4 + np + 3 * i - 2
-  local eta, e = tonumber(ARGV[b]), ARGV[b + 2]
-  if eta > now then
-    timers[#timers + 1] = eta
-    timers[#timers + 1] = e
-  else
-    pushReady(e, tonumber(ARGV[b + 1]), list)
-  end
+  place(tonumber(ARGV[b]), tonumber(ARGV[b + 1]), ARGV[b + 2])
 end
 addTimers(timers)
 if flush(list) then wake = true end
@@ -543,7 +549,8 @@ return dups
    * Returns: { rejected settlement indices (0-based), leased elements (token i = tokenBase..i, 1-based),
    * next timer score or nil (only when nothing was leased and wantNext = 1) }.
    */
-  take: head + decode + encode + pushReady + addTimers + flush + limits + maintain + trimDead + isKeyed + pruneKeys +
+  take: head + decode + encode + pushReady + addTimers + flush + limits + admit + maintain + trimDead + isKeyed +
+    pruneKeys +
     endHold + settle + String.raw`
 local now, max, expiry, base = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local list = {}

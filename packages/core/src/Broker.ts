@@ -34,7 +34,8 @@
  * @since 0.1.0
  */
 import { Context, type Duration, type Effect } from "effect"
-import type { BrokerError } from "./ErrandError.ts"
+import { BrokerError, InvalidMessageId } from "./ErrandError.ts"
+import { isMessageId } from "./internal/id.ts"
 import * as Options from "./internal/options.ts"
 import type { LastError } from "./Message.ts"
 
@@ -69,6 +70,26 @@ export const validateOutgoing = (message: Outgoing): string | undefined => {
     if (problem !== undefined) return `Message ${message.id}: "limits" ${problem}`
   }
   if (message.key !== undefined || message.keyTtl !== undefined) return validateKey(message)
+  return undefined
+}
+
+/**
+ * The shared checks of `enqueue` over a whole batch (the id grammar, then `validateOutgoing`): the `BrokerError`
+ * the broker named `broker` fails the batch with, or `undefined` when every message is valid. A batch with an invalid
+ * message enqueues nothing.
+ *
+ * @category validation
+ * @since 0.2.0
+ */
+export const refuseInvalid = (broker: string, messages: ReadonlyArray<Outgoing>): BrokerError | undefined => {
+  for (let i = 0; i < messages.length; i++) {
+    const message = messages[i]!
+    if (!isMessageId(message.id)) return InvalidMessageId.refuse(broker, message)
+    const problem = validateOutgoing(message)
+    if (problem !== undefined) {
+      return new BrokerError({ broker, operation: "enqueue", message: problem, applied: "no" })
+    }
+  }
   return undefined
 }
 

@@ -24,7 +24,7 @@
  *
  * @since 0.1.0
  */
-import { Broker, ErrandError, Message, Results } from "@errand/core"
+import { Broker, Results } from "@errand/core"
 import { Clock, Context, Data, Duration, Effect, type Fiber, Layer } from "effect"
 import { type Alarm, type QueueState, Store, Waiter } from "./internal/store.ts"
 import * as MemoryResults from "./MemoryResults.ts"
@@ -229,19 +229,8 @@ export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
   const broker = Broker.Broker.of({
     name: "memory",
     enqueue: (messages) => {
-      // the shared checks of the contract: a batch with an invalid message enqueues nothing
-      for (let i = 0; i < messages.length; i++) {
-        const message = messages[i]!
-        if (!Message.isMessageId(message.id)) {
-          return Effect.fail(ErrandError.InvalidMessageId.refuse("memory", message))
-        }
-        const invalid = Broker.validateOutgoing(message)
-        if (invalid !== undefined) {
-          return Effect.fail(
-            new ErrandError.BrokerError({ broker: "memory", operation: "enqueue", message: invalid, applied: "no" })
-          )
-        }
-      }
+      const refused = Broker.refuseInvalid("memory", messages)
+      if (refused !== undefined) return Effect.fail(refused)
       return step((now) => {
         const duplicates = store.enqueue(messages, now)
         return duplicates === undefined ? Broker.allEnqueued : { duplicates }

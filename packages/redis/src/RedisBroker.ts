@@ -23,7 +23,7 @@
  *
  * @since 0.1.0
  */
-import { Broker, ErrandError, Message, Results } from "@errand/core"
+import { Broker, ErrandError, Results } from "@errand/core"
 import { Clock, Config, Context, Duration, Effect, Layer, Redacted, Schedule, Schema, type Scope } from "effect"
 import { type Cluster, Redis, type RedisOptions } from "ioredis"
 import { randomBytes } from "node:crypto"
@@ -626,13 +626,8 @@ export const makeWithResults = Effect.fnUntraced(function*(
   const broker = Broker.Broker.of({
     name: "redis",
     enqueue: (messages) => {
-      // the contract's shared checks, for the whole batch first: an invalid message enqueues nothing
-      for (let i = 0; i < messages.length; i++) {
-        const message = messages[i]!
-        if (!Message.isMessageId(message.id)) return Effect.fail(ErrandError.InvalidMessageId.refuse("redis", message))
-        const problem = Broker.validateOutgoing(message)
-        if (problem !== undefined) return Effect.fail(invalid("enqueue", problem))
-      }
+      const refused = Broker.refuseInvalid("redis", messages)
+      if (refused !== undefined) return Effect.fail(refused)
       const groups = byQueue(messages, (m) => m.queue)
       return groups.length === 0
         ? Effect.succeed(Broker.allEnqueued)

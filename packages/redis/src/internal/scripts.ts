@@ -60,6 +60,10 @@ local R, HI, LO, SEQ, T, F, D, DH, W = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[
 local call, byte, sub = redis.call, string.byte, string.sub
 local LIM, K, KX = KEYS[10], KEYS[13], KEYS[14]
 local wake = false
+-- set by pushReady when it adds to HI or LO (a take then looks there even when its probe found them empty)
+local prioritised = false
+-- T's first timer score after maintain (false: T is empty; nil: unknown, or T changed since)
+local timerAt = nil
 `
 
 /**
@@ -123,6 +127,7 @@ local function pushReady(e, p, list)
     if p < 0 then key = HI end
     call("ZADD", key, p, string.format("%012x", n) .. e)
     wake = true
+    prioritised = true
   end
 end
 `
@@ -143,6 +148,7 @@ local function addTimers(timers)
   end
   for i = 1, n, 1000 do call("ZADD", T, unpack(timers, i, math.min(i + 999, n))) end
   wake = true
+  timerAt = nil
 end
 `
 
@@ -160,11 +166,21 @@ end
 /**
  * `maintain(now, limit, list)`: moves up to limit due timers (score <= now) back to ready, in timer order (eta, then
  * sequence): delayed elements (their sequence prefix dropped), and in-flight elements whose lease lapsed (their
- * deliveries count already includes the lost lease), freeing their concurrency slots. Needs decode, pushReady and
- * limits.
+ * deliveries count already includes the lost lease), freeing their concurrency slots. Reads T's first timer first:
+ * when none is due (the usual case) that one command also tells `timerAt`. Needs decode, pushReady and limits.
  */
 const maintain = String.raw`
 local function maintain(now, limit, list)
+  local first = call("ZRANGE", T, 0, 0, "WITHSCORES")
+  if first[2] == nil then
+    timerAt = false
+    return
+  end
+  if tonumber(first[2]) > now then
+    timerAt = first[2]
+    return
+  end
+  timerAt = nil
   local due = call("ZRANGEBYSCORE", T, "-inf", now, "LIMIT", 0, limit)
   local n = #due
   if n == 0 then return end
@@ -268,6 +284,7 @@ local function admit(popped, out, now)
         log = keep
         if #log >= r[2] then
           call("ZADD", T, log[1] + r[3], e)
+          timerAt = nil
           ok = false
         end
       end
@@ -547,25 +564,34 @@ return dups
    * tokenBase..i), with a timer `!id` at leaseExpiry in T. Sets the wake marker after a full take (ready messages may remain: another waiter should
    * look), or when settlements made messages delayed or prioritised.
    * Returns: { rejected settlement indices (0-based), leased elements (token i = tokenBase..i, 1-based),
-   * next timer score or nil (only when nothing was leased and wantNext = 1) }.
+   * next timer score (the leases just taken included) or nil: only when fewer than max were leased and wantNext = 1 }.
+   * A take that leased fewer than max left nothing ready: until the wake marker is set again (every way a message
+   * becomes ready sets it, but a timer coming due), a blocking wait needs no take before it.
    */
   take: head + decode + encode + pushReady + addTimers + flush + limits + admit + maintain + trimDead + isKeyed +
     pruneKeys +
     endHold + settle + String.raw`
 local now, max, expiry, base = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
+-- one probe for what most queues never use, prioritised messages (HI, LO) and limits (LIM): without them a take
+-- pops only R
+local extras = call("EXISTS", HI, LO, LIM) > 0
+if not extras then limitedQueue = false end
 local list = {}
 local rejected = settle(now, 9, list, tonumber(ARGV[7]), tonumber(ARGV[8]))
 maintain(now, tonumber(ARGV[6]), list)
 flush(list)
 local function popReady(k, into)
   local start = #into
-  local hi = call("ZPOPMIN", HI, k)
-  for i = 1, #hi, 2 do into[#into + 1] = sub(hi[i], 13) end
+  local sets = extras or prioritised
+  if sets then
+    local hi = call("ZPOPMIN", HI, k)
+    for i = 1, #hi, 2 do into[#into + 1] = sub(hi[i], 13) end
+  end
   if #into - start < k then
     local l = call("LPOP", R, k - (#into - start))
     if l then for i = 1, #l do into[#into + 1] = l[i] end end
   end
-  if #into - start < k then
+  if sets and #into - start < k then
     local lo = call("ZPOPMIN", LO, k - (#into - start))
     for i = 1, #lo, 2 do into[#into + 1] = sub(lo[i], 13) end
   end
@@ -617,10 +643,16 @@ if n > 0 then
 end
 -- A full take may leave ready messages behind: wake another waiter (a spurious wake-up costs it one take).
 if wake or n == max then call("ZADD", W, 0, "1") end
+-- the next timer, for a take that is not full: what a wait that follows must not sleep past
 local nextAt = false
-if n == 0 and ARGV[5] == "1" then
-  local t = call("ZRANGE", T, 0, 0, "WITHSCORES")
-  if t[2] then nextAt = t[2] end
+if n < max and ARGV[5] == "1" then
+  if timerAt == nil then
+    local t = call("ZRANGE", T, 0, 0, "WITHSCORES")
+    if t[2] then nextAt = t[2] end
+  else
+    nextAt = timerAt
+    if n > 0 and (not nextAt or tonumber(expiry) < tonumber(nextAt)) then nextAt = expiry end
+  end
 end
 return { rejected, out, nextAt }
 `,

@@ -470,11 +470,17 @@ export const makeWithResults = Effect.fnUntraced(function*(
     return Effect.map(Effect.forEach(chunks, (chunk) => enqueueChunk(keys, chunk)), mergeDuplicates)
   }
 
+  /** The ARGV of a settle call (see the settle script). */
+  const settleArgs = (keys: Keys.QueueKeys, now: number, settlements: ReadonlyArray<Settlement>) => {
+    const args: Array<string | number> = [...keys.all, now, deadLetterTtl, deadLetterMax]
+    pushSettlements(args, settlements)
+    return args
+  }
+
   const settleGroup = Effect.fnUntraced(function*(settlements: ReadonlyArray<Settlement>) {
     const keys = keysOf(settlements[0]!.delivery.queue)
     const now = yield* Clock.currentTimeMillis
-    const args: Array<string | number> = [...keys.all, now, deadLetterTtl, deadLetterMax]
-    pushSettlements(args, settlements)
+    const args = settleArgs(keys, now, settlements)
     const rejected = yield* call("settle", () => redis.errand_settle(...args))
     return rejected.map((index) => settlements[index]!.delivery.id)
   })
@@ -530,9 +536,11 @@ export const makeWithResults = Effect.fnUntraced(function*(
   /**
    * Per queue: the next timer (ms, or `null` for none) told by this broker's last take of it that leased fewer than it
    * asked for, so left nothing ready. Until the wake marker is set again nothing becomes ready but a timer coming due,
-   * so the next take that would wait, with no settlements to send, goes straight to the blocking wait (and its
-   * pipelined take) instead of taking first: one script call per wake-up, not two. Taken by that take; cleared by a
-   * full one.
+   * so the next take that would wait goes straight to the blocking wait (and its pipelined take) instead of taking
+   * first: one script call per wake-up, not two. Its settlements (a worker's acks) are sent in the same write, just
+   * ahead of the wait, by the settle script, which posts the wake-up marker when they made a message ready or delayed
+   * (a retry), so the wait then ends at once: at a steady rate a worker makes one round trip per job. Taken by that
+   * take; cleared by a full one.
    */
   const drained = new Map<string, number | null>()
   const noteDrained = (queue: string, reply: TakeReply, max: number) => {
@@ -564,7 +572,13 @@ export const makeWithResults = Effect.fnUntraced(function*(
       let reply: TakeReply
       let base: string
       let expires: number
-      const hint = woken === undefined && pending.length === 0 && remaining > 0 ? drained.get(queue) : undefined
+      let hint = woken === undefined && remaining > 0 ? drained.get(queue) : undefined
+      // settlements ride ahead of a wait only when one follows (a timed one): otherwise a take script sends them
+      if (hint !== undefined && pending.length > 0 && !(Math.min(remaining, (hint ?? Infinity) - now) > 0)) {
+        hint = undefined
+      }
+      /** Settlements to send just ahead of the wait (see `drained`). */
+      let ahead: ReadonlyArray<Settlement> = []
       if (woken !== undefined) {
         ;({ reply, base, expires } = woken)
         woken = undefined
@@ -575,6 +589,7 @@ export const makeWithResults = Effect.fnUntraced(function*(
         reply = [[], [], hint === null ? null : String(hint)]
         base = ""
         expires = 0
+        ahead = pending
       } else {
         base = nextTokenBase()
         expires = now + leaseMs
@@ -617,12 +632,27 @@ export const makeWithResults = Effect.fnUntraced(function*(
         const args = takeArgs(keys, now, max, nextExpires, nextBase, true)
         pushSettlements(args, [])
         args.push(timeout) // it runs up to this long after `now` (rate windows need the real time)
+        let settledAhead: Promise<Array<number>> | undefined
         const got = yield* restore(pool.waitThen(
           keys.wake,
           timeout,
           (conn) => (conn as Redis & Scripts.ScriptClient).errand_take(...args),
-          (orphan) => releaseOrphans(keys, orphan[1], nextBase, clock.currentTimeMillisUnsafe())
+          (orphan) => releaseOrphans(keys, orphan[1], nextBase, clock.currentTimeMillisUnsafe()),
+          ahead.length === 0 ? undefined : (conn) => {
+            const settling = (conn as Redis & Scripts.ScriptClient).errand_settle(...settleArgs(keys, now, ahead))
+            settling.catch(() => {})
+            settledAhead = settling
+          }
         )).pipe(Effect.mapError((cause) => brokerError("take", cause)))
+        if (settledAhead !== undefined) {
+          // its reply came before the wait's: it is already here
+          const settled = yield* Effect.exit(call("settle", () => settledAhead!))
+          if (settled._tag === "Failure") {
+            if (got !== undefined) releaseOrphans(keys, got[1], nextBase, clock.currentTimeMillisUnsafe())
+            return yield* Effect.failCause(settled.cause)
+          }
+          for (const index of settled.value) rejected.push(ahead[index]!.delivery.id)
+        }
         if (got !== undefined) woken = { reply: got, base: nextBase, expires: nextExpires }
       } else if (timeout > 0) {
         yield* restore(pool.wait(keys.wake, timeout)).pipe(Effect.mapError((cause) => brokerError("take", cause)))

@@ -68,4 +68,30 @@ describe("RedisBroker: a wait after a take that left nothing ready", () => {
       // the ack was applied: only the new message is in flight
       assert.deepStrictEqual(yield* broker.stats("wait-enq"), { ready: 0, delayed: 0, inFlight: 1, dead: 0 })
     }).pipe(Effect.provide(brokerLayer())))
+
+  it.live("ends at once when the settlements it carries make a message ready, and reports their rejections", () =>
+    Effect.gen(function*() {
+      const broker = yield* Broker.Broker
+      const sent = message("wait-retry")
+      yield* broker.enqueue([sent])
+      const first = yield* broker.take({ queue: "wait-retry", max: 5, lease: "30 seconds", wait: "5 seconds" })
+      const delivery = first.deliveries[0]!
+      const now = yield* Clock.currentTimeMillis
+      const start = now
+      const again = yield* broker.take({
+        queue: "wait-retry",
+        max: 5,
+        lease: "30 seconds",
+        wait: "20 seconds",
+        settle: [
+          // due at once: ready again, so the wait behind it must not block
+          { _tag: "Retry", delivery, eta: now, error: { tag: "Boom", message: "failed" } },
+          // a lease that is not current: rejected, and reported as such
+          { _tag: "Ack", delivery: { ...delivery, id: "not-in-flight", lease: "x.0.1" } }
+        ]
+      })
+      assert.deepStrictEqual(again.deliveries.map((d) => [d.id, d.attempts]), [[sent.id, 1]])
+      assert.deepStrictEqual(again.rejected, ["not-in-flight"])
+      assert.isBelow(yield* elapsedSince(start), 5_000)
+    }).pipe(Effect.provide(brokerLayer())))
 })

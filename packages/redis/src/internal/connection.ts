@@ -278,12 +278,15 @@ export interface BlockingPool {
    * moment the wait ends (woken, or timed out by Redis), with no round trip in between. Succeeds with its reply, or
    * with `undefined` when Clock ended the wait first (a `TestClock`; Clock ends it `clockGrace` ms after `ms`). When
    * interrupted or ended by Clock, the reply of `then` (if it ran) goes to `orphan`, and a popped marker is put back.
+   * `before`, when given, is sent on the same connection just ahead of the wait, in the same write: the caller keeps
+   * its reply (which arrives before the wait's).
    */
   readonly waitThen: <A>(
     key: string,
     ms: number,
     then: (conn: Redis) => Promise<A>,
-    orphan: (reply: A) => void
+    orphan: (reply: A) => void,
+    before?: ((conn: Redis) => void) | undefined
   ) => Effect.Effect<A | undefined, Error>
   /** Disconnects every connection of the pool. */
   readonly close: Effect.Effect<void>
@@ -365,8 +368,10 @@ export const makeClusterBlockingPool = (
     })
   return {
     wait: (key, ms) => Effect.flatMap(poolOf(key), (pool) => pool.wait(key, ms)).pipe(Effect.tapError(onMoved)),
-    waitThen: (key, ms, then, orphan) =>
-      Effect.flatMap(poolOf(key), (pool) => pool.waitThen(key, ms, then, orphan)).pipe(Effect.tapError(onMoved)),
+    waitThen: (key, ms, then, orphan, before) =>
+      Effect.flatMap(poolOf(key), (pool) => pool.waitThen(key, ms, then, orphan, before)).pipe(
+        Effect.tapError(onMoved)
+      ),
     close: Effect.suspend(() => {
       closed = true
       const all = Array.from(pools.values())
@@ -440,7 +445,11 @@ const makePool = (
     blocker: Blocker,
     key: string,
     ms: number,
-    then?: { readonly run: (conn: Redis) => Promise<A>; readonly orphan: (reply: A) => void },
+    then?: {
+      readonly run: (conn: Redis) => Promise<A>
+      readonly orphan: (reply: A) => void
+      readonly before?: ((conn: Redis) => void) | undefined
+    },
     guard?: { readonly ms: number; readonly value: G }
   ) =>
     Effect.callback<boolean | A | G, Error>((resume) => {
@@ -457,6 +466,7 @@ const makePool = (
       let popped: Promise<void>
       let followed: Promise<A> | undefined
       try {
+        then?.before?.(blocker.conn)
         popped = blocker.conn.bzpopmin(key, seconds).then((answer) => {
           marker = answer !== null && answer.length > 0
         })
@@ -561,19 +571,21 @@ const makePool = (
     key: string,
     ms: number,
     run: (conn: Redis) => Promise<A>,
-    orphan: (reply: A) => void
+    orphan: (reply: A) => void,
+    before?: ((conn: Redis) => void) | undefined
   ): Effect.Effect<A | undefined, Error> =>
     Effect.acquireUseRelease(
       acquire,
       (blocker) => {
         // By Clock too (a TestClock ends the wait), a little after Redis's own timeout so that on a live clock Redis
         // ends it and the pipelined command's reply is used; when Clock ends it, the reply is orphaned.
-        if (!Number.isFinite(ms)) return pop(blocker, key, ms, { run, orphan }) as Effect.Effect<A, Error>
+        const then = { run, orphan, before }
+        if (!Number.isFinite(ms)) return pop(blocker, key, ms, then) as Effect.Effect<A, Error>
         return byClock(
           ms + clockGrace,
           undefined,
-          (guard) => pop(blocker, key, ms, { run, orphan }, guard) as Effect.Effect<A | undefined, Error>,
-          pop(blocker, key, ms, { run, orphan }) as Effect.Effect<A, Error>
+          (guard) => pop(blocker, key, ms, then, guard) as Effect.Effect<A | undefined, Error>,
+          pop(blocker, key, ms, then) as Effect.Effect<A, Error>
         )
       },
       release

@@ -6,9 +6,9 @@
 import { Broker, type ErrandError, Heartbeat, Message } from "@errand/core"
 import { Clock, Effect, Redacted, Schedule, Schema } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
-import type { Settings } from "../Dashboard.ts"
 import { RequestRefused } from "../DashboardError.ts"
 import { assets } from "./assets.ts"
+import type { Settings } from "./settings.ts"
 import { Throughput } from "./throughput.ts"
 
 /** Errand's queue-name grammar (as `Actor.make` checks it). */

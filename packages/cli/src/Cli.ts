@@ -10,6 +10,7 @@ import * as NodeServices from "@effect/platform-node/NodeServices"
 import { ErrandError, Heartbeat, Schedules } from "@errand/core"
 import { Cause, Clock, Config, Effect, Exit, Layer, Option, Runtime } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
+import { hostname } from "node:os"
 import { ExitCode, InvalidInput, ModuleLoadError } from "./CommandError.ts"
 import { deadLetters, enqueue, print, queues, table } from "./internal/admin.ts"
 import { brokerFlags, brokerLayer, describe } from "./internal/brokerFlags.ts"
@@ -173,7 +174,11 @@ const worker = Command.make("worker", workerFlags, (flags) =>
     const reported = flags.noHeartbeat
       ? definition.layer(settings, recycle)
       : definition.layer(settings, recycle).pipe(
-        Layer.provide(Heartbeat.layer({ queues: consumed, schedules: runsSchedules ? definition.schedules : [] }))
+        Layer.provide(Heartbeat.layer({
+          queues: consumed,
+          schedules: runsSchedules ? definition.schedules : [],
+          host: hostname()
+        }))
       )
     const workerLayer = observe(reported, {
       metrics: Option.getOrUndefined(Option.map(flags.metricsPort, (base) => ({

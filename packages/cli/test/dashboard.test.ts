@@ -4,6 +4,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { randomUUID } from "node:crypto"
+import { hostname } from "node:os"
 import { waitFor } from "../../redis/test/utils/redisServer.ts"
 import { bin, errand, fixture, redisUrl, start } from "./utils/cli.ts"
 
@@ -34,7 +35,7 @@ describe("errand dashboard", () => {
         "the worker's heartbeat",
         60_000
       )
-      assert.deepInclude(workers[0], { pid: worker.child.pid, queues: ["cli_jobs"] })
+      assert.deepInclude(workers[0], { pid: worker.child.pid, host: hostname(), queues: ["cli_jobs"] })
       const schedules = (await getJson(`${base}/api/schedules`)).body["schedules"] as Array<Record<string, unknown>>
       assert.deepStrictEqual(schedules.map((s) => s["name"]).sort(), ["every_second", "nightly"])
       assert.deepInclude(schedules.find((s) => s["name"] === "nightly"), { tz: "Europe/Berlin", cron: "0 2 * * *" })

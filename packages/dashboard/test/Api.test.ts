@@ -216,6 +216,7 @@ describe("Dashboard API", () => {
       yield* deadLetters("email", ["a"])
       const page = yield* request(`${origin}/admin/errand`)
       assert.strictEqual(page.status, 200)
+      assert.strictEqual((yield* request(`${origin}/admin/errand/`)).status, 200)
       assert.include(page.body, "<base href=\"/admin/errand/\">")
       assert.strictEqual((yield* request(`${origin}/admin/errand/assets/app.js`)).status, 200)
       assert.strictEqual((yield* request(`${origin}/admin/errand/api/queues/email/dead-letters`)).body.total, 1)

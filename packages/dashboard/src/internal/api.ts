@@ -6,6 +6,7 @@
 import { Broker, type ErrandError, Heartbeat, Message } from "@errand/core"
 import { Clock, Effect, Redacted, Schedule, Schema } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { createHash, timingSafeEqual } from "node:crypto"
 import { RequestRefused } from "../DashboardError.ts"
 import { assets } from "./assets.ts"
 import type { Settings } from "./settings.ts"
@@ -61,14 +62,9 @@ const answer = <A, R>(
     )
   )
 
-/** Compares two strings in time that depends only on their lengths. */
-const sameSecret = (given: string, expected: string): boolean => {
-  let diff = given.length ^ expected.length
-  for (let i = 0; i < expected.length; i++) {
-    diff |= (given.charCodeAt(i % (given.length || 1)) || 0) ^ expected.charCodeAt(i)
-  }
-  return diff === 0
-}
+/** Whether `given` is the token, compared in constant time (of their SHA-256 digests). */
+const sameSecret = (given: string, expected: string): boolean =>
+  timingSafeEqual(createHash("sha256").update(given).digest(), createHash("sha256").update(expected).digest())
 
 const queueParam = (params: Readonly<Record<string, string | undefined>>) => {
   const queue = params["queue"]

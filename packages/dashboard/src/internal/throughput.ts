@@ -9,9 +9,9 @@ import type { Heartbeat } from "@errand/core"
 
 /** Cumulative totals of one actor and queue. */
 interface Totals {
-  /** Attempts finished: acked, retried or dead-lettered. */
+  /** Handler runs finished, succeeded or failed. */
   processed: number
-  /** Attempts that failed: retried or dead-lettered. */
+  /** Handler runs that failed. */
   failed: number
   runs: number
   runMillis: number
@@ -47,8 +47,8 @@ const zero = (): Totals => ({ processed: 0, failed: 0, runs: 0, runMillis: 0 })
 const keyOf = (actor: string, queue: string) => `${actor}\u0000${queue}`
 
 const add = (into: Totals, totals: Heartbeat.ActorTotals): void => {
-  into.processed += totals.succeeded + totals.retried + totals.dead
-  into.failed += totals.retried + totals.dead
+  into.processed += totals.succeeded + totals.failed
+  into.failed += totals.failed
   into.runs += totals.runs
   into.runMillis += totals.runMillis
 }

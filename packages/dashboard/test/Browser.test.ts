@@ -1,7 +1,8 @@
 /**
  * The page in a real browser (headless Chromium driven by playwright-core) against a real worker on a private Redis:
  * the counts change as the worker drains a queue, a dead letter is requeued with a click and runs again, a payload
- * holding `<script>` shows as text and never runs, and workers, throughput and schedules are shown. A screenshot of
+ * holding `<script>` shows as text and never runs, workers, throughput and schedules are shown, and a dead letter is
+ * found by id and deleted as a selection. A screenshot of
  * the page is saved under `test/screenshots/` (git-ignored) for a reviewer.
  *
  * Chromium: Debian's `chromium` at /usr/bin/chromium (`apt-get install -y chromium`; `.ci/run` installs it when
@@ -209,8 +210,21 @@ describe("Dashboard in a browser", () => {
         assert.include(status, "Requeued 1 dead letter(s) of billing")
         const left = yield* Broker.Broker.use((b) => b.deadLetters("billing"))
         assert.deepStrictEqual(left.map((letter) => letter.id), [renderMessage.id])
-        assert.deepStrictEqual(problems, [])
         yield* use(() => page.screenshot({ path: join(screenshots, "dashboard-after-requeue.png"), fullPage: true }))
+
+        // A dead letter found by its id, then deleted as a selection (the page asks to confirm)
+        assert.isFalse(yield* use(() => page.locator("#detail").isVisible())) // an action closes it
+        yield* use(() => page.locator("#find-id").fill(renderMessage.id))
+        yield* use(() => page.locator("#find button").click())
+        yield* use(() => page.locator("#detail").waitFor({ state: "visible", timeout: 30_000 }))
+        assert.strictEqual(yield* use(() => page.locator("#detail-id").textContent()), renderMessage.id)
+        page.on("dialog", (dialog) => void dialog.accept())
+        yield* use(() => renderRow.locator("input[type=checkbox]").check())
+        yield* use(() => page.locator("#delete-selected").click())
+        yield* use(() => renderRow.waitFor({ state: "detached", timeout: 30_000 }))
+        yield* waitForCount(page, "billing", "dead", 0)
+        assert.deepStrictEqual(yield* Broker.Broker.use((b) => b.deadLetters("billing")), [])
+        assert.deepStrictEqual(problems, [])
         yield* Broker.Broker.use((b) => Effect.all([b.flush("greetings"), b.flush("billing")]))
       }).pipe(Effect.scoped, Effect.provide(redisBroker())),
     { timeout: 180_000 }

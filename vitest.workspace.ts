@@ -35,6 +35,19 @@ export const projects: Array<TestProjectConfiguration> = [
     }
   },
   pkg("bench"),
+  // dashboard: API tests, a 100k-message queue on a private redis-server (the redis project's globalSetup), and the
+  // page in headless Chromium against a real worker
+  {
+    extends: true,
+    test: {
+      name: "dashboard",
+      root: "./packages/dashboard",
+      include: ["test/**/*.test.ts"],
+      globalSetup: ["../redis/test/utils/globalSetup.ts"],
+      // a browser and real servers on a loaded 2-core machine
+      testTimeout: 120_000
+    }
+  },
   // the published packages: build, pnpm pack, npm install into a temp project, compile and run the README quickstart.
   // groupOrder 1: a group of its own (vitest runs groups one after another), so its npm and tsc processes never run
   // alongside other projects' timed tests

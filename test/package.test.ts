@@ -194,7 +194,12 @@ describe("the published packages", () => {
       it.effect("each manifest points at the build, names no workspace: range, and ships a licence", () =>
         Effect.gen(function*() {
           const { dir, manifests } = yield* ScratchProject
-          assert.includeMembers([...manifests.keys()], ["@errand/core", "@errand/memory", "@errand/redis"])
+          assert.includeMembers([...manifests.keys()], [
+            "@errand/core",
+            "@errand/memory",
+            "@errand/redis",
+            "@errand/dashboard"
+          ])
           for (const [name, manifest] of manifests) {
             const exports = manifest.exports as Record<string, unknown>
             assert.deepStrictEqual(exports["."], { types: "./dist/index.d.ts", default: "./dist/index.js" }, name)
@@ -240,6 +245,12 @@ describe("the published packages", () => {
           assert.include(help.stdout, "worker")
           const workerHelp = yield* succeed(errand, ["worker", "--help"], dir)
           assert.include(workerHelp.stdout, "--processes")
+          const dashboardHelp = yield* succeed(errand, ["dashboard", "--help"], dir)
+          assert.include(dashboardHelp.stdout, "--read-only")
+          // the page's files ship with @errand/dashboard (it serves them; no CDN)
+          for (const file of ["index.html", "app.js", "style.css"]) {
+            assert.isTrue(Fs.existsSync(Path.join(dir, "node_modules", "@errand", "dashboard", "assets", file)), file)
+          }
         }))
 
       for (const node of ["22", "24"] as const) {

@@ -7,12 +7,14 @@
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
-import { ErrandError, Schedules } from "@errand/core"
+import { ErrandError, Heartbeat, Schedules } from "@errand/core"
 import { Cause, Clock, Config, Effect, Exit, Layer, Option, Runtime } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
+import { hostname } from "node:os"
 import { ExitCode, InvalidInput, ModuleLoadError } from "./CommandError.ts"
 import { deadLetters, enqueue, print, queues, table } from "./internal/admin.ts"
 import { brokerFlags, brokerLayer, describe } from "./internal/brokerFlags.ts"
+import { dashboard } from "./internal/dashboard.ts"
 import { optionalDuration } from "./internal/duration.ts"
 import { loadWorker } from "./internal/load.ts"
 import { loggerLayer, observe, portOf } from "./internal/monitoring.ts"
@@ -104,6 +106,13 @@ const workerFlags = {
     Flag.withDescription(describe("Do not run the module's cron schedules in this worker", { default: "false" })),
     Flag.withDefault(false)
   ),
+  noHeartbeat: Flag.Boolean("no-heartbeat").pipe(
+    Flag.withDescription(describe(
+      "Do not report this worker to the broker every 5 s (the dashboard lists workers and throughput from it)",
+      { default: "false" }
+    )),
+    Flag.withDefault(false)
+  ),
   ...brokerFlags
 }
 
@@ -159,12 +168,23 @@ const worker = Command.make("worker", workerFlags, (flags) =>
           })
         )
     }
-    const workerLayer = observe(definition.layer(settings, recycle), {
+    const consumed = settings.queues ?? definition.settings.queues ??
+      [...new Set(definition.handlers.map((handler) => handler.actor.queue))]
+    const runsSchedules = !flags.noSchedules && definition.settings.runSchedules !== false
+    const reported = flags.noHeartbeat
+      ? definition.layer(settings, recycle)
+      : definition.layer(settings, recycle).pipe(
+        Layer.provide(Heartbeat.layer({
+          queues: consumed,
+          schedules: runsSchedules ? definition.schedules : [],
+          host: hostname()
+        }))
+      )
+    const workerLayer = observe(reported, {
       metrics: Option.getOrUndefined(Option.map(flags.metricsPort, (base) => ({
         host: flags.metricsHost,
         port: portOf(base, child),
-        queues: settings.queues ?? definition.settings.queues ??
-          [...new Set(definition.handlers.map((handler) => handler.actor.queue))]
+        queues: consumed
       }))),
       tracesUrl: Option.getOrUndefined(flags.tracesUrl)
     })
@@ -229,8 +249,8 @@ const schedules = Command.make("schedules", {
  * @since 0.1.0
  */
 export const command = Command.make("errand").pipe(
-  Command.withDescription("Errand: run workers and schedules, inspect queues and dead letters"),
-  Command.withSubcommands([worker, queues, deadLetters, enqueue, schedules])
+  Command.withDescription("Errand: run workers and schedules, inspect queues and dead letters, serve the dashboard"),
+  Command.withSubcommands([worker, queues, deadLetters, enqueue, schedules, dashboard])
 )
 
 /** Exit codes: a parse error is a usage error (2); an interrupted run (SIGINT/SIGTERM) is a clean stop (0). */

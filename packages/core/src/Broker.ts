@@ -374,6 +374,33 @@ export interface DeadLetterSelection {
 }
 
 /**
+ * A page of dead letters, for `deadLetters`: skip `offset` (default 0), then list at most `limit` (default all).
+ *
+ * @category models
+ * @since 0.3.0
+ */
+export interface DeadLetterPage {
+  readonly limit?: number | undefined
+  readonly offset?: number | undefined
+}
+
+/**
+ * A process's heartbeat as the broker stores it: an opaque JSON-compatible `report` (the broker never reads it; see
+ * the `Heartbeat` module for what workers put there) kept until `expiresAt`.
+ *
+ * @category models
+ * @since 0.3.0
+ */
+export interface Heartbeat {
+  /** The reporting process's unique id: a later heartbeat with the same id replaces the earlier one. */
+  readonly id: string
+  /** When the heartbeat expires unless renewed, epoch milliseconds (by `Clock`). */
+  readonly expiresAt: number
+  /** The report: a JSON-compatible value. */
+  readonly report: unknown
+}
+
+/**
  * A group's counts, as `recordGroupMember` returns them.
  *
  * @category models
@@ -422,10 +449,10 @@ export class Broker extends Context.Service<Broker, {
   ) => Effect.Effect<ReadonlyArray<string>, BrokerError>
   /** Current sizes of a queue. */
   readonly stats: (queue: string) => Effect.Effect<QueueStats, BrokerError>
-  /** Lists a queue's dead letters, oldest first. */
+  /** Lists a queue's dead letters, oldest first: at most `limit` (default all), after skipping `offset` (default 0). */
   readonly deadLetters: (
     queue: string,
-    options?: { readonly limit?: number | undefined }
+    options?: DeadLetterPage
   ) => Effect.Effect<ReadonlyArray<DeadLetter>, BrokerError>
   /** Moves dead letters back to their queue, ready at once with `attempts` reset to 0. Returns how many moved. */
   readonly requeueDeadLetters: (queue: string, selection?: DeadLetterSelection) => Effect.Effect<number, BrokerError>
@@ -469,4 +496,13 @@ export class Broker extends Context.Service<Broker, {
    * message's deduplication: its idempotency key, if any, is not used.
    */
   readonly claimSlot: (schedule: string, slot: number, message: Outgoing) => Effect.Effect<boolean, BrokerError>
+  /** One dead letter of a queue by message id, or `undefined` when the queue holds no dead letter with that id. */
+  readonly deadLetter: (queue: string, id: string) => Effect.Effect<DeadLetter | undefined, BrokerError>
+  /**
+   * Stores a process's heartbeat under `heartbeat.id`, replacing its previous one, until `heartbeat.expiresAt`. One
+   * call per process every few seconds (never per message): `Heartbeat.layer` sends them, the dashboard reads them.
+   */
+  readonly heartbeat: (heartbeat: Heartbeat) => Effect.Effect<void, BrokerError>
+  /** The heartbeats that have not expired (by `Clock`), sorted by id. Expired ones are dropped. */
+  readonly heartbeats: Effect.Effect<ReadonlyArray<Heartbeat>, BrokerError>
 }>()("@errand/core/Broker") {}

@@ -45,3 +45,6 @@ export * as Monitoring from "./Monitoring.ts"
 
 /** @since 0.2.0 */
 export * as Tracing from "./Tracing.ts"
+
+/** @since 0.3.0 */
+export * as Heartbeat from "./Heartbeat.ts"

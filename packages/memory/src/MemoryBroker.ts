@@ -178,6 +178,8 @@ export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
   const groups = new Groups()
   /** The last claimed slot of each schedule, by queue and schedule name (`claimSlot`). */
   const claimedSlots = new Map<string, number>()
+  /** The live heartbeats by process id (`heartbeat`); expired ones are dropped when read. */
+  const heartbeats = new Map<string, Broker.Heartbeat>()
 
   let idleCheckScheduled = false
   const stopIdleAlarms = () => {
@@ -278,7 +280,22 @@ export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
     },
     stats: (queue) => step((now) => store.stats(queue, now)),
     deadLetters: (queue, options) =>
-      Effect.sync(() => store.deadLetters(queue, options?.limit === undefined ? Infinity : options.limit)),
+      Effect.sync(() =>
+        store.deadLetters(
+          queue,
+          options?.limit === undefined ? Infinity : options.limit,
+          Math.max(0, Math.floor(options?.offset ?? 0))
+        )
+      ),
+    deadLetter: (queue, id) => Effect.sync(() => store.deadLetter(queue, id)),
+    heartbeat: (heartbeat) =>
+      Effect.sync(() => {
+        heartbeats.set(heartbeat.id, heartbeat)
+      }),
+    heartbeats: Effect.map(Clock.currentTimeMillis, (now) => {
+      for (const [id, heartbeat] of heartbeats) if (heartbeat.expiresAt <= now) heartbeats.delete(id)
+      return [...heartbeats.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    }),
     requeueDeadLetters: (queue, selection) => step((now) => store.requeueDeadLetters(queue, selection?.ids, now)),
     purgeDeadLetters: (queue, selection) => Effect.sync(() => store.purgeDeadLetters(queue, selection?.ids)),
     flush: (queue) => step((now) => store.flush(queue, now)),

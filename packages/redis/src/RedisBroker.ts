@@ -31,6 +31,7 @@ import { brokerError, call, invalid } from "./internal/calls.ts"
 import * as Codec from "./internal/codec.ts"
 import * as Connection from "./internal/connection.ts"
 import * as Groups from "./internal/groups.ts"
+import * as Inspect from "./internal/inspect.ts"
 import * as Keys from "./internal/keys.ts"
 import * as Permissions from "./internal/permissions.ts"
 import * as Scripts from "./internal/scripts.ts"
@@ -676,6 +677,8 @@ export const makeWithResults = Effect.fnUntraced(function*(
 
   const results = yield* RedisResults.make({ client, prefix, redacted: checked.redacted, connectTimeout })
   const groups = Groups.define(client)
+  const inspect = Inspect.define(client)
+  const heartbeatKeys = Inspect.heartbeatKeys(prefix)
   const broker = Broker.Broker.of({
     name: "redis",
     enqueue: (messages) => {
@@ -712,29 +715,59 @@ export const makeWithResults = Effect.fnUntraced(function*(
       )
       return { ready, delayed, inFlight, dead }
     }),
-    deadLetters: Effect.fnUntraced(function*(queue: string, options?: { readonly limit?: number | undefined }) {
+    deadLetters: Effect.fnUntraced(function*(queue: string, options?: Broker.DeadLetterPage) {
       const limit = options?.limit === undefined ? -1 : Math.floor(options.limit)
       if (limit === 0 || limit < -1) return []
+      const offset = Math.max(0, Math.floor(options?.offset ?? 0))
       const now = yield* Clock.currentTimeMillis
-      const flat = yield* call(
-        "deadLetters",
-        () => redis.errand_deadList(...keysOf(queue).all, now, deadLetterTtl, deadLetterMax, limit)
-      )
+      const keys = keysOf(queue)
+      const flat = offset === 0
+        ? yield* call(
+          "deadLetters",
+          () => redis.errand_deadList(...keys.all, now, deadLetterTtl, deadLetterMax, limit)
+        )
+        : yield* call(
+          "deadLetters",
+          () =>
+            inspect.errand_inspect_deadPage(
+              keys.dead,
+              keys.deadBodies,
+              Inspect.deadAfter(now, deadLetterTtl),
+              offset,
+              limit
+            )
+        )
       const letters = new Array<Broker.DeadLetter>(flat.length / 3)
       for (let i = 0; i < letters.length; i++) {
-        const id = flat[3 * i]!
-        const decoded = Codec.decode(flat[3 * i + 2]!, id)
-        letters[i] = {
-          id,
-          queue,
-          body: decoded.body,
-          attempts: decoded.attempts,
-          reason: decoded.lastError ?? { tag: "Unknown", message: "" },
-          deadAt: Math.floor(Number(flat[3 * i + 1]) / 1000)
-        }
+        letters[i] = Inspect.toDeadLetter(queue, flat[3 * i]!, flat[3 * i + 1]!, flat[3 * i + 2]!)
       }
       return letters
     }),
+    deadLetter: Effect.fnUntraced(function*(queue: string, id: string) {
+      const now = yield* Clock.currentTimeMillis
+      const keys = keysOf(queue)
+      const found = yield* call(
+        "deadLetter",
+        () => inspect.errand_inspect_deadOne(keys.dead, keys.deadBodies, Inspect.deadAfter(now, deadLetterTtl), id)
+      )
+      return found.length === 0 ? undefined : Inspect.toDeadLetter(queue, id, found[0], found[1])
+    }),
+    heartbeat: (heartbeat) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const json = JSON.stringify({ id: heartbeat.id, expiresAt: heartbeat.expiresAt, report: heartbeat.report })
+        return call(
+          "heartbeat",
+          () => inspect.errand_inspect_heartbeat(...heartbeatKeys, now, heartbeat.id, heartbeat.expiresAt, json)
+        )
+      }).pipe(Effect.asVoid),
+    heartbeats: Effect.flatMap(
+      Clock.currentTimeMillis,
+      (now) =>
+        Effect.map(
+          call("heartbeats", () => inspect.errand_inspect_heartbeats(...heartbeatKeys, now)),
+          (jsons) => jsons.flatMap(Inspect.readHeartbeat)
+        )
+    ),
     requeueDeadLetters: Effect.fnUntraced(function*(queue: string, selection?: Broker.DeadLetterSelection) {
       const ids = deadSelection(selection)
       if (ids !== undefined && ids.length === 0) return 0

@@ -35,6 +35,7 @@ import {
   type CancelOutcome,
   type Delivery,
   type Enqueued,
+  type Heartbeat,
   type Limits,
   maxPriority,
   type Outgoing,
@@ -552,6 +553,68 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
           assert.strictEqual(yield* q.broker.purgeDeadLetters(q.queue, { ids: [q.id("a"), q.id("c"), q.id("x")] }), 2)
           assert.deepStrictEqual(q.deadLabels(yield* q.broker.deadLetters(q.queue)), ["b"])
           assert.deepStrictEqual(yield* q.stats, { ready: 0, delayed: 0, inFlight: 0, dead: 1 })
+        }))
+
+      it.effect("pages dead letters: skips offset, then lists up to limit, oldest first", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.deadLetterAll(["a", "b", "c", "d", "e"])
+          const page = (offset: number, limit?: number) =>
+            Effect.map(q.broker.deadLetters(q.queue, { offset, limit }), q.deadLabels)
+          assert.deepStrictEqual(yield* page(0, 2), ["a", "b"])
+          assert.deepStrictEqual(yield* page(2, 2), ["c", "d"])
+          assert.deepStrictEqual(yield* page(4, 2), ["e"])
+          assert.deepStrictEqual(yield* page(1), ["b", "c", "d", "e"])
+          assert.deepStrictEqual(yield* page(5, 2), [])
+        }))
+
+      it.effect("reads one dead letter by id, as the list shows it; none for an unknown id or another queue", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("poison", { body: { n: 7, html: "<script>x</script>" } }), q.message("ok")])
+          const now = yield* Clock.currentTimeMillis
+          yield* q.broker.settle([deadLetter(yield* q.takeOne(), boom)])
+          const letter = yield* q.broker.deadLetter(q.queue, q.id("poison"))
+          assert.deepStrictEqual(letter, {
+            id: q.id("poison"),
+            queue: q.queue,
+            body: { n: 7, html: "<script>x</script>" },
+            attempts: 1,
+            reason: boom,
+            deadAt: now
+          })
+          assert.deepStrictEqual((yield* q.broker.deadLetters(q.queue))[0], letter)
+          // a message that is not dead (ready), an unknown id, another queue: none
+          assert.strictEqual(yield* q.broker.deadLetter(q.queue, q.id("ok")), undefined)
+          assert.strictEqual(yield* q.broker.deadLetter(q.queue, q.id("unknown")), undefined)
+          assert.strictEqual(yield* q.broker.deadLetter(`${q.queue}-other`, q.id("poison")), undefined)
+          // requeued: no longer a dead letter
+          yield* q.broker.requeueDeadLetters(q.queue, { ids: [q.id("poison")] })
+          assert.strictEqual(yield* q.broker.deadLetter(q.queue, q.id("poison")), undefined)
+        }))
+    })
+
+    describe("heartbeats", () => {
+      it.effect("keeps each process's latest heartbeat until it expires, sorted by id", () =>
+        Effect.gen(function*() {
+          const broker = yield* Broker
+          const run = randomUUID()
+          const ours = (beats: ReadonlyArray<Heartbeat>) => beats.filter((beat) => beat.id.startsWith(run))
+          const now = yield* Clock.currentTimeMillis
+          // Given two processes, the second reporting twice
+          yield* broker.heartbeat({ id: `${run}-b`, expiresAt: now + 10_000, report: { n: 1 } })
+          yield* broker.heartbeat({ id: `${run}-a`, expiresAt: now + 5_000, report: { queues: ["x"], n: 1 } })
+          yield* broker.heartbeat({ id: `${run}-b`, expiresAt: now + 10_000, report: { n: 2 } })
+          // Then each is listed once, with its latest report
+          assert.deepStrictEqual(ours(yield* broker.heartbeats), [
+            { id: `${run}-a`, expiresAt: now + 5_000, report: { queues: ["x"], n: 1 } },
+            { id: `${run}-b`, expiresAt: now + 10_000, report: { n: 2 } }
+          ])
+          // When the first one's time runs out, it is gone; the other stays until its own
+          yield* TestClock.adjust(5_000)
+          assert.deepStrictEqual(ours(yield* broker.heartbeats).map((beat) => beat.id), [`${run}-b`])
+          yield* TestClock.adjust(5_000)
+          assert.deepStrictEqual(ours(yield* broker.heartbeats), [])
         }))
     })
 

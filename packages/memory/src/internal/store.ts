@@ -432,15 +432,25 @@ export class Store {
     }
   }
 
-  deadLetters(name: string, limit: number): ReadonlyArray<Broker.DeadLetter> {
+  deadLetters(name: string, limit: number, offset = 0): ReadonlyArray<Broker.DeadLetter> {
     const q = this.queues.get(name)
     const out: Array<Broker.DeadLetter> = []
     if (q === undefined || limit <= 0) return out
+    let skip = offset
     for (const entry of q.dead.values()) {
+      if (skip > 0) {
+        skip--
+        continue
+      }
       out.push(toDeadLetter(entry))
       if (out.length >= limit) break
     }
     return out
+  }
+
+  deadLetter(name: string, id: string): Broker.DeadLetter | undefined {
+    const entry = this.queues.get(name)?.dead.get(id)
+    return entry === undefined ? undefined : toDeadLetter(entry)
   }
 
   requeueDeadLetters(name: string, ids: ReadonlyArray<string> | undefined, now: number): number {

@@ -1,0 +1,147 @@
+/**
+ * Scripts for admin tools (the dashboard), apart from the broker's hot-path scripts in `scripts.ts`: a page of a
+ * queue's dead letters, one dead letter by id, and process heartbeats. None of them runs per message.
+ *
+ * Keys: the dead-letter scripts take the queue's `:d` (sorted set id → dead-at in µs) and `:dh` (hash id → element),
+ * both in the queue's hash tag. Heartbeats live in two keys of the prefix's own hash tag `{<prefix>:}` (beside the queue
+ * registry, covered by the prefix's ACL key pattern): `{<prefix>:}:hb` (hash id → JSON `{expiresAt, report}`) and
+ * `{<prefix>:}:hbx` (sorted set id → expiresAt, epoch ms by `Clock`). Every heartbeat call first drops the expired
+ * ones, so the keys hold live processes only. The scripts use only commands of `permissions.ts`.
+ *
+ * @internal
+ */
+import type { Broker } from "@errand/core"
+import type { Cluster, Redis } from "ioredis"
+import * as Codec from "./codec.ts"
+
+/** KEYS: D, DH. ARGV: deadAfter (µs: live dead letters score above it, by the dead-letter TTL), offset, limit (-1 = all). */
+const DEAD_PAGE = String.raw`
+local D, DH = KEYS[1], KEYS[2]
+local offset, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
+local ids = redis.call("ZRANGEBYSCORE", D, "(" .. ARGV[1], "+inf", "WITHSCORES", "LIMIT", offset, limit)
+local n = #ids / 2
+local out = {}
+if n == 0 then return out end
+local only = {}
+for i = 1, n do only[i] = ids[2 * i - 1] end
+local recs = {}
+for i = 1, n, 1000 do
+  local r = redis.call("HMGET", DH, unpack(only, i, math.min(i + 999, n)))
+  for k = 1, #r do recs[i + k - 1] = r[k] end
+end
+for i = 1, n do
+  if recs[i] then
+    out[#out + 1] = only[i]
+    out[#out + 1] = ids[2 * i]
+    out[#out + 1] = recs[i]
+  end
+end
+return out`
+
+/** KEYS: D, DH. ARGV: deadAfter (µs), id. Returns { score, element } or {}. */
+const DEAD_ONE = String.raw`
+local score = redis.call("ZSCORE", KEYS[1], ARGV[2])
+if not score or tonumber(score) <= tonumber(ARGV[1]) then return {} end
+local rec = redis.call("HGET", KEYS[2], ARGV[2])
+if not rec then return {} end
+return { score, rec }`
+
+/** Drops the expired heartbeats. KEYS: HB, HBX. */
+const pruneBeats = String.raw`
+local HB, HBX = KEYS[1], KEYS[2]
+local function prune(now)
+  local old = redis.call("ZRANGEBYSCORE", HBX, "-inf", now, "LIMIT", 0, 1000)
+  if #old > 0 then
+    redis.call("HDEL", HB, unpack(old))
+    redis.call("ZREM", HBX, unpack(old))
+  end
+end
+`
+
+/** KEYS: HB, HBX. ARGV: now, id, expiresAt, JSON. */
+const HEARTBEAT = pruneBeats + String.raw`
+prune(ARGV[1])
+redis.call("HSET", HB, ARGV[2], ARGV[4])
+redis.call("ZADD", HBX, ARGV[3], ARGV[2])
+return 1`
+
+/** KEYS: HB, HBX. ARGV: now. Returns the live heartbeats' JSON, by id. */
+const HEARTBEATS = pruneBeats + String.raw`
+prune(ARGV[1])
+local ids = redis.call("ZRANGEBYSCORE", HBX, "(" .. ARGV[1], "+inf", "LIMIT", 0, 10000)
+if #ids == 0 then return {} end
+table.sort(ids)
+local out = {}
+for i = 1, #ids, 1000 do
+  local r = redis.call("HMGET", HB, unpack(ids, i, math.min(i + 999, #ids)))
+  for k = 1, #r do if r[k] then out[#out + 1] = r[k] end end
+end
+return out`
+
+/** @internal */
+export interface InspectClient {
+  readonly errand_inspect_deadPage: (
+    dead: string,
+    deadBodies: string,
+    deadAfter: string,
+    offset: number,
+    limit: number
+  ) => Promise<Array<string>>
+  readonly errand_inspect_deadOne: (
+    dead: string,
+    deadBodies: string,
+    deadAfter: string,
+    id: string
+  ) => Promise<[] | [string, string]>
+  readonly errand_inspect_heartbeat: (
+    beats: string,
+    beatExpiries: string,
+    now: number,
+    id: string,
+    expiresAt: number,
+    json: string
+  ) => Promise<number>
+  readonly errand_inspect_heartbeats: (beats: string, beatExpiries: string, now: number) => Promise<Array<string>>
+}
+
+/** Defines the scripts on a client. @internal */
+export const define = <C extends Redis | Cluster>(client: C): C & InspectClient => {
+  client.defineCommand("errand_inspect_deadPage", { lua: DEAD_PAGE, numberOfKeys: 2 })
+  client.defineCommand("errand_inspect_deadOne", { lua: DEAD_ONE, numberOfKeys: 2 })
+  client.defineCommand("errand_inspect_heartbeat", { lua: HEARTBEAT, numberOfKeys: 2 })
+  client.defineCommand("errand_inspect_heartbeats", { lua: HEARTBEATS, numberOfKeys: 2 })
+  return client as C & InspectClient
+}
+
+/** The heartbeat keys of a prefix: the hash of reports and the sorted set of expiries. @internal */
+export const heartbeatKeys = (prefix: string): readonly [string, string] => [`{${prefix}:}:hb`, `{${prefix}:}:hbx`]
+
+/** The dead-at score (µs) a live dead letter's is above at `now`, with time-to-live `ttl` (ms), as `stats` counts. */
+export const deadAfter = (now: number, ttl: number): string => String(Math.round((now - ttl + 1) * 1000))
+
+/** A dead letter from its id, dead-at score (µs) and element. @internal */
+export const toDeadLetter = (queue: string, id: string, score: string, element: string): Broker.DeadLetter => {
+  const decoded = Codec.decode(element, id)
+  return {
+    id,
+    queue,
+    body: decoded.body,
+    attempts: decoded.attempts,
+    reason: decoded.lastError ?? { tag: "Unknown", message: "" },
+    deadAt: Math.floor(Number(score) / 1000)
+  }
+}
+
+/** A stored heartbeat, or none when the JSON is not one (written by something else). @internal */
+export const readHeartbeat = (json: string): ReadonlyArray<Broker.Heartbeat> => {
+  try {
+    const parsed: unknown = JSON.parse(json)
+    if (
+      typeof parsed === "object" && parsed !== null && "id" in parsed && typeof parsed.id === "string" &&
+      "expiresAt" in parsed && typeof parsed.expiresAt === "number" && "report" in parsed
+    ) return [{ id: parsed.id, expiresAt: parsed.expiresAt, report: parsed.report }]
+  } catch {
+    // not JSON: skipped
+  }
+  return []
+}

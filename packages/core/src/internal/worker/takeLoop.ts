@@ -83,7 +83,10 @@ export const takeLoop = (
   return once.pipe(
     Effect.retry(brokerBackoff),
     Effect.catch(() => Effect.void),
-    Effect.forever,
+    // No scheduler turn between takes: a take that follows a delivery starts at once, so a broker that hands a new
+    // message to the waiting take (the memory broker) finds it waiting again. Effect still yields after its op
+    // budget, so a loop whose takes all answer at once cannot starve the event loop.
+    Effect.forever({ disableYield: true }),
     Effect.annotateLogs({ queue: state.queue })
   )
 }

@@ -190,6 +190,8 @@ const run = (spec: Spec): Promise<Metrics> => {
       })
     case "in-process":
       return inProcess(spec)
+    case "in-process-latency":
+      return inProcessLatency(spec)
   }
 }
 
@@ -220,6 +222,53 @@ const inProcess = async (spec: Extract<Spec, { kind: "in-process" }>): Promise<M
     cpuUsPerJob: (cpu.user + cpu.system) / spec.n,
     heapBytesPerJob: (heapAfter - heapBefore) / spec.n
   }
+}
+
+/**
+ * A steady rate in one process: the contender's consumers wait on an empty queue; every millisecond (a timer, as
+ * requests arrive) the jobs that have come due at `rate` are added one `add` each, each carrying its own add time.
+ * Measured after the warm-up: add → handler start, and the process's CPU per job (adding and handling both).
+ */
+const inProcessLatency = async (spec: Extract<Spec, { kind: "in-process-latency" }>): Promise<Metrics> => {
+  const contender = await inProcessContenders[spec.contender]()
+  const total = spec.warmup + spec.n
+  const tally = new Tally(total)
+  const latencies: Array<number> = []
+  const started = await contender.start({
+    concurrency: spec.concurrency,
+    onJob: (job) => {
+      if (job.i >= spec.warmup) latencies.push(now() - job.t)
+      tally.mark(job.i)
+    }
+  })
+  const adds: Array<Promise<unknown>> = []
+  let cpu = process.cpuUsage()
+  let measuredFrom = now()
+  const start = now()
+  let i = 0
+  while (i < total) {
+    const due = Math.min(total, Math.floor(((now() - start) * spec.rate) / 1000) + 1)
+    for (; i < due; i++) {
+      if (i === spec.warmup) {
+        cpu = process.cpuUsage()
+        measuredFrom = now()
+      }
+      adds.push(started.add({ i, t: now() }))
+    }
+    await sleep(1)
+  }
+  await Promise.all(adds)
+  await tally.complete(HANDLE_TIMEOUT_MS)
+  const cpuUs = cpuSince(cpu) / spec.n
+  const achieved = (spec.n / (now() - measuredFrom)) * 1000
+  if (achieved < spec.rate * 0.9) {
+    process.stderr.write(`warning: ${spec.contender} reached only ${achieved.toFixed(0)} adds/s\n`)
+  }
+  await started.close()
+  tally.verify("in-process latency")
+  latencies.sort((a, b) => a - b)
+  // milliseconds on the clock, reported in microseconds
+  return { p50: percentile(latencies, 50) * 1000, p99: percentile(latencies, 99) * 1000, cpuUs }
 }
 
 const main = async (): Promise<void> => {

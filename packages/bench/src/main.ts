@@ -24,7 +24,8 @@ const allScenarios: ReadonlyArray<ScenarioId> = [
   "drain-1",
   "drain-50",
   "latency",
-  "in-process"
+  "in-process",
+  "in-process-latency"
 ]
 
 const { values: flags } = parseArgs({
@@ -32,6 +33,7 @@ const { values: flags } = parseArgs({
     quick: { type: "boolean", default: false },
     n: { type: "string" },
     "in-process-n": { type: "string" },
+    "in-process-latency-n": { type: "string" },
     "latency-n": { type: "string" },
     reps: { type: "string" },
     contenders: { type: "string" },
@@ -47,6 +49,8 @@ if (flags.help) {
   --quick                 small N, 1 rep: checks counts only (CI)
   --n N                   jobs per Redis scenario (default 20000; quick 1000)
   --in-process-n N        jobs in the in-process scenario (default 100000; quick 10000)
+  --in-process-latency-n N  measured jobs in the in-process steady-rate scenario, after 10% warm-up
+                          (default 30000 = 3 s at 10,000 jobs/s; quick 1000)
   --latency-n N           measured jobs in the latency scenario, after 10% warm-up (default 5000; quick 200)
   --latency-concurrency C worker concurrency in the latency scenario (default 10)
   --reps R                repetitions (default 3; quick 1)
@@ -75,6 +79,7 @@ const list = <A extends string>(name: string, value: string | undefined, known: 
 const config = {
   n: int("n", flags.n, flags.quick ? 1_000 : 20_000),
   inProcessN: int("in-process-n", flags["in-process-n"], flags.quick ? 10_000 : 100_000),
+  inProcessLatencyN: int("in-process-latency-n", flags["in-process-latency-n"], flags.quick ? 1_000 : 30_000),
   latencyN: int("latency-n", flags["latency-n"], flags.quick ? 200 : 5_000),
   latencyConcurrency: int("latency-concurrency", flags["latency-concurrency"], 10),
   reps: int("reps", flags.reps, flags.quick ? 1 : 3),
@@ -83,6 +88,8 @@ const config = {
 }
 const LATENCY_RATE = 1_000
 const IN_PROCESS_CONCURRENCY = 50
+/** Jobs per second added in the in-process steady-rate scenario. */
+const IN_PROCESS_RATE = 10_000
 /** A child that runs longer than this is killed and its run failed. */
 const CHILD_TIMEOUT_MS = 10 * 60_000
 
@@ -141,7 +148,7 @@ const startChild = (spec: Spec): Child => {
 
 const runRedisScenario = async (
   redis: PrivateRedis,
-  scenario: Exclude<ScenarioId, "in-process">,
+  scenario: Exclude<ScenarioId, "in-process" | "in-process-latency">,
   contender: NonNullable<Column["redis"]>
 ): Promise<Outcome> => {
   await redis.admin.flushall()
@@ -206,15 +213,17 @@ const rotate = <A>(items: ReadonlyArray<A>, by: number): Array<A> =>
 const main = async (): Promise<number> => {
   const started = Date.now()
   const shown = columns.filter((c) => config.columns.includes(c.key))
-  const needsRedis = config.scenarios.some((s) => s !== "in-process") && shown.some((c) => c.redis !== undefined)
+  const needsRedis = config.scenarios.some((s) => !s.startsWith("in-process")) &&
+    shown.some((c) => c.redis !== undefined)
   const redis = needsRedis ? await startRedis() : undefined
   const samples: Samples = new Map()
   const failures: Array<string> = []
-  const allRows = rows({ redis: config.n, inProcess: config.inProcessN })
+  const allRows = rows({ redis: config.n, inProcess: config.inProcessN, inProcessRate: IN_PROCESS_RATE })
   process.stderr.write(
     `errand bench: node ${process.version}, ${cpus().length} CPUs, `
       + `${redis ? `redis-server ${redis.version} on port ${redis.port}` : "no Redis"}, `
-      + `N=${config.n}, in-process N=${config.inProcessN}, latency N=${config.latencyN}, reps=${config.reps}\n`
+      + `N=${config.n}, in-process N=${config.inProcessN}, latency N=${config.latencyN}, `
+      + `in-process latency N=${config.inProcessLatencyN}, reps=${config.reps}\n`
   )
   try {
     for (let rep = 0; rep < config.reps; rep++) {
@@ -229,6 +238,16 @@ const main = async (): Promise<number> => {
               kind: "in-process",
               contender: column.inProcess,
               n: config.inProcessN,
+              concurrency: IN_PROCESS_CONCURRENCY
+            }).outcome
+          } else if (scenario === "in-process-latency") {
+            if (column.inProcess === undefined) continue
+            outcome = await startChild({
+              kind: "in-process-latency",
+              contender: column.inProcess,
+              warmup: Math.ceil(config.inProcessLatencyN / 10),
+              n: config.inProcessLatencyN,
+              rate: IN_PROCESS_RATE,
               concurrency: IN_PROCESS_CONCURRENCY
             }).outcome
           } else {

@@ -44,6 +44,14 @@ export type Spec =
     readonly n: number
     readonly concurrency: number
   }
+  | {
+    readonly kind: "in-process-latency"
+    readonly contender: InProcessContenderId
+    readonly warmup: number
+    readonly n: number
+    readonly rate: number
+    readonly concurrency: number
+  }
 
 export type Outcome =
   | { readonly ok: true; readonly metrics: Metrics }

@@ -12,6 +12,7 @@ export type ScenarioId =
   | "drain-50"
   | "latency"
   | "in-process"
+  | "in-process-latency"
 
 export interface Row {
   /** `<scenario>.<metric key in the child's Metrics>` */
@@ -29,7 +30,9 @@ const count = (v: number): string => (v >= 100 ? v.toFixed(0) : v.toFixed(1))
 const bytes = (v: number): string => v.toFixed(0)
 const micros = (v: number): string => (v >= 10 ? v.toFixed(1) : v.toFixed(2))
 
-export const rows = (n: { readonly redis: number; readonly inProcess: number }): ReadonlyArray<Row> => [
+export const rows = (
+  n: { readonly redis: number; readonly inProcess: number; readonly inProcessRate: number }
+): ReadonlyArray<Row> => [
   {
     id: "enqueue-one.jobsPerSec",
     scenario: "enqueue-one",
@@ -127,6 +130,27 @@ export const rows = (n: { readonly redis: number; readonly inProcess: number }):
     label: "in process: heap kept per completed job, B",
     better: "lower",
     format: bytes
+  },
+  {
+    id: "in-process-latency.p50",
+    scenario: "in-process-latency",
+    label: `in process: add → handler start at ${n.inProcessRate.toLocaleString("en-US")} jobs/s, p50 µs`,
+    better: "lower",
+    format: micros
+  },
+  {
+    id: "in-process-latency.p99",
+    scenario: "in-process-latency",
+    label: `in process: add → handler start at ${n.inProcessRate.toLocaleString("en-US")} jobs/s, p99 µs`,
+    better: "lower",
+    format: micros
+  },
+  {
+    id: "in-process-latency.cpuUs",
+    scenario: "in-process-latency",
+    label: `in process at ${n.inProcessRate.toLocaleString("en-US")} jobs/s: CPU µs per job (adding and handling)`,
+    better: "lower",
+    format: micros
   }
 ]
 

@@ -55,6 +55,16 @@ export interface Loaded {
   readonly close: () => Promise<void>
 }
 
+/** A started in-process queue: its consumers run and wait; jobs arrive one `add` at a time. */
+export interface Started {
+  /**
+   * Adds one job from plain code (a timer callback), as an app adds work when a request arrives. The promise settles
+   * once the library accepted the job (its send completed); it rejects if the add failed.
+   */
+  readonly add: (job: Job) => Promise<unknown>
+  readonly close: () => Promise<void>
+}
+
 /** An in-process (no Redis) queue library. */
 export interface InProcessContender {
   /** Enqueues `n` no-op jobs `{ i: 0..n-1 }` without processing them. The handler calls `onJob`. */
@@ -62,6 +72,10 @@ export interface InProcessContender {
     n: number,
     options: { readonly concurrency: number; readonly onJob: (job: Job) => void }
   ) => Promise<Loaded>
+  /** Starts `concurrency` consumers on an empty queue, ready for `add`. The no-op handler calls `onJob`. */
+  readonly start: (
+    options: { readonly concurrency: number; readonly onJob: (job: Job) => void }
+  ) => Promise<Started>
 }
 
 /** The measurements of one run; keys are metric ids (see `metrics.ts`). */

@@ -25,7 +25,15 @@ describe("bench --quick", () => {
     const { code, stdout, stderr } = await runQuick()
     expect(code, `stdout:\n${stdout}\nstderr:\n${stderr}`).toBe(0)
     expect(stdout).toMatch(/\| scenario +\| Errand +\|/)
-    for (const row of ["enqueue one by one", "drain 1.0k queued, concurrency 50", "p99 ms", "in process: CPU µs"]) {
+    for (
+      const row of [
+        "enqueue one by one",
+        "drain 1.0k queued, concurrency 50",
+        "p99 ms",
+        "in process: CPU µs",
+        "in process: add → handler start at 10,000 jobs/s, p99 µs"
+      ]
+    ) {
       expect(stdout).toContain(row)
     }
     expect(stdout).not.toContain("FAILED")

@@ -1,5 +1,6 @@
 /**
- * A bare Effect `Queue` (unbounded) drained by `concurrency` fibers: the floor for any Effect-based worker.
+ * A bare Effect `Queue` (unbounded) drained by `concurrency` fibers: the floor for any Effect-based worker. Steady
+ * rate: the fibers wait on `Queue.take`, and each job is one `Queue.offerUnsafe` from plain code.
  */
 import { Deferred, Effect, Fiber, Queue } from "effect"
 import type { InProcessContender, Job } from "../types.ts"
@@ -29,6 +30,17 @@ export const contender: InProcessContender = {
       close: async () => {
         Effect.runSync(Queue.shutdown(queue))
       }
+    }
+  },
+  start: async ({ concurrency, onJob }) => {
+    const queue = Effect.runSync(Queue.unbounded<Job>())
+    const work = Effect.gen(function*() {
+      while (true) onJob(yield* Queue.take(queue))
+    })
+    const fibers = Array.from({ length: concurrency }, () => Effect.runFork(work))
+    return {
+      add: (job) => Promise.resolve(Queue.offerUnsafe(queue, job)),
+      close: () => Effect.runPromise(Effect.andThen(Fiber.interruptAll(fibers), Effect.asVoid(Queue.shutdown(queue))))
     }
   }
 }

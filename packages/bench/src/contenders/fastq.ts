@@ -1,6 +1,7 @@
 /**
  * fastq 1.20.3 with its promise API (`fastq.promise`, an async no-op worker): paused, `push` n tasks, then `resume()`
  * and `drained()`. (A synchronous callback worker recurses through the whole backlog and overflows the stack.)
+ * Steady rate: a running queue, one `push` per job.
  */
 import fastq from "fastq"
 import type { InProcessContender, Job } from "../types.ts"
@@ -21,6 +22,15 @@ export const contender: InProcessContender = {
       close: async () => {
         queue.kill()
       }
+    }
+  },
+  start: async ({ concurrency, onJob }) => {
+    const queue = fastq.promise<unknown, Job, void>(async (job) => {
+      onJob(job)
+    }, concurrency)
+    return {
+      add: (job) => queue.push(job),
+      close: () => queue.drained()
     }
   }
 }

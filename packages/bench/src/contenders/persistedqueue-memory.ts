@@ -1,6 +1,6 @@
 /**
  * Effect 4.1 `PersistedQueue` with its memory store (`layerStoreMemory`): `offer` n jobs, then `concurrency` fibers
- * loop on `take` with a no-op handler.
+ * loop on `take` with a no-op handler. Steady rate: the fibers wait on `take`, and each job is one `offer`.
  */
 import { Deferred, Effect, Fiber, Layer, Schema } from "effect"
 import * as PersistedQueue from "effect/persistence/PersistedQueue"
@@ -38,6 +38,18 @@ export const contender: InProcessContender = {
     return {
       run: () => Effect.runPromise(program),
       close: async () => {}
+    }
+  },
+  start: async ({ concurrency, onJob }) => {
+    const layer = PersistedQueue.layer.pipe(Layer.provide(PersistedQueue.layerStoreMemory))
+    const queue = await Effect.runPromise(
+      PersistedQueue.make({ name: "bench", schema: JobSchema }).pipe(Effect.provide(layer))
+    )
+    const handle = (job: Job) => Effect.sync(() => onJob(job))
+    const fibers = Array.from({ length: concurrency }, () => Effect.runFork(Effect.forever(queue.take(handle))))
+    return {
+      add: (job) => Effect.runPromise(queue.offer(job)),
+      close: () => Effect.runPromise(Fiber.interruptAll(fibers))
     }
   }
 }

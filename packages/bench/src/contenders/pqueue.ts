@@ -1,5 +1,6 @@
 /**
- * p-queue 10.0.0: `autoStart: false`, `add` n no-op tasks, then `start()` and `onIdle()`.
+ * p-queue 10.0.0: `autoStart: false`, `add` n no-op tasks, then `start()` and `onIdle()`. Steady rate: a started
+ * queue, one `add` per job.
  */
 import PQueue from "p-queue"
 import type { InProcessContender } from "../types.ts"
@@ -19,6 +20,13 @@ export const contender: InProcessContender = {
       close: async () => {
         queue.clear()
       }
+    }
+  },
+  start: async ({ concurrency, onJob }) => {
+    const queue = new PQueue({ concurrency })
+    return {
+      add: (job) => queue.add(() => onJob(job)),
+      close: () => queue.onIdle()
     }
   }
 }

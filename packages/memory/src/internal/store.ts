@@ -688,8 +688,13 @@ export class Store {
     }
   }
 
+  /**
+   * Leases up to `max` ready messages into `out`. One take shares one lease token: a lease is checked by message and
+   * token together, and a message taken again gets a later take's token, so the token still fences every delivery.
+   */
   private takeReady(q: QueueState, max: number, leaseMs: number, now: number, out: Array<Delivery>): void {
     const lanes = q.lanes
+    let lease: string | undefined = undefined
     for (let i = 0; i < lanes.length && out.length < max; i++) {
       const lane = lanes[i]!
       while (lane.length > 0 && out.length < max) {
@@ -697,7 +702,7 @@ export class Store {
         q.readyCount--
         if (entry.limits !== undefined && !this.admit(q, entry, now)) continue
         entry.deliveries++
-        entry.lease = this.nextToken()
+        entry.lease = lease ??= this.nextToken()
         entry.due = now + leaseMs
         entry.seq = ++this.seq
         q.inFlight.set(entry.id, entry)

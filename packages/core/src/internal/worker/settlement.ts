@@ -19,6 +19,26 @@ export const brokerBackoff = Schedule.min([Schedule.exponential("50 millis"), Sc
   Schedule.jittered
 )
 
+/**
+ * `Effect.retry(effect, brokerBackoff)`, with the schedule set up only once `effect` has failed: a broker call that
+ * succeeds (every call but during an outage) pays for no schedule. The schedule sees the same failures, so the waits
+ * are the same.
+ *
+ * @internal
+ */
+export const retryWithBackoff = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.catch(effect, (error) => {
+    let failed = true
+    return Effect.retry(
+      Effect.suspend(() => {
+        if (!failed) return effect
+        failed = false
+        return Effect.fail(error)
+      }),
+      brokerBackoff
+    )
+  })
+
 /** @internal */
 export interface Settlements {
   /** Records a delivery's settlement: pending on its queue, flushed at once if the take loop blocks. */
@@ -99,7 +119,7 @@ export const make = (ctx: WorkerContext): Settlements => {
         return Effect.void
       }
       return Effect.andThen(
-        Effect.retry(settleOnce(state), brokerBackoff).pipe(Effect.catch(() => Effect.void)),
+        retryWithBackoff(settleOnce(state)).pipe(Effect.catch(() => Effect.void)),
         flush(state)
       )
     })

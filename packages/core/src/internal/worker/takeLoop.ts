@@ -7,7 +7,7 @@
 import { Effect, Exit } from "effect"
 import type { BrokerError } from "../../ErrandError.ts"
 import type { QueueState, WorkerContext } from "./context.ts"
-import { brokerBackoff, type Settlements } from "./settlement.ts"
+import { retryWithBackoff, type Settlements } from "./settlement.ts"
 
 /**
  * Runs forever (until interrupted by shutdown). A failed take is retried after `brokerBackoff`; its settlements go
@@ -81,9 +81,12 @@ export const takeLoop = (
     )
   })
   return once.pipe(
-    Effect.retry(brokerBackoff),
+    retryWithBackoff,
     Effect.catch(() => Effect.void),
-    Effect.forever,
+    // No scheduler turn between takes: a take that follows a delivery starts at once, so a broker that hands a new
+    // message to the waiting take (the memory broker) finds it waiting again. Effect still yields after its op
+    // budget, so a loop whose takes all answer at once cannot starve the event loop.
+    Effect.forever({ disableYield: true }),
     Effect.annotateLogs({ queue: state.queue })
   )
 }

@@ -74,20 +74,24 @@ export const validateOutgoing = (message: Outgoing): string | undefined => {
 }
 
 /**
- * The shared checks of `enqueue` over a whole batch (the id grammar, then `validateOutgoing`): the `BrokerError`
- * the broker named `broker` fails the batch with, or `undefined` when every message is valid. A batch with an invalid
- * message enqueues nothing.
+ * The shared checks of `enqueue` (and `claimSlot`, whose `operation` it names) over a whole batch (the id grammar,
+ * then `validateOutgoing`): the `BrokerError` the broker named `broker` fails the batch with, or `undefined` when every
+ * message is valid. A batch with an invalid message enqueues nothing.
  *
  * @category validation
  * @since 0.2.0
  */
-export const refuseInvalid = (broker: string, messages: ReadonlyArray<Outgoing>): BrokerError | undefined => {
+export const refuseInvalid = (
+  broker: string,
+  messages: ReadonlyArray<Outgoing>,
+  operation = "enqueue"
+): BrokerError | undefined => {
   for (let i = 0; i < messages.length; i++) {
     const message = messages[i]!
-    if (!isMessageId(message.id)) return InvalidMessageId.refuse(broker, message)
+    if (!isMessageId(message.id)) return InvalidMessageId.refuse(broker, message, operation)
     const problem = validateOutgoing(message)
     if (problem !== undefined) {
-      return new BrokerError({ broker, operation: "enqueue", message: problem, applied: "no" })
+      return new BrokerError({ broker, operation, message: problem, applied: "no" })
     }
   }
   return undefined
@@ -493,7 +497,8 @@ export class Broker extends Context.Service<Broker, {
    * step, unless that slot or a later one of the schedule was already claimed. Returns whether this call claimed it
    * (and enqueued). Any number of schedulers, in any processes, calling it for the same slot enqueue one message. The
    * last claimed slot is kept per schedule name and queue (`message.queue`); it survives `flush`. The claim is the
-   * message's deduplication: its idempotency key, if any, is not used.
+   * message's deduplication: its idempotency key, if any, is not used. An invalid message (as `enqueue` refuses it) fails
+   * with a `BrokerError` (`applied: "no"`) and claims nothing.
    */
   readonly claimSlot: (schedule: string, slot: number, message: Outgoing) => Effect.Effect<boolean, BrokerError>
   /** One dead letter of a queue by message id, or `undefined` when the queue holds no dead letter with that id. */

@@ -323,9 +323,13 @@ export class InvalidMessageId extends Schema.TaggedError<InvalidMessageId>()("In
    * The `BrokerError` a broker's `enqueue` fails with for a batch holding `message`, whose id is invalid (for adapter
    * authors: every broker refuses alike, as the conformance suite checks).
    */
-  static refuse(broker: string, message: { readonly id: unknown; readonly queue: string }): BrokerError {
+  static refuse(
+    broker: string,
+    message: { readonly id: unknown; readonly queue: string },
+    operation = "enqueue"
+  ): BrokerError {
     const cause = new InvalidMessageId({ messageId: String(message.id), queue: message.queue })
-    return new BrokerError({ broker, operation: "enqueue", message: cause.message, applied: "no", cause })
+    return new BrokerError({ broker, operation, message: cause.message, applied: "no", cause })
   }
 }
 

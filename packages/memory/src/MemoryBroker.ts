@@ -303,8 +303,10 @@ export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
     recordGroupMember: (group, member, succeeded, size, ttl) =>
       Effect.map(Clock.currentTimeMillis, (now) => groups.record(group, member, succeeded, size, toMillis(ttl), now)),
     queues: Effect.sync(() => [...store.queueNames()].sort()),
-    claimSlot: (schedule, slot, message) =>
-      step((now) => {
+    claimSlot: (schedule, slot, message) => {
+      const refused = Broker.refuseInvalid("memory", [message], "claimSlot")
+      if (refused !== undefined) return Effect.fail(refused)
+      return step((now) => {
         const key = `${message.queue}\u0000${schedule}`
         const last = claimedSlots.get(key)
         if (last !== undefined && last >= slot) return false
@@ -313,6 +315,7 @@ export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
         store.enqueue([message.key === undefined ? message : { ...message, key: undefined, keyTtl: undefined }], now)
         return true
       })
+    }
   })
 
   const stats = (queue: string) => step((now) => store.stats(queue, now))

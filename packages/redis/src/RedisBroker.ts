@@ -141,16 +141,12 @@ const pushSettlements = (args: Array<string | number>, settlements: ReadonlyArra
   }
 }
 
-/** The limits of a message as the scripts read them: `{"r":[key,limit,windowMs],"c":[key,limit]}`. */
-const encodeLimits = (limits: Broker.Limits): string | { readonly problem: string } => {
+/**
+ * The limits of a message as the scripts read them: `{"r":[key,limit,windowMs],"c":[key,limit]}`. They were checked
+ * by `Broker.refuseInvalid` (integer limits ≥ 1, a finite window > 0) before any call is built.
+ */
+const encodeLimits = (limits: Broker.Limits): string => {
   const { concurrency, rate } = limits
-  const positive = (n: number) => Number.isFinite(n) && n > 0
-  if (rate !== undefined && !(positive(rate.limit) && positive(rate.windowMillis))) {
-    return { problem: `rate limit and window must be positive (got ${rate.limit}, ${rate.windowMillis})` }
-  }
-  if (concurrency !== undefined && !positive(concurrency.limit)) {
-    return { problem: `concurrency limit must be positive (got ${concurrency.limit})` }
-  }
   const encoded: { r?: [string, number, number]; c?: [string, number] } = {}
   if (rate !== undefined) encoded.r = [rate.key, Math.floor(rate.limit), rate.windowMillis]
   if (concurrency !== undefined) encoded.c = [concurrency.key, Math.floor(concurrency.limit)]
@@ -347,19 +343,15 @@ export const makeWithResults = Effect.fnUntraced(function*(
       for (const value of other) args.push(value)
     }
     const limited = limitsArgs(chunk)
-    if (typeof limited === "string") return limited
     if (limited !== undefined) args.push(limited.length / 2, ...limited)
     return args
   }
 
-  /** The (id, limits JSON) pairs of the messages that have limits, `undefined` when none has, or why one is invalid. */
-  const limitsArgs = (chunk: ReadonlyArray<Broker.Outgoing>): Array<string> | undefined | string => {
+  /** The (id, limits JSON) pairs of the messages that have limits, or `undefined` when none has. */
+  const limitsArgs = (chunk: ReadonlyArray<Broker.Outgoing>): Array<string> | undefined => {
     let limited: Array<string> | undefined
     for (const message of chunk) {
-      if (message.limits === undefined) continue
-      const encoded = encodeLimits(message.limits)
-      if (typeof encoded !== "string") return `Message ${message.id}: ${encoded.problem}`
-      ;(limited ??= []).push(message.id, encoded)
+      if (message.limits !== undefined) (limited ??= []).push(message.id, encodeLimits(message.limits))
     }
     return limited
   }
@@ -373,7 +365,6 @@ export const makeWithResults = Effect.fnUntraced(function*(
     chunk: ReadonlyArray<Broker.Outgoing>
   ): Array<string | number> | string => {
     const limited = limitsArgs(chunk)
-    if (typeof limited === "string") return limited
     if (limited === undefined) args.push(0)
     else args.push(limited.length / 2, ...limited)
     args.push(chunk.length)
@@ -801,8 +792,10 @@ export const makeWithResults = Effect.fnUntraced(function*(
         )
       }).pipe(Effect.asVoid),
     queues: Effect.map(call("queues", () => client.smembers(registryKey)), (names) => names.sort()),
-    claimSlot: (schedule, slot, message) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    claimSlot: (schedule, slot, message) => {
+      const refused = Broker.refuseInvalid("redis", [message], "claimSlot")
+      if (refused !== undefined) return Effect.fail(refused)
+      return Effect.flatMap(Clock.currentTimeMillis, (now) => {
         const keys = keysOf(message.queue)
         // the slot claim is the message's deduplication: an idempotency key is not used here
         const args = enqueueArgs(keys, now, [message.key === undefined ? message : withoutKey(message)])
@@ -810,7 +803,8 @@ export const makeWithResults = Effect.fnUntraced(function*(
         // KEYS: the queue's, then its schedules hash; ARGV: schedule, slot, then the enqueue's ARGV
         args.splice(Keys.keyCount, 0, Keys.schedules(keys), schedule, slot)
         return Effect.map(call("claimSlot", () => redis.errand_claimSlot(...args)), (claimed) => claimed === 1)
-      }).pipe(Effect.tap((claimed) => claimed ? register(message.queue) : Effect.void)),
+      }).pipe(Effect.tap((claimed) => claimed ? register(message.queue) : Effect.void))
+    },
     recordGroupMember: (group, member, succeeded, size, ttl) =>
       Effect.map(
         call("recordGroupMember", () =>

@@ -1215,6 +1215,25 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
           assert.deepStrictEqual(yield* q.stats, { ready: 1, delayed: 0, inFlight: 0, dead: 0 })
         }))
 
+      it.effect("refuses an invalid message as enqueue does, and claims nothing", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          const badId = yield* Effect.map(q.message("bad id"), (m) => ({ ...m, id: "a\"b" }))
+          const badLimits = yield* Effect.map(q.message("bad limits"), (m) => ({
+            ...m,
+            limits: { concurrency: { key: "k", limit: 0 } }
+          }))
+          for (const bad of [badId, badLimits]) {
+            const error = yield* Effect.flip(q.broker.claimSlot("checked", 1_000, bad))
+            assert.strictEqual(error._tag, "BrokerError")
+            assert.strictEqual(error.operation, "claimSlot")
+            assert.strictEqual(error.applied, "no")
+          }
+          assert.deepStrictEqual(yield* q.stats, zero)
+          // the slot was not claimed: a valid message claims it
+          assert.isTrue(yield* Effect.flatMap(q.message("ok"), (m) => q.broker.claimSlot("checked", 1_000, m)))
+        }))
+
       it.effect("a claimed slot stays claimed after the queue is flushed", () =>
         Effect.gen(function*() {
           const q = yield* fixture

@@ -1,7 +1,7 @@
 /**
  * Users: sign-up, lookup, and the two updates of the idempotency pair (set a status; add loyalty points).
  */
-import { Context, Effect, Layer, Schema } from "effect"
+import { Context, Effect, Layer, Option, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { DatabaseError, type User, UserNotFound } from "../domain.ts"
 import { dbError, now } from "./sql.ts"
@@ -20,6 +20,7 @@ export class Users extends Context.Service<Users, {
   /** Signs a user up. */
   readonly create: (user: NewUser) => Effect.Effect<User, EmailTaken | DatabaseError>
   readonly get: (userId: number) => Effect.Effect<User, UserNotFound | DatabaseError>
+  readonly findByEmail: (email: string) => Effect.Effect<Option.Option<User>, DatabaseError>
   /** Sets the status (idempotent: the same call twice leaves the same row). */
   readonly setStatus: (userId: number, status: string) => Effect.Effect<void, UserNotFound | DatabaseError>
   /** Adds loyalty points (NOT idempotent: the same call twice adds them twice). */
@@ -55,6 +56,11 @@ export const layer: Layer.Layer<Users, never, SqlClient.SqlClient> = Layer.effec
           return rows[0] === undefined ? yield* new EmailTaken({ email: user.email }) : rows[0]
         }),
       get,
+      findByEmail: (email) =>
+        sql<User>`SELECT ${sql.literal(columns)} FROM users WHERE email = ${email}`.pipe(
+          dbError("users.findByEmail"),
+          Effect.map((rows) => Option.fromNullishOr(rows[0]))
+        ),
       setStatus: (userId, status) =>
         sql`UPDATE users SET status = ${status} WHERE id = ${userId} RETURNING id`.pipe(
           dbError("users.setStatus"),

@@ -1,123 +1,247 @@
 /**
- * Handlers: worker-side code. Each one's services (Users, Mailer) become requirements of the worker that runs it.
+ * Handlers: worker-side code, one per actor of `actors.ts`. Each one's services (Users, Orders, Mailer, Storage...)
+ * become requirements of the worker that runs it; `services.ts` builds them.
+ *
+ * Every handler is safe to run twice for one message (Errand delivers at least once), except `add_loyalty_points`,
+ * kept to show why that matters: see `actors.ts`.
  */
 import { Worker } from "@errand/core"
 import { Effect } from "effect"
 import {
-  alertAdmin,
+  addLoyaltyPoints,
+  backupDatabase,
+  cleanupExpiredSessions,
   cleanupOldData,
-  createOrder,
-  generateInvoice,
-  InventoryUnavailable,
-  notifyUser,
-  PaymentDeclined,
-  processPayment,
-  RendererBusy,
+  criticalTask,
+  exportUserData,
+  processOrder,
+  reserveInventory,
+  sendAlert,
   sendDailyReport,
+  sendExportReadyEmail,
   sendOrderConfirmation,
-  sendReceipt,
-  sendReminder,
+  sendPasswordResetEmail,
   sendWelcomeEmail,
-  summarizeNotifications,
-  syncInventory,
-  weeklyBackup
+  updateUserStatus
 } from "./actors.ts"
-import { Mailer, Users } from "./services.ts"
+import { InvalidOrderState, LedgerMismatch, type Order } from "./domain.ts"
+import { AppConfig } from "./services/AppConfig.ts"
+import { Auth } from "./services/Auth.ts"
+import { Backups } from "./services/Backups.ts"
+import { Mailer } from "./services/Mailer.ts"
+import { Orders } from "./services/Orders.ts"
+import { Payments } from "./services/Payments.ts"
+import { now } from "./services/sql.ts"
+import { Storage } from "./services/Storage.ts"
+import { Users } from "./services/Users.ts"
+
+/** `1234` cents as `12.34 EUR`. */
+export const money = (cents: number): string => `${(cents / 100).toFixed(2)} EUR`
+
+const dayMillis = 24 * 60 * 60 * 1000
+
+/** The UTC day (`YYYY-MM-DD`) holding `millis`, and its bounds. */
+export const utcDay = (millis: number): { readonly day: string; readonly from: Date; readonly to: Date } => {
+  const start = Math.floor(millis / dayMillis) * dayMillis
+  return { day: new Date(start).toISOString().slice(0, 10), from: new Date(start), to: new Date(start + dayMillis) }
+}
+
+/** When a run is for: its cron slot when a schedule sent it, else now. */
+const runTime = Effect.gen(function*() {
+  const message = yield* Worker.CurrentMessage
+  const slot = message.options["slot"]
+  return typeof slot === "number" ? slot : (yield* now).getTime()
+})
+
+export const SendAlertLive = sendAlert.handle(({ error, messageId }) =>
+  Effect.gen(function*() {
+    const { adminEmail } = yield* AppConfig
+    yield* (yield* Mailer).send({
+      to: adminEmail,
+      template: "alert",
+      context: { messageId, tag: error.tag, reason: error.message }
+    })
+    return `alert about ${messageId} sent to ${adminEmail}`
+  })
+)
 
 export const SendWelcomeEmailLive = sendWelcomeEmail.handle(({ userId }) =>
   Effect.gen(function*() {
-    const user = yield* (yield* Users).get(userId) // fails with UserNotFound: dead-lettered at once (`throws`)
-    yield* (yield* Mailer).send({ to: user.email, template: "welcome", context: { name: user.name } })
-    return `Welcome email sent to ${user.email}`
+    const user = yield* (yield* Users).get(userId) // UserNotFound: dead-lettered at once (`throws`)
+    const { appUrl } = yield* AppConfig
+    yield* (yield* Mailer).send({
+      to: user.email,
+      template: "welcome",
+      context: { name: user.name, email: user.email, appUrl }
+    })
+    return `welcome email sent to ${user.email}`
   })
 )
 
-export const SendOrderConfirmationLive = sendOrderConfirmation.handle(({ email, orderId }) =>
-  Effect.flatMap(Mailer, (mailer) => mailer.send({ to: email, template: "order-confirmation", context: { orderId } }))
-)
-
-export const SyncInventoryLive = syncInventory.handle(({ sku }) => Effect.fail(new InventoryUnavailable({ sku })))
-
-export const GenerateInvoiceLive = generateInvoice.handle(({ amountCents, orderId }) =>
-  Effect.gen(function*() {
-    const message = yield* Worker.CurrentMessage
-    if (message.attempts === 0) return yield* new RendererBusy()
-    return `invoice-${orderId}.pdf (${(amountCents / 100).toFixed(2)} EUR)`
-  })
-)
-
-export const SendReminderLive = sendReminder.handle(({ note, userId }) =>
+export const SendPasswordResetEmailLive = sendPasswordResetEmail.handle(({ resetToken, userId }) =>
   Effect.gen(function*() {
     const user = yield* (yield* Users).get(userId)
-    yield* (yield* Mailer).send({ to: user.email, template: "reminder", context: { note } })
-  }).pipe(Effect.orDie)
+    const { appUrl } = yield* AppConfig
+    const link = `${appUrl}/reset-password?token=${encodeURIComponent(resetToken)}`
+    yield* (yield* Mailer).send({
+      to: user.email,
+      template: "password-reset",
+      context: { name: user.name, email: user.email, link }
+    })
+    return `password reset link sent to ${user.email}`
+  })
+)
+
+export const ProcessOrderLive = processOrder.handle(({ orderId }) =>
+  Effect.map(Orders.use((orders) => orders.pay(orderId)), (paymentId) => ({ orderId, paymentId }))
+)
+
+export const ReserveInventoryLive = reserveInventory.handle(({ orderId }) =>
+  Effect.as(Orders.use((orders) => orders.reserve(orderId)), { orderId })
+)
+
+/** An order's lines, one per line of text. */
+const lines = (order: Order) =>
+  order.items.map((item) => `  ${item.quantity} x ${item.sku}  ${money(item.priceCents * item.quantity)}`).join("\n")
+
+export const SendOrderConfirmationLive = sendOrderConfirmation.handle(({ orderId }) =>
+  Effect.gen(function*() {
+    const orders = yield* Orders
+    const order = yield* orders.get(orderId)
+    if (order.status === "confirmed") return `order #${orderId} was confirmed already` // a redelivery
+    if (order.status !== "reserved") {
+      return yield* new InvalidOrderState({ orderId, status: order.status, expected: "reserved" })
+    }
+    const user = yield* (yield* Users).get(order.userId)
+    yield* (yield* Mailer).send({
+      to: user.email,
+      template: "order-confirmation",
+      context: {
+        name: user.name,
+        orderId,
+        lines: lines(order),
+        total: money(order.totalCents),
+        paymentId: order.paymentId ?? "-"
+      }
+    })
+    yield* orders.markConfirmed(orderId)
+    return `confirmation of order #${orderId} sent to ${user.email}`
+  })
+)
+
+/** A CSV field, quoted when it must be. */
+const csvField = (value: string | number): string => {
+  const text = String(value)
+  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, "\"\"")}"` : text
+}
+
+/** The CSV of a user's orders: one row per order, its items in one column. */
+export const ordersCsv = (orders: ReadonlyArray<Order>): string =>
+  [
+    ["order_id", "created_at", "status", "total_cents", "items"],
+    ...orders.map((order) => [
+      order.id,
+      new Date(order.createdAt).toISOString(),
+      order.status,
+      order.totalCents,
+      order.items.map((item) => `${item.sku} x${item.quantity}`).join("; ")
+    ])
+  ].map((row) => row.map(csvField).join(",")).join("\r\n") + "\r\n"
+
+export const ExportUserDataLive = exportUserData.handle(({ userId }, message) =>
+  Effect.gen(function*() {
+    yield* (yield* Users).get(userId)
+    const orders = yield* (yield* Orders).listForUser(userId)
+    // named by message id: a redelivery rewrites the same file
+    const file = yield* (yield* Storage).write(`exports/user-${userId}-${message.id}.csv`, ordersCsv(orders))
+    // the key makes the mail's send idempotent too: a redelivered export does not mail twice
+    yield* sendExportReadyEmail.send({ userId, url: file.url }, { key: `export-ready:${message.id}` }).pipe(
+      Effect.orDie
+    )
+    return { userId, file: file.key, url: file.url, rows: orders.length }
+  })
+)
+
+export const SendExportReadyEmailLive = sendExportReadyEmail.handle(({ url, userId }) =>
+  Effect.gen(function*() {
+    const user = yield* (yield* Users).get(userId)
+    yield* (yield* Mailer).send({ to: user.email, template: "export-ready", context: { name: user.name, link: url } })
+    return `export link sent to ${user.email}`
+  })
 )
 
 export const CleanupOldDataLive = cleanupOldData.handle(({ days }) =>
-  Effect.as(Effect.logInfo(`Deleted data older than ${days} days`), 0)
-)
-
-export const SendDailyReportLive = sendDailyReport.handle(({ to }) =>
-  Effect.flatMap(Mailer, (mailer) => mailer.send({ to, template: "daily-report", context: {} })).pipe(Effect.orDie)
-)
-
-export const WeeklyBackupLive = weeklyBackup.handle(() =>
   Effect.gen(function*() {
-    const message = yield* Worker.CurrentMessage
-    const slot = new Date(Number(message.options["slot"] ?? message.enqueuedAt)).toISOString().slice(0, 10)
-    return `backup-${slot}.tar.gz`
+    const cutoff = new Date((yield* runTime) - days * dayMillis)
+    const otpCodes = yield* (yield* Auth).deleteCodesBefore(cutoff)
+    const failedOrders = yield* (yield* Orders).deleteFailedBefore(cutoff)
+    return { otpCodes, failedOrders }
   })
 )
 
-export const CreateOrderLive = createOrder.handle(({ amountCents, cartId, email }) =>
-  Effect.succeed({ orderId: `order-${cartId}`, email, amountCents })
+export const CleanupExpiredSessionsLive = cleanupExpiredSessions.handle(() =>
+  Auth.use((auth) => auth.deleteExpiredSessions)
 )
 
-export const ProcessPaymentLive = processPayment.handle(({ amountCents, email, orderId }) =>
-  amountCents > 100_000
-    ? Effect.fail(new PaymentDeclined({ orderId }))
-    : Effect.succeed({ orderId, email, paymentId: `pay-${orderId}` })
-)
-
-export const SendReceiptLive = sendReceipt.handle(({ email, orderId, paymentId }) =>
-  Effect.flatMap(Mailer, (mailer) => mailer.send({ to: email, template: "receipt", context: { orderId, paymentId } }))
-    .pipe(Effect.as(`receipt for ${orderId} sent to ${email}`), Effect.orDie)
-)
-
-export const AlertAdminLive = alertAdmin.handle(({ error, messageId }) =>
-  Effect.flatMap(
-    Mailer,
-    (mailer) =>
-      mailer.send({ to: "admin@example.com", template: "alert", context: { messageId, reason: error.message } })
-  ).pipe(Effect.orDie)
-)
-
-export const NotifyUserLive = notifyUser.handle(({ userId }) =>
+export const SendDailyReportLive = sendDailyReport.handle(({ to }) =>
   Effect.gen(function*() {
-    const user = yield* (yield* Users).get(userId)
-    yield* (yield* Mailer).send({ to: user.email, template: "notification", context: {} })
-    return user.email
-  }).pipe(Effect.orDie)
+    const { day, from, to: until } = utcDay((yield* runTime) - dayMillis) // the report is about yesterday
+    const signups = yield* (yield* Users).countSignups(from, until)
+    const figures = yield* (yield* Orders).figures(from, until)
+    yield* (yield* Mailer).send({
+      to,
+      template: "daily-report",
+      context: { day, signups, orders: figures.orders, revenue: money(figures.revenueCents) }
+    })
+    return { day, signups, orders: figures.orders, revenueCents: figures.revenueCents }
+  })
 )
 
-export const SummarizeNotificationsLive = summarizeNotifications.handle(({ batch }) =>
-  Effect.logInfo(`Every notification of ${batch} went out`)
+export const BackupDatabaseLive = backupDatabase.handle(() =>
+  Effect.map(
+    Backups.use((backups) => backups.run),
+    (backup) => ({ file: backup.file.key, bytes: backup.file.bytes, method: backup.method })
+  )
 )
 
-/** Every handler of the example app. */
+export const CriticalTaskLive = criticalTask.handle(({ day }) =>
+  Effect.gen(function*() {
+    const { from, to } = utcDay(Date.parse(`${day}T00:00:00Z`))
+    const ledger = yield* (yield* Payments).ledger(from, to)
+    if (ledger.orphanPayments.length > 0 || ledger.unpaidOrders.length > 0) {
+      return yield* new LedgerMismatch({
+        day,
+        orphanPayments: ledger.orphanPayments,
+        unpaidOrders: ledger.unpaidOrders
+      })
+    }
+    return { day, payments: ledger.payments, totalCents: ledger.totalCents }
+  })
+)
+
+export const UpdateUserStatusLive = updateUserStatus.handle(({ status, userId }) =>
+  Users.use((users) => users.setStatus(userId, status))
+)
+
+export const AddLoyaltyPointsLive = addLoyaltyPoints.handle(({ points, userId }) =>
+  Users.use((users) => users.addLoyaltyPoints(userId, points))
+)
+
+/** Every handler of the app. */
 export const handlers = [
+  SendAlertLive,
   SendWelcomeEmailLive,
+  SendPasswordResetEmailLive,
+  ProcessOrderLive,
+  ReserveInventoryLive,
   SendOrderConfirmationLive,
-  SyncInventoryLive,
-  GenerateInvoiceLive,
-  SendReminderLive,
+  ExportUserDataLive,
+  SendExportReadyEmailLive,
   CleanupOldDataLive,
+  CleanupExpiredSessionsLive,
   SendDailyReportLive,
-  WeeklyBackupLive,
-  CreateOrderLive,
-  ProcessPaymentLive,
-  SendReceiptLive,
-  AlertAdminLive,
-  NotifyUserLive,
-  SummarizeNotificationsLive
+  BackupDatabaseLive,
+  CriticalTaskLive,
+  UpdateUserStatusLive,
+  AddLoyaltyPointsLive
 ] as const

@@ -1,83 +1,67 @@
 /**
- * The services the example handlers need. They are Effect services, so production code provides real
- * implementations and tests provide in-memory ones, with no change to the handlers.
+ * The app's services, assembled: what the handlers need, on the database, storage folder and mail server the
+ * environment names. The worker (`worker.ts`), the demo (`demo.ts`) and the web side use these layers; tests build
+ * the same ones on a private database and an SMTP capture.
  */
-import { Console, Context, Effect, Layer, Ref, Schema } from "effect"
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import { Config, Effect, Layer, Option } from "effect"
+import type { SqlClient } from "effect/sql"
+import * as Database from "./db/Database.ts"
+import * as AppConfig from "./services/AppConfig.ts"
+import * as Auth from "./services/Auth.ts"
+import * as Backups from "./services/Backups.ts"
+import * as Mailer from "./services/Mailer.ts"
+import * as Orders from "./services/Orders.ts"
+import * as Payments from "./services/Payments.ts"
+import * as SmtpCapture from "./services/SmtpCapture.ts"
+import * as Storage from "./services/Storage.ts"
+import * as Users from "./services/Users.ts"
 
-/** A user of the example app. */
-export interface User {
-  readonly id: number
-  readonly name: string
-  readonly email: string
-}
-
-/** No user has this id. */
-export class UserNotFound extends Schema.TaggedError<UserNotFound>()("UserNotFound", { userId: Schema.Number }) {}
-
-/** The mail server refused a message. */
-export class MailerUnavailable extends Schema.TaggedError<MailerUnavailable>()("MailerUnavailable", {
-  reason: Schema.String
-}) {}
-
-/** An email to send. */
-export interface Mail {
-  readonly to: string
-  readonly template: string
-  readonly context: { readonly [key: string]: unknown }
-}
-
-/** Sends email. */
-export class Mailer extends Context.Service<Mailer, {
-  readonly send: (mail: Mail) => Effect.Effect<void, MailerUnavailable>
-}>()("@errand/examples/Mailer") {}
-
-/** Looks users up. */
-export class Users extends Context.Service<Users, {
-  readonly get: (userId: number) => Effect.Effect<User, UserNotFound>
-}>()("@errand/examples/Users") {}
-
-const seedUsers: ReadonlyArray<User> = [
-  { id: 1, name: "Ada", email: "ada@example.com" },
-  { id: 2, name: "Grace", email: "grace@example.com" },
-  { id: 3, name: "Alan", email: "alan@example.com" },
-  { id: 4, name: "Barbara", email: "barbara@example.com" },
-  { id: 5, name: "Edsger", email: "edsger@example.com" }
-]
-
-/** A user store over a fixed list (stands in for a database). */
-export const UsersLive: Layer.Layer<Users> = Layer.succeed(
-  Users,
-  Users.of({
-    get: (userId) => {
-      const user = seedUsers.find((candidate) => candidate.id === userId)
-      return user === undefined ? Effect.fail(new UserNotFound({ userId })) : Effect.succeed(user)
-    }
-  })
+/** The data services (users, sessions and codes, orders and stock, payments) on a SQL database. */
+export const DataLive: Layer.Layer<
+  Users.Users | Auth.Auth | Orders.Orders | Payments.Payments,
+  never,
+  SqlClient.SqlClient
+> = Orders.layer.pipe(
+  Layer.provideMerge(Payments.layerSandbox),
+  Layer.merge(Layer.mergeAll(Users.layer, Auth.layer))
 )
 
-/** A mailer that prints what it would send. */
-export const MailerConsole: Layer.Layer<Mailer> = Layer.succeed(
-  Mailer,
-  Mailer.of({ send: (mail) => Console.log(`      ✉  ${mail.template} → ${mail.to}`) })
-)
+/**
+ * The services the handlers need over a database and a storage folder: the data services, and backups (with Node's
+ * child processes for `pg_dump`). The mailer and the app settings come from the caller.
+ */
+export const AppLive: Layer.Layer<
+  Users.Users | Auth.Auth | Orders.Orders | Payments.Payments | Backups.Backups,
+  never,
+  Database.Database | SqlClient.SqlClient | Storage.Storage
+> = Layer.mergeAll(DataLive, Backups.layer().pipe(Layer.provide(NodeServices.layer)))
 
-/** A mailer that records what it sends, for tests. */
-export class SentMail extends Context.Service<SentMail, Ref.Ref<ReadonlyArray<Mail>>>()(
-  "@errand/examples/SentMail"
-) {}
+/**
+ * The mailer the environment names: SMTP at `SMTP_URL`, or, when it is unset, a local SMTP capture whose mails are
+ * logged (so `pnpm worker` runs with no mail server).
+ */
+export const MailerFromEnv: Layer.Layer<
+  Mailer.Mailer,
+  Mailer.TemplateError | SmtpCapture.CaptureFailed | Config.ConfigError
+> = Layer.unwrap(Effect.gen(function*() {
+  const url = yield* Config.option(Config.String("SMTP_URL"))
+  const mailer: Layer.Layer<Mailer.Mailer, Mailer.TemplateError | SmtpCapture.CaptureFailed | Config.ConfigError> =
+    Option.isSome(url) && url.value !== ""
+      ? Mailer.layerConfig
+      : SmtpCapture.layerWithMailer({
+        onMail: (mail) => Effect.logInfo(`mail to ${mail.to.join(", ")}: ${mail.subject}`)
+      })
+  return mailer
+}))
 
-/** The recording mailer and the record it writes to. */
-export const MailerRecording: Layer.Layer<Mailer | SentMail> = Layer.effectContext(
-  Effect.gen(function*() {
-    const sent = yield* Ref.make<ReadonlyArray<Mail>>([])
-    return Context.make(Mailer, Mailer.of({ send: (mail) => Ref.update(sent, (all) => [...all, mail]) })).pipe(
-      Context.add(SentMail, sent)
-    )
-  })
-)
-
-/** A mailer whose server is always down, for tests of retries. */
-export const MailerDown: Layer.Layer<Mailer> = Layer.succeed(
-  Mailer,
-  Mailer.of({ send: () => Effect.fail(new MailerUnavailable({ reason: "connection refused" })) })
+/**
+ * Everything, from the environment: `DATABASE_URL` (else the embedded database), `STORAGE_DIR`, `SMTP_URL` (else a
+ * capture), `APP_URL`, `ADMIN_EMAIL`.
+ */
+export const layerFromEnv = Layer.mergeAll(
+  AppLive.pipe(
+    Layer.provideMerge(Layer.mergeAll(Database.layerConfig, Storage.layerConfig, AppConfig.layerConfig))
+  ),
+  MailerFromEnv
 )

@@ -1,41 +1,32 @@
 /**
- * The example app's worker module. Run it with the `errand` command (`pnpm worker` does):
+ * The app's worker module. Run it with the `errand` command (`pnpm worker` does):
  *
  * ```sh
- * errand worker src/worker.ts --queues email,processing --concurrency 8 --processes 4
+ * DATABASE_URL=postgres://... SMTP_URL=smtp://... REDIS_URL=redis://... errand worker src/worker.ts --processes 4
  * ```
  *
- * The broker comes from the command line: `REDIS_URL` (or `--redis-url`), or `--broker memory`. Run directly
- * (`node src/worker.ts`), it is the README's `Layer.launch` + `runMain` program on the broker `REDIS_URL` chooses;
- * SIGINT/SIGTERM stop it gracefully with exit code 0 either way.
+ * Every handler of `handlers.ts`, the services they need from the environment (`services.ts`: `DATABASE_URL` or the
+ * embedded database, `STORAGE_DIR`, `SMTP_URL` or a local capture whose mails are logged, `APP_URL`,
+ * `ADMIN_EMAIL`), and the cron jobs of `schedules.ts`. The broker comes from the command line: `REDIS_URL` (or
+ * `--redis-url`), or `--broker memory`. Run directly (`node src/worker.ts`), it is the README's `Layer.launch` +
+ * `runMain` program on the broker `REDIS_URL` chooses; SIGINT/SIGTERM stop it gracefully with exit code 0 either way.
+ *
+ * The embedded database lives in the worker's process: with it, producers in other processes cannot see the data,
+ * so across processes set `DATABASE_URL`.
  */
 import { defineWorker, runMain } from "@errand/cli"
-import { Schedules } from "@errand/core"
 import { Effect, Layer } from "effect"
-import { cleanupOldData, sendDailyReport, weeklyBackup } from "./actors.ts"
 import { brokerFromEnv } from "./broker.ts"
 import { handlers } from "./handlers.ts"
-import { MailerConsole, UsersLive } from "./services.ts"
+import { schedules } from "./schedules.ts"
+import { layerFromEnv } from "./services.ts"
 
-/** The seed's cron jobs (Dramatiq's `DRAMATIQ_CRON_JOBS`): each slot is sent once, however many workers run. */
-export const schedules = [
-  Schedules.entry({ name: "cleanup_old_data", actor: cleanupOldData, cron: "0 2 * * *", payload: { days: 30 } }),
-  Schedules.entry({
-    name: "send_daily_report",
-    actor: sendDailyReport,
-    cron: "0 9 * * 1-5",
-    tz: "Europe/Berlin",
-    payload: { to: "team@example.com" }
-  }),
-  Schedules.entry({ name: "weekly_backup", actor: weeklyBackup, cron: "0 0 * * 0", payload: {} })
-]
-
-/** The worker: every example handler, with the services they need, and the schedules. */
+/** The worker: every handler, with the services they need, and the schedules. */
 export const worker = defineWorker({
   handlers,
-  services: Layer.mergeAll(UsersLive, MailerConsole),
+  services: layerFromEnv,
   schedules,
-  queues: ["email", "processing"],
+  queues: ["email", "orders", "exports", "maintenance"],
   concurrency: 8
 })
 

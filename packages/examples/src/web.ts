@@ -34,10 +34,15 @@ export class InvalidWebConfig extends Schema.TaggedError<InvalidWebConfig>()("In
   }
 }
 
-/** Where to listen: `HOST` (default `127.0.0.1`; `0.0.0.0` in a container) and `PORT` (default 3000). */
+/**
+ * Where to listen: `HOST` (default `127.0.0.1`; `0.0.0.0` in a container) and `PORT` (default 3000; 0 picks a free
+ * port, logged as `Listening on http://HOST:PORT`).
+ */
 export const listenConfig = Config.all({
   host: Config.String("HOST").pipe(Config.withDefault("127.0.0.1")),
-  port: Config.Port("PORT").pipe(Config.withDefault(3000))
+  port: Config.schema(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 })), "PORT").pipe(
+    Config.withDefault(3000)
+  )
 })
 
 /**

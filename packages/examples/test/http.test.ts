@@ -4,10 +4,10 @@
  * what the worker then does; bad bodies are 400 problems that name the field.
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, describe, it, layer } from "@effect/vitest"
 import { Worker } from "@errand/core"
 import { MemoryBroker } from "@errand/memory"
-import { type Duration, Effect, Layer, Schedule } from "effect"
+import { ConfigProvider, type Duration, Effect, Layer, Schedule } from "effect"
 import { HttpClient, HttpClientRequest, HttpRouter } from "effect/http"
 import { HttpApiClient } from "effect/http-api"
 import * as Fs from "node:fs"
@@ -24,6 +24,7 @@ import * as AppConfig from "../src/services/AppConfig.ts"
 import { Orders } from "../src/services/Orders.ts"
 import * as SmtpCapture from "../src/services/SmtpCapture.ts"
 import * as Storage from "../src/services/Storage.ts"
+import * as Web from "../src/web.ts"
 
 const storageDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "errand-http-test-"))
 process.once("exit", () => Fs.rmSync(storageDir, { recursive: true, force: true }))
@@ -190,7 +191,7 @@ layer(app, { timeout: 120_000, excludeTestServices: true })("the HTTP API", (it)
     timeout
   )
 
-  it.effect("a bad body is a 400 problem naming every invalid field", () =>
+  it.effect("a bad body or message id is a 400 problem naming every invalid field", () =>
     Effect.gen(function*() {
       assert.sameMembers(problemPaths((yield* postJson("/users", { email: "not-an-email", name: "" })).body), [
         "payload.email",
@@ -207,9 +208,24 @@ layer(app, { timeout: 120_000, excludeTestServices: true })("the HTTP API", (it)
         ["payload.items.0.quantity"]
       )
       assert.sameMembers(problemPaths((yield* postJson("/exports", { userId: "one" })).body), ["payload.userId"])
+      const badId = yield* HttpClient.get(`/exports/${encodeURIComponent("a\"quote")}`)
+      assert.sameMembers(problemPaths(yield* badId.json), ["params.messageId"])
       const problem = (yield* postJson("/users", { email: "x" })).body as {
         readonly errors: ReadonlyArray<{ readonly message: string }>
       }
       assert.include(problem.errors.map((error) => error.message).join("\n"), "an email address")
     }), timeout)
+})
+
+describe("web.ts", () => {
+  it.effect("refuses REDIS_URL without DATABASE_URL: a worker in another process could not see an embedded database", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Layer.build(Web.layer))
+      assert.instanceOf(error, Web.InvalidWebConfig)
+      assert.strictEqual(error.variable, "DATABASE_URL")
+      assert.include(error.message, "set DATABASE_URL to the PostgreSQL database the worker uses")
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({ REDIS_URL: "redis://127.0.0.1:1", PORT: "0" })))
+    ))
 })

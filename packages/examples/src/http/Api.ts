@@ -15,6 +15,7 @@
  * value drives the server (`Server.ts`), a typed client (`HttpApiClient.make(Api)`) and the OpenAPI document served
  * at `/openapi.json`.
  */
+import { Message } from "@errand/core"
 import { Schema } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema } from "effect/http-api"
 import { ExportResult } from "../actors.ts"
@@ -57,8 +58,8 @@ export const RequestExport = Schema.Struct({ userId: Id })
 // ---------------------------------------------------------------------------------------------------------------
 // Responses
 
-/** The id of the message a route sent: what its status route (and `errand` admin commands) take. */
-export const MessageId = Schema.String
+/** The id of the message a route sent (Errand's id grammar): what its status route and `errand` admin commands take. */
+export const MessageId = Message.MessageId
 
 /** `POST /users`: the new user, their session, and the welcome email's message. */
 export const SignedUp = Schema.Struct({ user: User, sessionId: Schema.String, messageId: MessageId })
@@ -136,7 +137,7 @@ export const ExportsGroup = HttpApiGroup.make("exports").add(
     error: [UnknownUser, Unavailable]
   }),
   HttpApiEndpoint.get("exportStatus", "/exports/:messageId", {
-    params: { messageId: Schema.String.check(Schema.isNonEmpty(), Schema.isMaxLength(255)) },
+    params: { messageId: MessageId },
     success: ExportStatus,
     error: Unavailable
   })

@@ -191,6 +191,24 @@ layer(app, { timeout: 120_000, excludeTestServices: true })("the HTTP API", (it)
     timeout
   )
 
+  it.effect("serves its OpenAPI document at /openapi.json", () =>
+    Effect.gen(function*() {
+      const response = yield* HttpClient.get("/openapi.json")
+      const document = (yield* response.json) as {
+        readonly info: { readonly title: string }
+        readonly paths: Record<string, unknown>
+      }
+      assert.strictEqual(response.status, 200)
+      assert.strictEqual(document.info.title, "Errand Shop")
+      assert.sameMembers(Object.keys(document.paths), [
+        "/users",
+        "/password-resets",
+        "/orders",
+        "/exports",
+        "/exports/{messageId}"
+      ])
+    }), timeout)
+
   it.effect("a bad body or message id is a 400 problem naming every invalid field", () =>
     Effect.gen(function*() {
       assert.sameMembers(problemPaths((yield* postJson("/users", { email: "not-an-email", name: "" })).body), [

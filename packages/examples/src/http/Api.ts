@@ -17,7 +17,7 @@
  */
 import { Message } from "@errand/core"
 import { Schema } from "effect"
-import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema } from "effect/http-api"
+import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, OpenApi } from "effect/http-api"
 import { ExportResult } from "../actors.ts"
 import { Id, Order, ProductNotFound, User, UserNotFound } from "../domain.ts"
 import { EmailTaken } from "../services/Users.ts"
@@ -153,3 +153,5 @@ export const Api = HttpApi.make("shop")
   .add(ExportsGroup)
   .middleware(HttpApiMiddleware.ProblemDetails)
   .annotate(HttpApi.PayloadParseOptions, { errors: "all" })
+  .annotate(OpenApi.Title, "Errand Shop")
+  .annotate(OpenApi.Description, "The example shop's producer side: each route writes and sends a background task.")

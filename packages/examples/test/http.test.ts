@@ -5,7 +5,7 @@
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { assert, describe, it, layer } from "@effect/vitest"
-import { Worker } from "@errand/core"
+import { Broker, ErrandError, Worker } from "@errand/core"
 import { MemoryBroker } from "@errand/memory"
 import { ConfigProvider, type Duration, Effect, Layer, Schedule } from "effect"
 import { HttpClient, HttpClientRequest, HttpRouter } from "effect/http"
@@ -233,6 +233,43 @@ layer(app, { timeout: 120_000, excludeTestServices: true })("the HTTP API", (it)
       }
       assert.include(problem.errors.map((error) => error.message).join("\n"), "an email address")
     }), timeout)
+})
+
+/** A memory broker whose `enqueue` fails, as Redis does when it is down. */
+const brokerDown = Layer.effect(
+  Broker.Broker,
+  Effect.map(Broker.Broker, (broker) =>
+    Broker.Broker.of({
+      ...broker,
+      enqueue: () =>
+        Effect.fail(
+          new ErrandError.BrokerError({
+            broker: "memory",
+            operation: "enqueue",
+            message: "connection refused",
+            applied: "no"
+          })
+        )
+    }))
+).pipe(Layer.provideMerge(MemoryBroker.layer))
+
+layer(
+  HttpRouter.serve(Server.routes, { disableLogger: true, disableListenLog: true }).pipe(
+    Layer.provideMerge(NodeHttpServer.layerTest),
+    Layer.provideMerge(services),
+    Layer.provide(brokerDown)
+  ),
+  { timeout: 120_000, excludeTestServices: true }
+)("the HTTP API with the broker down", (it) => {
+  it.effect(
+    "answers 503 Unavailable naming the broker, and nothing more (the cause goes to the log)",
+    () =>
+      Effect.gen(function*() {
+        const response = yield* postJson("/users", { email: freshEmail("down"), name: "Down" })
+        assert.deepStrictEqual(response, { status: 503, body: { _tag: "Unavailable", service: "broker" } })
+      }),
+    timeout
+  )
 })
 
 describe("web.ts", () => {

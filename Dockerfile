@@ -16,6 +16,9 @@ RUN pnpm install --frozen-lockfile --no-optional --filter "@errand/examples..."
 # ---- runtime: no pnpm, no compilers, not root ----
 FROM node:22-bookworm-slim AS runtime
 ENV NODE_ENV=production
+# pg_dump, for the weekly backup_database job on PostgreSQL
+RUN apt-get update && apt-get install --yes --no-install-recommends postgresql-client \
+  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=deps --chown=node:node /app /app
 USER node

@@ -80,7 +80,7 @@ describe("Dockerfile", () => {
     })
     try {
       await worker.waitFor(/Listening on http:\/\/127\.0\.0\.1:\d+/)
-      await worker.waitFor(/Worker started on email, processing/)
+      await worker.waitFor(/Worker started on email, orders, exports, maintenance/)
       const base = worker.output().match(/Listening on (http:\/\/127\.0\.0\.1:\d+)/)![1]!
       // the image's HEALTHCHECK command, on this port
       const healthcheck = dockerfile.match(/HEALTHCHECK[^\n]*\\\n\s*CMD (\[.*\])/)
@@ -99,8 +99,8 @@ describe("Dockerfile", () => {
 })
 
 describe("docker-compose.yml", () => {
-  it("runs redis, a worker and a producer; sets only environment variables the code reads", () => {
-    assert.deepStrictEqual(Object.keys(compose.services).sort(), ["producer", "redis", "worker"])
+  it("runs postgres, redis, a worker and a producer; sets only environment variables the code reads", () => {
+    assert.deepStrictEqual(Object.keys(compose.services).sort(), ["postgres", "producer", "redis", "worker"])
     const read = readEnvironment()
     for (const name of ["worker", "producer"]) {
       for (const variable of Object.keys(compose.services[name]!.environment ?? {})) {

@@ -101,7 +101,9 @@ export const story = Effect.gen(function*() {
               )
             case "DeadLettered":
               return say(
-                `✗ ${event.message?.actor ?? event.messageId} dead-lettered: ${event.reason.tag}: ${event.reason.message}`
+                `✗ ${
+                  event.message?.actor ?? event.messageId
+                } dead-lettered: ${event.reason.tag}: ${event.reason.message}`
               )
             default:
               return Effect.void
@@ -142,7 +144,7 @@ export const story = Effect.gen(function*() {
     })
 
   // ---------------------------------------------------------------------------------------------------------------
-  yield* say("The shop opens: a catalog, and some old data for the cleanups to find")
+  yield* say("The shop opens with a catalog")
   const sku = (base: string) => run === undefined ? base : `${base}-${run}`
   for (
     const product of [
@@ -162,24 +164,15 @@ export const story = Effect.gen(function*() {
   const alan = yield* Producer.signUp({ email: email("alan"), name: "Alan" })
   yield* settle
 
-  // old rows, as if the app had run for months: a reset code of 40 days ago, a failed order of 45 days ago, and a
-  // session that expired yesterday
-  const now = new Date(clock.currentTimeMillisUnsafe())
-  const daysAgo = (days: number) => new Date(now.getTime() - days * 24 * hour)
-  yield* sql`INSERT INTO otp_codes (user_id, purpose, code, created_at, expires_at)
-    VALUES (${ada.user.id}, 'password_reset', ${`old-code-${run ?? "0"}`}, ${daysAgo(40)}, ${daysAgo(40)})`
-  yield* sql`INSERT INTO orders (user_id, status, total_cents, created_at, updated_at)
-    VALUES (${alan.user.id}, 'failed', 0, ${daysAgo(45)}, ${daysAgo(45)})`
-  yield* sql`INSERT INTO sessions (id, user_id, created_at, expires_at)
-    VALUES (${`old-session-${run ?? "0"}`}, ${grace.user.id}, ${daysAgo(31)}, ${daysAgo(1)})`
-
   yield* say(`Grace forgot her password: a reset token, then send_password_reset_email`)
   yield* Producer.requestPasswordReset(email("grace"))
   yield* settle
 
   yield* say("Orders: each runs the pipeline process_order (payment) → reserve_inventory → send_order_confirmation")
   const placed = []
-  placed.push(yield* Producer.placeOrder(ada.user.id, [{ sku: sku("MUG"), quantity: 2 }, { sku: sku("TEE"), quantity: 1 }]))
+  placed.push(
+    yield* Producer.placeOrder(ada.user.id, [{ sku: sku("MUG"), quantity: 2 }, { sku: sku("TEE"), quantity: 1 }])
+  )
   placed.push(yield* Producer.placeOrder(grace.user.id, [{ sku: sku("POSTER"), quantity: 1 }]))
   yield* settle
   yield* say("Alan orders the poster Grace just bought, then a laptop above his card's limit")
@@ -200,13 +193,30 @@ export const story = Effect.gen(function*() {
   yield* settle
   const exported = yield* exportUserData.result(exportMessage, { timeout: "1 minute" })
   const status = yield* Producer.exportStatus(exportMessage.id)
-  yield* say(`  status of ${exportMessage.id.slice(0, 8)}…: ${status.status}, ${exported.rows} rows in ${exported.file}`)
+  yield* say(
+    `  status of ${exportMessage.id.slice(0, 8)}…: ${status.status}, ${exported.rows} rows in ${exported.file}`
+  )
   const csv = new TextDecoder().decode(yield* storage.read(exported.file))
   for (const line of csv.trimEnd().split("\r\n")) yield* Console.log(`                  | ${line}`)
 
   yield* say("The critical task reconciles today's payments with the orders")
   yield* criticalTask.send({ day: new Date(storyStart).toISOString().slice(0, 10) })
   yield* settle
+
+  yield* say(
+    "Some old rows, as if the shop had run for months: a reset code of 40 days ago, a failed order of 45\n" +
+      "                days ago, a session that expired yesterday"
+  )
+  // old rows, as if the app had run for months: a reset code of 40 days ago, a failed order of 45 days ago, and a
+  // session that expired yesterday
+  const now = new Date(clock.currentTimeMillisUnsafe())
+  const daysAgo = (days: number) => new Date(now.getTime() - days * 24 * hour)
+  yield* sql`INSERT INTO otp_codes (user_id, purpose, code, created_at, expires_at)
+    VALUES (${ada.user.id}, 'password_reset', ${`old-code-${run ?? "0"}`}, ${daysAgo(40)}, ${daysAgo(40)})`
+  yield* sql`INSERT INTO orders (user_id, status, total_cents, created_at, updated_at)
+    VALUES (${alan.user.id}, 'failed', 0, ${daysAgo(45)}, ${daysAgo(45)})`
+  yield* sql`INSERT INTO sessions (id, user_id, created_at, expires_at)
+    VALUES (${`old-session-${run ?? "0"}`}, ${grace.user.id}, ${daysAgo(31)}, ${daysAgo(1)})`
 
   // ---------------------------------------------------------------------------------------------------------------
   yield* say("The schedules start, and the night passes: backup at 00:00 on Sunday, cleanup at 02:00, sessions hourly")
@@ -220,6 +230,13 @@ export const story = Effect.gen(function*() {
   )
   const sunday = storyStart + 8 * hour // Sunday 00:00
   yield* passTime(sunday + 3 * hour)
+  const [left] = yield* sql<{ readonly codes: number; readonly failed: number; readonly sessions: number }>`
+    SELECT (SELECT count(*)::int FROM otp_codes WHERE created_at < ${daysAgo(30)}) AS codes,
+           (SELECT count(*)::int FROM orders WHERE status = 'failed' AND created_at < ${daysAgo(30)}) AS failed,
+           (SELECT count(*)::int FROM sessions WHERE expires_at < ${now}) AS sessions`
+  yield* say(
+    `  old data left: ${left?.codes} codes and ${left?.failed} failed orders older than 30 days, ${left?.sessions} expired sessions`
+  )
   const backups = yield* storage.list("backups")
   for (const key of backups) {
     const bytes = (yield* storage.read(key)).byteLength
@@ -229,7 +246,9 @@ export const story = Effect.gen(function*() {
   yield* passTime(sunday + 12 * hour)
   yield* say("Sunday noon: the payment provider reverses the refund of Alan's poster order (the ledger breaks)")
   yield* sql`UPDATE payments SET refunded = false WHERE order_id = ${placed[2]!.order.id}`
-  yield* say("The critical task runs again for Saturday: retried with backoff, then dead-lettered — and the admin alerted")
+  yield* say(
+    "The critical task runs again for Saturday: retried with backoff, then dead-lettered — and the admin alerted"
+  )
   yield* criticalTask.send({ day: new Date(storyStart).toISOString().slice(0, 10) })
   yield* settle
 
@@ -261,8 +280,12 @@ const printMail = (mail: SmtpCapture.CapturedMail) =>
   Effect.gen(function*() {
     const time = formatTime(yield* Clock.currentTimeMillis)
     yield* Console.log(`${time}  ✉  to ${mail.to.join(", ")}: "${mail.subject}"`)
+    const indent = " ".repeat(time.length + 5)
+    if (mail.subject.startsWith("Daily report")) {
+      for (const line of mail.text.trim().split("\n").slice(2)) yield* Console.log(`${indent}${line.trim()}`)
+    }
     const link = /(https?|file):\/\/\S+/.exec(mail.text)
-    if (link !== null) yield* Console.log(`${" ".repeat(time.length)}     ${link[0]}`)
+    if (link !== null) yield* Console.log(`${indent}${link[0]}`)
   })
 
 /** Everything the story needs, from the environment (or nothing at all). */
@@ -294,4 +317,3 @@ if (import.meta.main) {
     NodeRuntime.runMain
   )
 }
-

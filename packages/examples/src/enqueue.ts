@@ -1,37 +1,58 @@
 /**
- * `pnpm enqueue [--count N]`: sends the example messages from their own process (to Redis when `REDIS_URL` is set),
- * for a worker started with `pnpm worker` to run.
+ * `pnpm enqueue [--count N]`: the web side's actions from their own process, for a worker started with
+ * `pnpm worker` to run: N users sign up (welcome mails), each places an order (the order pipeline) and asks for an
+ * export. Producer and worker must share the broker (`REDIS_URL`) and the database (`DATABASE_URL`): an embedded
+ * database lives in one process, so this command refuses to run without `DATABASE_URL`.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
-import { Actor } from "@errand/core"
-import { Console, Effect } from "effect"
+import { Config, Console, Effect, Layer, Option, Redacted, Schema } from "effect"
 import { Command, Flag } from "effect/cli"
-import { generateInvoice, sendOrderConfirmation, sendReminder, sendWelcomeEmail, syncInventory } from "./actors.ts"
+import { randomBytes } from "node:crypto"
 import { brokerFromEnv } from "./broker.ts"
+import * as Database from "./db/Database.ts"
+import * as Producer from "./producer.ts"
+import { DataLive } from "./services.ts"
+import { Orders } from "./services/Orders.ts"
+
+/** `pnpm enqueue` was run without a database the worker can see. */
+export class NoSharedDatabase extends Schema.TaggedError<NoSharedDatabase>()("NoSharedDatabase", {}) {
+  override get message(): string {
+    return "pnpm enqueue needs DATABASE_URL (the worker's PostgreSQL): an embedded database lives in one process"
+  }
+}
 
 const count = Flag.Int("count").pipe(
-  Flag.withDescription("How many rounds of the example messages to send"),
+  Flag.withDescription("How many users sign up and order"),
   Flag.withDefault(1)
 )
 
 const broker = brokerFromEnv()
 
+/** The products the orders take, added when missing. */
+const catalog = [{ sku: "MUG", name: "Errand mug", priceCents: 1200, stock: 1_000_000 }]
+
+const database = Layer.unwrap(Effect.gen(function*() {
+  const url = yield* Config.option(Config.Redacted("DATABASE_URL"))
+  if (Option.isNone(url) || Redacted.value(url.value) === "") return yield* new NoSharedDatabase()
+  return Database.layerPostgres(url.value)
+}))
+
 const enqueue = Command.make("enqueue", { count }, (options) =>
   Effect.gen(function*() {
-    const messages = []
-    for (let round = 0; round < options.count; round++) {
-      messages.push(
-        yield* sendWelcomeEmail.message({ userId: 1 }),
-        yield* sendWelcomeEmail.message({ userId: 42 }),
-        yield* sendOrderConfirmation.message({ orderId: `o-${1000 + round}`, email: "ada@example.com" }),
-        yield* generateInvoice.message({ orderId: `o-${1000 + round}`, amountCents: 4_250 }),
-        yield* syncInventory.message({ sku: `SKU-${round}` }),
-        yield* sendReminder.message({ userId: 2, note: "Your cart misses you" }, { delay: "1 second" })
+    const orders = yield* Orders
+    for (const product of catalog) {
+      yield* orders.getProduct(product.sku).pipe(
+        Effect.catchTag("ProductNotFound", () => orders.addProduct(product))
       )
     }
-    yield* Actor.enqueue(messages) // one broker call for the whole batch
-    yield* Console.log(`Sent ${messages.length} messages to ${broker.name}`)
-  }).pipe(Effect.provide(broker.layer)))
+    const batch = randomBytes(3).toString("hex")
+    for (let i = 0; i < options.count; i++) {
+      const { user } = yield* Producer.signUp({ email: `user-${batch}-${i}@example.com`, name: `User ${i}` })
+      yield* Producer.placeOrder(user.id, [{ sku: "MUG", quantity: 1 }])
+      yield* Producer.requestExport(user.id)
+    }
+    yield* Console.log(`${options.count} users signed up, ordered and asked for an export (on ${broker.name})`)
+  }).pipe(Effect.provide(Layer.mergeAll(DataLive.pipe(Layer.provideMerge(database)), broker.layer))))
 
 Command.run(enqueue, { version: "0.1.0" }).pipe(Effect.provide(NodeServices.layer), NodeRuntime.runMain)

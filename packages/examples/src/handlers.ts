@@ -93,7 +93,7 @@ export const SendPasswordResetEmailLive = sendPasswordResetEmail.handle(({ reset
 )
 
 export const ProcessOrderLive = processOrder.handle(({ orderId }) =>
-  Effect.map((Orders.use((orders) => orders.pay(orderId))), (paymentId) => ({ orderId, paymentId }))
+  Effect.map(Orders.use((orders) => orders.pay(orderId)), (paymentId) => ({ orderId, paymentId }))
 )
 
 export const ReserveInventoryLive = reserveInventory.handle(({ orderId }) =>

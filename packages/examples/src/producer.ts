@@ -76,9 +76,11 @@ export const exportStatus = (messageId: string) =>
       ResultMissing: () => Effect.succeed<ExportStatus>({ status: "pending" }),
       UserNotFound: (error) =>
         Effect.succeed<ExportStatus>({ status: "failed", error: error._tag, reason: `no user ${error.userId}` }),
-      StorageError: (error) => Effect.succeed<ExportStatus>({ status: "failed", error: error._tag, reason: error.reason }),
+      StorageError: (error) =>
+        Effect.succeed<ExportStatus>({ status: "failed", error: error._tag, reason: error.reason }),
       DatabaseError: (error) =>
         Effect.succeed<ExportStatus>({ status: "failed", error: error._tag, reason: error.message }),
-      MessageFailed: (error) => Effect.succeed<ExportStatus>({ status: "failed", error: error.tag, reason: error.reason })
+      MessageFailed: (error) =>
+        Effect.succeed<ExportStatus>({ status: "failed", error: error.tag, reason: error.reason })
     })
   )

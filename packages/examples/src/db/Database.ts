@@ -9,9 +9,9 @@
  *
  * The layer runs the migrations (`migrations.ts`) before anything uses the database.
  */
+import { PgClient } from "@effect/sql-pg"
 import { PGlite } from "@electric-sql/pglite"
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket"
-import { PgClient } from "@effect/sql-pg"
 import { Config, Context, Effect, Layer, Option, Redacted, Schema, String as Str } from "effect"
 import { Migrator, SqlClient } from "effect/sql"
 import { migrations } from "./migrations.ts"
@@ -60,8 +60,8 @@ export const describeUrl = (url: string): string => {
 
 const reasonOf = (cause: unknown): string =>
   cause instanceof Error ? cause.message : typeof cause === "object" && cause !== null && "message" in cause
-  ? String(cause.message)
-  : String(cause)
+    ? String(cause.message)
+    : String(cause)
 
 /** Column names come back camelCase (`loyalty_points` -> `loyaltyPoints`); `sql.insert` keys go in snake_case. */
 const naming = { transformResultNames: Str.snakeToCamel, transformQueryNames: Str.camelToSnake } as const

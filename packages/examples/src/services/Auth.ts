@@ -37,9 +37,8 @@ export const layer: Layer.Layer<Auth, never, SqlClient.SqlClient> = Layer.effect
       createSession: (userId, ttl) =>
         Effect.gen(function*() {
           const [id, createdAt] = [yield* token, yield* now]
-          yield* sql`INSERT INTO sessions ${
-            sql.insert({ id, userId, createdAt, expiresAt: expiry(createdAt, ttl) })
-          }`.pipe(dbError("auth.createSession"))
+          yield* sql`INSERT INTO sessions ${sql.insert({ id, userId, createdAt, expiresAt: expiry(createdAt, ttl) })}`
+            .pipe(dbError("auth.createSession"))
           return id
         }),
       deleteExpiredSessions: Effect.gen(function*() {

@@ -5,8 +5,8 @@
  */
 import { Clock, Context, Duration, Effect, Layer, Redacted, Stream } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
-import { BackupFailed, type StorageError } from "../domain.ts"
 import { Database } from "../db/Database.ts"
+import { BackupFailed, type StorageError } from "../domain.ts"
 import { Storage, type StoredFile } from "./Storage.ts"
 
 /** A backup that was written. */
@@ -47,11 +47,17 @@ export const pgDump = (url: Redacted.Redacted<string>, path: string, timeLimit: 
       ], { concurrency: 2 })
       if (exitCode !== 0) return yield* failed(`pg_dump exited with ${exitCode}: ${stderr.trim()}`)
     })).pipe(
-      Effect.catchTag("PlatformError", (error) =>
-        Effect.fail(failed(`pg_dump could not run (is it on PATH? Debian: apt-get install postgresql-client): ${error.message}`))),
+      Effect.catchTag(
+        "PlatformError",
+        (error) =>
+          Effect.fail(
+            failed(`pg_dump could not run (is it on PATH? Debian: apt-get install postgresql-client): ${error.message}`)
+          )
+      ),
       Effect.timeoutOrElse({
         duration: timeLimit,
-        orElse: () => Effect.fail(failed(`pg_dump took longer than ${Duration.format(Duration.fromInputUnsafe(timeLimit))}`))
+        orElse: () =>
+          Effect.fail(failed(`pg_dump took longer than ${Duration.format(Duration.fromInputUnsafe(timeLimit))}`))
       })
     )
   })

@@ -59,7 +59,10 @@ export const loadTemplates: Effect.Effect<ReadonlyMap<TemplateName, Template>, T
     })
     const match = /^Subject: (.+)\n\n([\s\S]+)$/.exec(text)
     if (match === null) {
-      return yield* new TemplateError({ template: name, reason: "expected a 'Subject: ...' line, a blank line, a body" })
+      return yield* new TemplateError({
+        template: name,
+        reason: "expected a 'Subject: ...' line, a blank line, a body"
+      })
     }
     templates.set(name, { subject: match[1]!, body: match[2]! })
   }

@@ -56,7 +56,9 @@ export class Orders extends Context.Service<Orders, {
    * Takes a paid order's items out of stock and marks it `reserved`, in one transaction. An order already reserved
    * (a redelivered step) changes nothing. Too little stock for a line fails the order and refunds it: `OutOfStock`.
    */
-  readonly reserve: (orderId: number) => Effect.Effect<void, OrderNotFound | OutOfStock | InvalidOrderState | DatabaseError>
+  readonly reserve: (
+    orderId: number
+  ) => Effect.Effect<void, OrderNotFound | OutOfStock | InvalidOrderState | DatabaseError>
   /** Marks a reserved order `confirmed` (its confirmation was mailed). */
   readonly markConfirmed: (orderId: number) => Effect.Effect<void, DatabaseError>
   /** Deletes failed orders created before `before`; returns how many. */
@@ -150,7 +152,8 @@ export const layer: Layer.Layer<Orders, never, SqlClient.SqlClient | Payments> =
           const lines = yield* Effect.forEach(items, (item) =>
             Effect.map(getProduct(item.sku), (product) => ({ product, quantity: item.quantity })))
           const createdAt = yield* now
-          const totalCents = lines.reduce((sum, line) => sum + line.product.priceCents * line.quantity, 0)
+          const totalCents = lines.reduce((sum, line) =>
+            sum + line.product.priceCents * line.quantity, 0)
           const [row] = yield* sql<{ readonly id: number }>`
             INSERT INTO orders ${sql.insert({ userId, totalCents, createdAt, updatedAt: createdAt })}
             RETURNING id`.pipe(dbError("orders.place"))
@@ -161,13 +164,14 @@ export const layer: Layer.Layer<Orders, never, SqlClient.SqlClient | Payments> =
               productId: line.product.id,
               quantity: line.quantity,
               priceCents: line.product.priceCents
-            })))
-          }`.pipe(dbError("orders.place"))
+            })))}`.pipe(dbError("orders.place"))
           return row!.id
         })).pipe(
-          Effect.catchTag("SqlError", (error) => Effect.fail(new DatabaseError({ operation: "orders.place", message: error.message }))),
+          Effect.catchTag("SqlError", (error) =>
+            Effect.fail(new DatabaseError({ operation: "orders.place", message: error.message }))),
           Effect.flatMap(get),
-          Effect.catchTag("OrderNotFound", (error) => Effect.die(error)) // just inserted
+          Effect.catchTag("OrderNotFound", (error) =>
+            Effect.die(error)) // just inserted
         ),
       get,
       listForUser: (userId) =>
@@ -186,7 +190,8 @@ export const layer: Layer.Layer<Orders, never, SqlClient.SqlClient | Payments> =
           yield* setStatus(orderId, "paid", { paymentId })
           return paymentId
         })).pipe(
-          Effect.catchTag("SqlError", (error) => Effect.fail(new DatabaseError({ operation: "orders.pay", message: error.message }))),
+          Effect.catchTag("SqlError", (error) =>
+            Effect.fail(new DatabaseError({ operation: "orders.pay", message: error.message }))),
           Effect.tapError((error) =>
             error._tag === "PaymentDeclined"
               ? fail(orderId, `payment declined: ${error.reason}`).pipe(dbError("orders.pay"))
@@ -211,21 +216,28 @@ export const layer: Layer.Layer<Orders, never, SqlClient.SqlClient | Payments> =
               UPDATE products SET stock = stock - ${line.quantity}
               WHERE id = ${line.productId} AND stock >= ${line.quantity} RETURNING stock`
             if (taken.length === 0) {
-              const [left] = yield* sql<{ readonly stock: number }>`SELECT stock FROM products WHERE id = ${line.productId}`
-              return yield* new OutOfStock({ orderId, sku: line.sku, requested: line.quantity, available: left?.stock ?? 0 })
+              const [left] = yield* sql<
+                { readonly stock: number }
+              >`SELECT stock FROM products WHERE id = ${line.productId}`
+              return yield* new OutOfStock({
+                orderId,
+                sku: line.sku,
+                requested: line.quantity,
+                available: left?.stock ?? 0
+              })
             }
           }
           yield* setStatus(orderId, "reserved")
         })).pipe(
-          Effect.catchTag("SqlError", (error) => Effect.fail(new DatabaseError({ operation: "orders.reserve", message: error.message }))),
+          Effect.catchTag("SqlError", (error) =>
+            Effect.fail(new DatabaseError({ operation: "orders.reserve", message: error.message }))),
           Effect.tapError((error) =>
             error._tag === "OutOfStock"
               ? fail(orderId, `out of stock: ${error.sku}`).pipe(dbError("orders.reserve"))
               : Effect.void
           )
         ),
-      markConfirmed: (orderId) =>
-        setStatus(orderId, "confirmed").pipe(dbError("orders.markConfirmed"), Effect.asVoid),
+      markConfirmed: (orderId) => setStatus(orderId, "confirmed").pipe(dbError("orders.markConfirmed"), Effect.asVoid),
       deleteFailedBefore: (before) =>
         sql`DELETE FROM orders WHERE status = 'failed' AND created_at < ${before} RETURNING id`.pipe(
           dbError("orders.deleteFailedBefore"),
@@ -241,4 +253,3 @@ export const layer: Layer.Layer<Orders, never, SqlClient.SqlClient | Payments> =
     })
   })
 )
-

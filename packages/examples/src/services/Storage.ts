@@ -48,14 +48,20 @@ export const layerDir = (dir: string, options?: { readonly baseUrl?: string | un
       Effect.flatMap(pathOf(key), (path) =>
         Effect.tryPromise({
           try: () => f(path),
-          catch: (cause) => new StorageError({ path: key, reason: cause instanceof Error ? cause.message : String(cause) })
+          catch: (cause) =>
+            new StorageError({ path: key, reason: cause instanceof Error ? cause.message : String(cause) })
         }))
     return Storage.of({
       write: (key, content) =>
         io(key, async (path) => {
           await Fs.mkdir(Path.dirname(path), { recursive: true })
           await Fs.writeFile(path, content)
-          return { key, path, url: urlOf(key), bytes: typeof content === "string" ? Buffer.byteLength(content) : content.byteLength }
+          return {
+            key,
+            path,
+            url: urlOf(key),
+            bytes: typeof content === "string" ? Buffer.byteLength(content) : content.byteLength
+          }
         }),
       read: (key) => io(key, async (path) => new Uint8Array(await Fs.readFile(path))),
       list: (folder) =>

@@ -21,7 +21,19 @@ export const projects: Array<TestProjectConfiguration> = [
       testTimeout: 20_000
     }
   },
-  pkg("examples"),
+  // examples: the end-to-end test runs the web service and `errand worker` as processes on a private redis-server (the
+  // redis project's globalSetup) and a scratch PostgreSQL database
+  {
+    extends: true,
+    test: {
+      name: "examples",
+      root: "./packages/examples",
+      include: ["test/**/*.test.ts"],
+      globalSetup: ["../redis/test/utils/globalSetup.ts"],
+      // a real database, SMTP and HTTP server on a loaded 2-core machine
+      testTimeout: 60_000
+    }
+  },
   // cli: real `errand` processes against a private redis-server (the redis project's globalSetup)
   {
     extends: true,

@@ -99,15 +99,16 @@ describe("Dockerfile", () => {
 })
 
 describe("docker-compose.yml", () => {
-  it("runs postgres, redis, a worker and a producer; sets only environment variables the code reads", () => {
-    assert.deepStrictEqual(Object.keys(compose.services).sort(), ["postgres", "producer", "redis", "worker"])
+  it("runs postgres, redis, a worker, the web API and a producer; sets only environment variables the code reads", () => {
+    assert.deepStrictEqual(Object.keys(compose.services).sort(), ["postgres", "producer", "redis", "web", "worker"])
     const read = readEnvironment()
-    for (const name of ["worker", "producer"]) {
+    for (const name of ["worker", "web", "producer"]) {
       for (const variable of Object.keys(compose.services[name]!.environment ?? {})) {
         assert(read.has(variable), `${name} sets ${variable}, which no source reads`)
       }
     }
     assert.deepStrictEqual(compose.services["producer"]!.entrypoint, ["node", "packages/examples/src/enqueue.ts"])
+    assert.deepStrictEqual(compose.services["web"]!.entrypoint, ["node", "packages/examples/src/web.ts"])
   })
 
   it("gives the worker a grace period above its drain, health checks on /readyz, one port per process", () => {

@@ -114,13 +114,16 @@ export interface SuccessInfo<S> {
 }
 
 /**
- * What an `onFailure` callback is sent: the id of the message that failed for good, and why, as data.
+ * What an `onFailure` callback is sent: the id of the message that failed for good, its actor (for a pipeline, the
+ * step that failed) and queue, and why, as data.
  *
  * @category models
  * @since 0.2.0
  */
 export interface FailureInfo {
   readonly messageId: string
+  readonly actor: string
+  readonly queue: string
   readonly error: { readonly tag: string; readonly message: string }
 }
 
@@ -141,6 +144,8 @@ export const successPayload = <S extends Schema.Top>(success: S) =>
  */
 export const FailurePayload = Schema.Struct({
   messageId: Schema.String,
+  actor: Schema.String,
+  queue: Schema.String,
   error: Schema.Struct({ tag: Schema.String, message: Schema.String })
 })
 
@@ -153,7 +158,7 @@ export const FailurePayload = Schema.Struct({
 export interface Callbacks<S> {
   /** Sent `{ messageId, result }` when the message succeeded. */
   readonly onSuccess?: Receiver<SuccessInfo<S>> | undefined
-  /** Sent `{ messageId, error: { tag, message } }` when the message failed for good (dead-lettered). */
+  /** Sent `{ messageId, actor, queue, error: { tag, message } }` when the message failed for good (dead-lettered). */
   readonly onFailure?: Receiver<FailureInfo> | undefined
 }
 

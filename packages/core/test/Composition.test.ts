@@ -46,9 +46,9 @@ describe("Pipelines", () => {
           Effect.as(Deferred.succeed(done, orderId), "sent")
         )
       ),
-      alertAdmin.handle(({ error, messageId }) =>
+      alertAdmin.handle(({ actor, error, messageId }) =>
         Effect.andThen(
-          Ref.update(seen, (all) => [...all, `alert ${error.tag} ${messageId === "" ? "" : "for a step"}`]),
+          Ref.update(seen, (all) => [...all, `alert ${error.tag} ${messageId === "" ? "" : `for ${actor}`}`]),
           Deferred.succeed(done, `alert ${error.tag}`)
         )
       )
@@ -84,7 +84,11 @@ describe("Pipelines", () => {
         )
         assert.strictEqual(yield* Deferred.await(done), "alert PaymentDeclined")
         yield* TestClock.adjust("1 hour")
-        assert.deepStrictEqual(yield* Ref.get(seen), ["order c2", "pay o-c2 500", "alert PaymentDeclined for a step"])
+        assert.deepStrictEqual(yield* Ref.get(seen), [
+          "order c2",
+          "pay o-c2 500",
+          "alert PaymentDeclined for process_payment"
+        ])
         assert.strictEqual((yield* MemoryBroker.deadLetters("payments")).length, 1)
       }).pipe(withWorker(handlers(seen, done)))
     }))
@@ -122,6 +126,9 @@ describe("Callbacks", () => {
         const [failure, ...more] = (yield* Ref.get(failures)) as ReadonlyArray<Actor.FailureInfo>
         assert.strictEqual(more.length, 0)
         assert.strictEqual(failure?.messageId, bad.id)
+        // and which task it was, so that an alert can say it
+        assert.strictEqual(failure?.actor, report.name)
+        assert.strictEqual(failure?.queue, report.queue)
         // an untagged error is a defect: its text is kept
         assert.strictEqual(failure?.error.tag, "HandlerDefect")
         assert.include(failure?.error.message, "negative")

@@ -53,13 +53,13 @@ const runTime = Effect.gen(function*() {
   return typeof slot === "number" ? slot : (yield* now).getTime()
 })
 
-export const SendAlertLive = sendAlert.handle(({ error, messageId }) =>
+export const SendAlertLive = sendAlert.handle(({ actor, error, messageId, queue }) =>
   Effect.gen(function*() {
     const { adminEmail } = yield* AppConfig
     yield* (yield* Mailer).send({
       to: adminEmail,
       template: "alert",
-      context: { messageId, tag: error.tag, reason: error.message }
+      context: { messageId, actor, queue, tag: error.tag, reason: error.message }
     })
     return `alert about ${messageId} sent to ${adminEmail}`
   })

@@ -353,6 +353,7 @@ for (const backend of backends) {
           const { adminEmail } = yield* AppConfig
           const alert = yield* mailTo(adminEmail, "[ALERT] A critical task failed: LedgerMismatch")
           assert.include(alert.text, message.id)
+          assert.include(alert.text, "of critical_task (queue maintenance)")
           const alerts = (yield* (yield* SmtpCapture).received).filter((mail) => mail.to.includes(adminEmail))
           assert.strictEqual(alerts.length, 1)
         }).pipe(onTestClock(Date.parse("2026-11-28T16:00:00Z"))), timeout)

@@ -270,12 +270,12 @@ export const make = (ctx: WorkerContext): Outcomes => {
     const callback = job.envelope?.onFailure
     if (callback === undefined) return stored
     const messageId = job.delivery.id
+    const info = { messageId, actor: job.registered!.actor.name, queue: job.delivery.queue, error: lastError(failure) }
     return Effect.andThen(
       stored,
       Effect.flatMap(
         Clock.currentTimeMillis,
-        (now) =>
-          followUp([follow(callback, { messageId, error: lastError(failure) }, now, followUpKey(messageId, "fail"))])
+        (now) => followUp([follow(callback, info, now, followUpKey(messageId, "fail"))])
       )
     )
   }

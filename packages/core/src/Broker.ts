@@ -365,7 +365,36 @@ export interface DeadLetter {
   readonly reason: LastError
   /** When it was dead-lettered, epoch milliseconds. */
   readonly deadAt: number
+  /**
+   * Its attempt history, oldest first: the failures recorded by its `Retry` settlements, then the dead-letter reason
+   * as the last entry. Bounded to the last {@link maxAttemptHistory} entries. A dead letter requeued by
+   * `requeueDeadLetters` starts a fresh history (as its `attempts` restarts at 0).
+   */
+  readonly history: ReadonlyArray<AttemptRecord>
 }
+
+/**
+ * One failure in a message's attempt history (see `DeadLetter.history`).
+ *
+ * @category models
+ * @since 0.3.0
+ */
+export interface AttemptRecord {
+  /** When the failure was settled, epoch milliseconds of the broker's `Clock`. */
+  readonly at: number
+  /** The error's tag (`LastError.tag`). */
+  readonly tag: string
+  /** The error's message (`LastError.message`). */
+  readonly message: string
+}
+
+/**
+ * How many entries of its attempt history a message keeps: the last 10 (older ones are dropped).
+ *
+ * @category constants
+ * @since 0.3.0
+ */
+export const maxAttemptHistory: number = 10
 
 /**
  * Which dead letters an operation applies to: all of a queue's, or those with the given ids.

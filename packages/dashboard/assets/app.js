@@ -282,6 +282,16 @@ const showDetail = async (id) => {
       ["Due at", typeof body.eta === "number" ? formatTime(body.eta) : "at once"]
     ]
     $("#detail-fields").replaceChildren(...fields.flatMap(([name, value]) => [el("dt", { text: name }), el("dd", { text: value })]))
+    // Attempt numbers count back from the last entry: a history keeps only the last 10 failures
+    const history = Array.isArray(letter.history) ? letter.history : []
+    const total = Math.max(letter.attempts, history.length)
+    $("#detail-history tbody").replaceChildren(...history.map((entry, i) =>
+      el("tr", {},
+        td(total - (history.length - 1 - i), "num"),
+        td(formatTime(entry.at)),
+        td(entry.tag),
+        td(entry.message, "error"))))
+    $("#detail-history-empty").hidden = history.length > 0
     $("#detail-body").textContent = JSON.stringify(letter.body, null, 2)
     $("#detail").hidden = false
     $("#detail").scrollIntoView({ block: "nearest" })

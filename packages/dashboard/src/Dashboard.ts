@@ -1,6 +1,6 @@
 /**
  * The dashboard: a JSON API and a page that uses it — queues with live counts, throughput and handler time over the
- * last minutes, the live workers with their running handlers, dead letters (payload, error, attempts) with requeue and
+ * last minutes, the live workers with their running handlers, dead letters (payload, error, attempts, attempt history) with requeue and
  * delete for one, a selection or all, a dead letter by id, and schedules with their next run. It works on every
  * broker: it reads only the `Broker` contract (`queues`, `stats`, `deadLetters`, `deadLetter`, `heartbeats`).
  *

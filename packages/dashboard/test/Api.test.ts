@@ -59,6 +59,8 @@ describe("Dashboard API", () => {
       const [letter] = page.body.deadLetters
       assert.deepInclude(letter, { actor: "send_email", attempts: 1, queue: "email" })
       assert.deepStrictEqual(letter.reason, { tag: "SmtpError", message: "mailbox m2 full" })
+      // its attempt history: the one failure that dead-lettered it, at its dead-letter time
+      assert.deepStrictEqual(letter.history, [{ at: letter.deadAt, tag: "SmtpError", message: "mailbox m2 full" }])
       assert.deepStrictEqual(letter.body.payload, { to: "m2@example.com" })
 
       const one = yield* request(`${base}/api/queues/email/dead-letters/m3`)

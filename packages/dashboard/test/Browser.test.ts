@@ -41,7 +41,9 @@ const render = Actor.make("render_comment", {
   queue: "billing",
   payload: Schema.Struct({ html: Schema.String }),
   error: Boom,
-  maxRetries: 0
+  maxRetries: 2,
+  minBackoff: "10 millis",
+  maxBackoff: "50 millis"
 })
 
 const xss = "<script>window.__xss = 1</script><img src=x onerror=\"window.__xss = 2\">"
@@ -110,6 +112,7 @@ describe("Dashboard in a browser", () => {
         const charged = yield* Deferred.make<string>()
         let chargeRuns = 0
         let cardDeclined = true
+        let renderRuns = 0
         const handlers = [
           greet.handle(() => Effect.andThen(Deferred.await(gate), Effect.sleep("20 millis"))),
           charge.handle(({ orderId }) =>
@@ -120,7 +123,9 @@ describe("Dashboard in a browser", () => {
                 : Deferred.succeed(charged, orderId)
             })
           ),
-          render.handle(({ html }) => Effect.fail(new Boom({ message: `cannot render ${html}` })))
+          render.handle(({ html }) =>
+            Effect.suspend(() => Effect.fail(new Boom({ message: `cannot render ${html} (run ${++renderRuns})` })))
+          )
         ]
         const schedules = [
           Schedules.entry({
@@ -182,6 +187,15 @@ describe("Dashboard in a browser", () => {
         const detail = yield* use(() => page.locator("#detail-body").textContent())
         assert.include(detail, JSON.stringify(xss).slice(1, -1))
         assert.include(detail, "render_comment")
+        // Its attempt history: the two retried failures, then the one that dead-lettered it, as text
+        const cells = yield* use(() => page.locator("#detail-history tbody tr td").allTextContents())
+        const history = Array.from({ length: cells.length / 4 }, (_, row) => cells.slice(4 * row, 4 * row + 4))
+        assert.deepStrictEqual(
+          history.map(([attempt, , tag, message]) => [attempt, tag, message]),
+          [1, 2, 3].map((n) => [String(n), "Boom", `cannot render ${xss} (run ${n})`])
+        )
+        for (const [, time] of history) assert.match(time!, /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}Z$/)
+        assert.isTrue(yield* use(() => page.locator("#detail-history-empty").isHidden()))
         const injected = yield* use(() =>
           page.evaluate(() => ({
             xss: window.__xss,

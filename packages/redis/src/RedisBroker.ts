@@ -728,9 +728,9 @@ export const makeWithResults = Effect.fnUntraced(function*(
               limit
             )
         )
-      const letters = new Array<Broker.DeadLetter>(flat.length / 3)
+      const letters = new Array<Broker.DeadLetter>(flat.length / 4)
       for (let i = 0; i < letters.length; i++) {
-        letters[i] = Inspect.toDeadLetter(queue, flat[3 * i]!, flat[3 * i + 1]!, flat[3 * i + 2]!)
+        letters[i] = Inspect.toDeadLetter(queue, flat[4 * i]!, flat[4 * i + 1]!, flat[4 * i + 2]!, flat[4 * i + 3]!)
       }
       return letters
     }),
@@ -741,7 +741,7 @@ export const makeWithResults = Effect.fnUntraced(function*(
         "deadLetter",
         () => inspect.errand_inspect_deadOne(keys.dead, keys.deadBodies, Inspect.deadAfter(now, deadLetterTtl), id)
       )
-      return found.length === 0 ? undefined : Inspect.toDeadLetter(queue, id, found[0], found[1])
+      return found.length === 0 ? undefined : Inspect.toDeadLetter(queue, id, found[0], found[1], found[2])
     }),
     heartbeat: (heartbeat) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => {

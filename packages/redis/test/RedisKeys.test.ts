@@ -8,6 +8,8 @@ import { RedisBroker } from "@errand/redis"
 import { Clock, Context, Effect, Layer } from "effect"
 import { TestClock } from "effect/testing"
 import type { Redis } from "ioredis"
+import * as Inspect from "../src/internal/inspect.ts"
+import * as Scripts from "../src/internal/scripts.ts"
 import { ack, message, rawClient, redisUrl, uniquePrefix } from "./utils/testing.ts"
 
 const boom = { tag: "Boom", message: "boom" }
@@ -215,12 +217,14 @@ describe("RedisBroker keys", () => {
       assert.deepStrictEqual((yield* broker.deadLetters(queue)).map((d) => d.id), [young.id])
       assert.strictEqual((yield* broker.stats(queue)).dead, 1)
       assert.strictEqual(yield* Effect.promise(() => raw.zcard(key("d"))), 1)
-      assert.strictEqual(yield* Effect.promise(() => raw.hlen(key("dh"))), 1)
+      // its element and its attempt history are gone from :dh
+      assert.sameMembers(yield* Effect.promise(() => raw.hkeys(key("dh"))), [young.id, `h:${young.id}`])
       // And so does the next dead-letter
       yield* TestClock.adjust("1 hour")
       yield* deadLetter(message(queue))
       assert.strictEqual(yield* Effect.promise(() => raw.zcard(key("d"))), 1)
       assert.isNull(yield* Effect.promise(() => raw.hget(key("dh"), young.id)))
+      assert.isNull(yield* Effect.promise(() => raw.hget(key("dh"), `h:${young.id}`)))
     }).pipe(Effect.scoped))
 
   it.effect("keeps at most deadLetterMax dead letters, dropping the oldest", () =>
@@ -235,7 +239,10 @@ describe("RedisBroker keys", () => {
       }
       assert.deepStrictEqual((yield* broker.deadLetters(queue)).map((d) => d.id), messages.slice(2).map((m) => m.id))
       assert.strictEqual(yield* Effect.promise(() => raw.zcard(key("d"))), 3)
-      assert.strictEqual(yield* Effect.promise(() => raw.hlen(key("dh"))), 3)
+      assert.sameMembers(
+        yield* Effect.promise(() => raw.hkeys(key("dh"))),
+        messages.slice(2).flatMap((m) => [m.id, `h:${m.id}`])
+      )
     }).pipe(Effect.scoped))
 
   it.effect("hands over a body that is not JSON as the raw string", () =>
@@ -261,4 +268,103 @@ describe("RedisBroker keys", () => {
       const nan = yield* Effect.flip(broker.enqueue([{ id: "n", queue, priority: Number.NaN, eta: 0, body: 1 }]))
       assert.include(nan.message, "\"priority\" must be an integer")
     }).pipe(Effect.scoped))
+
+  it.effect("keeps a failed message's attempt history in :dh under h:<id>, and drops it when the message is acked", () =>
+    Effect.gen(function*() {
+      const { broker, key, queue, raw } = yield* setup()
+      const m = message(queue)
+      yield* broker.enqueue([m])
+      const now = yield* Clock.currentTimeMillis
+      const first = (yield* broker.take({ queue, max: 1, lease: "1 minute" })).deliveries[0]!
+      yield* broker.settle([{ _tag: "Retry", delivery: first, eta: now, error: boom }])
+      const history = yield* Effect.promise(() => raw.hget(key("dh"), `h:${m.id}`))
+      assert.deepStrictEqual(JSON.parse(history!), [{ at: now, ...boom }])
+      // no dead letter is counted from it
+      assert.strictEqual((yield* broker.stats(queue)).dead, 0)
+      assert.deepStrictEqual(yield* broker.deadLetters(queue), [])
+      const second = (yield* broker.take({ queue, max: 1, lease: "1 minute" })).deliveries[0]!
+      yield* broker.settle([ack(second)])
+      assert.deepStrictEqual(yield* Effect.promise(() => raw.hkeys(key("dh"))), [])
+    }).pipe(Effect.scoped))
+
+  it.effect("drops the history of a cancelled, purged or requeued message; purging all keeps live histories", () =>
+    Effect.gen(function*() {
+      const { broker, key, queue, raw } = yield* setup()
+      const [waiting, purged, live, requeued] = Array.from({ length: 4 }, () => message(queue))
+      yield* broker.enqueue([waiting!, purged!, live!, requeued!])
+      const now = yield* Clock.currentTimeMillis
+      const taken = (yield* broker.take({ queue, max: 4, lease: "1 minute" })).deliveries
+      // all four failed once: waiting and live wait for a retry, purged and requeued are dead letters
+      yield* broker.settle([
+        { _tag: "Retry", delivery: taken[0]!, eta: now + 60_000, error: boom },
+        { _tag: "DeadLetter", delivery: taken[1]!, reason: boom },
+        { _tag: "Retry", delivery: taken[2]!, eta: now + 60_000, error: boom },
+        { _tag: "DeadLetter", delivery: taken[3]!, reason: boom }
+      ])
+      const fields = () => Effect.promise(() => raw.hkeys(key("dh")))
+      assert.sameMembers(yield* fields(), [
+        `h:${waiting!.id}`,
+        purged!.id,
+        `h:${purged!.id}`,
+        `h:${live!.id}`,
+        requeued!.id,
+        `h:${requeued!.id}`
+      ])
+      assert.deepStrictEqual(yield* broker.cancel(queue, [waiting!.id]), ["cancelled"])
+      assert.strictEqual(yield* broker.purgeDeadLetters(queue, { ids: [purged!.id] }), 1)
+      assert.strictEqual(yield* broker.requeueDeadLetters(queue, { ids: [requeued!.id] }), 1)
+      assert.sameMembers(yield* fields(), [`h:${live!.id}`])
+      // purging all dead letters leaves the history of a message that is still alive
+      const again = (yield* broker.take({ queue, max: 1, lease: "1 minute" })).deliveries[0]!
+      yield* broker.settle([{ _tag: "DeadLetter", delivery: again, reason: boom }])
+      assert.strictEqual(yield* broker.purgeDeadLetters(queue), 1)
+      assert.deepStrictEqual(yield* fields(), [`h:${live!.id}`])
+      assert.strictEqual((yield* broker.stats(queue)).delayed, 1)
+    }).pipe(Effect.scoped))
+
+  it.effect("reads a malformed stored history as an empty one, and a retry starts it afresh", () =>
+    Effect.gen(function*() {
+      const { broker, key, queue, raw } = yield* setup()
+      const [a, b] = [message(queue), message(queue)]
+      yield* broker.enqueue([a, b])
+      const taken = (yield* broker.take({ queue, max: 2, lease: "1 minute" })).deliveries
+      yield* Effect.promise(() => raw.hset(key("dh"), `h:${b.id}`, "not json"))
+      const now = yield* Clock.currentTimeMillis
+      yield* broker.settle(taken.map((delivery) => ({ _tag: "DeadLetter", delivery, reason: boom })))
+      yield* Effect.promise(() => raw.hset(key("dh"), `h:${a.id}`, JSON.stringify([{ at: "soon", tag: 1 }])))
+      assert.deepStrictEqual((yield* broker.deadLetter(queue, a.id))?.history, [])
+      assert.deepStrictEqual((yield* broker.deadLetter(queue, b.id))?.history, [{ at: now, ...boom }])
+      assert.deepStrictEqual((yield* broker.deadLetters(queue)).map((d) => d.history.length), [0, 1])
+      assert.deepStrictEqual((yield* broker.deadLetters(queue, { offset: 1 })).map((d) => d.history.length), [1])
+    }).pipe(Effect.scoped))
+
+  it.effect("failed(): an in-flight record has failed attempts only when its header's attempts field is not 0", () =>
+    Effect.gen(function*() {
+      const raw = yield* rawClient()
+      const lua = "local byte, sub = string.byte, string.sub\n" + Scripts.failed +
+        "return failed(ARGV[1], tonumber(ARGV[2])) and 1 or 0"
+      const failed = (record: string) => Effect.promise(() => raw.eval(lua, 0, record, record.indexOf(" ") + 2))
+      const cases: ReadonlyArray<readonly [string, number]> = [
+        ["tok1 {\"id\":\"a\",\"actor\":\"noop\"}", 0],
+        ["tok1 #[0,0,1,\"a\"]\n{\"id\":\"a\"}", 0],
+        ["tok1 #[-5,0,3,\"a\"]\n{}", 0],
+        ["tok1 #[0,0,1,\"a\",false,\"key\",60000]\n{}", 0],
+        ["tok1 #[0,1,2,\"a\",{\"tag\":\"Boom\",\"message\":\"boom\"}]\n{}", 1],
+        ["tok1 #[12,10,11,\"a\",{\"tag\":\"Boom\",\"message\":\"x\"}]\n{}", 1],
+        ["tok1 #[0,2,3,\"a\",{\"tag\":\"B\",\"message\":\"m\"},\"key\",0]\n{}", 1],
+        ["tok1 raw text", 0]
+      ]
+      for (const [record, expected] of cases) assert.strictEqual(yield* failed(record), expected, record)
+    }).pipe(Effect.scoped))
+
+  it.effect("readHistory: a stored history, or an empty one for anything malformed", () =>
+    Effect.sync(() => {
+      assert.deepStrictEqual(Inspect.readHistory(""), [])
+      assert.deepStrictEqual(Inspect.readHistory("{"), [])
+      assert.deepStrictEqual(Inspect.readHistory("{}"), [])
+      assert.deepStrictEqual(Inspect.readHistory("[{\"at\":1,\"tag\":\"A\"}]"), [])
+      assert.deepStrictEqual(Inspect.readHistory("[{\"at\":1,\"tag\":\"A\",\"message\":\"m\",\"x\":2}]"), [
+        { at: 1, tag: "A", message: "m" }
+      ])
+    }))
 })

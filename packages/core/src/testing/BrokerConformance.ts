@@ -37,6 +37,7 @@ import {
   type Enqueued,
   type Heartbeat,
   type Limits,
+  maxAttemptHistory,
   maxPriority,
   type Outgoing,
   type QueueStats,
@@ -483,7 +484,15 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
           // Then its dead letter counts both failed attempts: the retried one and the one that dead-lettered it
           assert.deepStrictEqual(yield* q.stats, { ready: 0, delayed: 0, inFlight: 0, dead: 1 })
           assert.deepStrictEqual(yield* q.broker.deadLetters(q.queue), [
-            { id: q.id("poison"), queue: q.queue, body: { n: 1 }, attempts: 2, reason, deadAt: now + 1_000 }
+            {
+              id: q.id("poison"),
+              queue: q.queue,
+              body: { n: 1 },
+              attempts: 2,
+              reason,
+              deadAt: now + 1_000,
+              history: [{ at: now, ...boom }, { at: now + 1_000, ...reason }]
+            }
           ])
           yield* TestClock.adjust(3_600_000)
           assert.deepStrictEqual(q.labels(yield* q.take()), [])
@@ -581,7 +590,8 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
             body: { n: 7, html: "<script>x</script>" },
             attempts: 1,
             reason: boom,
-            deadAt: now
+            deadAt: now,
+            history: [{ at: now, ...boom }]
           })
           assert.deepStrictEqual((yield* q.broker.deadLetters(q.queue))[0], letter)
           // a message that is not dead (ready), an unknown id, another queue: none
@@ -591,6 +601,117 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
           // requeued: no longer a dead letter
           yield* q.broker.requeueDeadLetters(q.queue, { ids: [q.id("poison")] })
           assert.strictEqual(yield* q.broker.deadLetter(q.queue, q.id("poison")), undefined)
+        }))
+    })
+
+    describe("attempt history", () => {
+      it.effect("keeps each retried failure, then the dead-letter reason, oldest first with the settlement times", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("first")])
+          const start = yield* Clock.currentTimeMillis
+          // Given a message whose first two attempts fail and are retried, a second apart
+          yield* q.broker.settle([retry(yield* q.takeOne(), start, { tag: "Timeout", message: "took too long" })])
+          yield* TestClock.adjust(1_000)
+          yield* q.broker.settle([retry(yield* q.takeOne(), start + 1_000, { tag: "Http", message: "503" })])
+          yield* TestClock.adjust(1_000)
+          // When its third attempt fails for good
+          yield* q.broker.settle([deadLetter(yield* q.takeOne(), { tag: "Invalid", message: "no" })])
+          // Then its dead letter lists the three failures in order, at the broker's clock times
+          const expected = [
+            { at: start, tag: "Timeout", message: "took too long" },
+            { at: start + 1_000, tag: "Http", message: "503" },
+            { at: start + 2_000, tag: "Invalid", message: "no" }
+          ]
+          const letter = yield* q.broker.deadLetter(q.queue, q.id("first"))
+          assert.deepStrictEqual(letter?.history, expected)
+          assert.strictEqual(letter?.attempts, 3)
+          // and the list and a page past the first letter show the same history
+          yield* q.enqueue([q.message("poison")])
+          yield* q.broker.settle([deadLetter(yield* q.takeOne(), boom)])
+          const all = yield* q.broker.deadLetters(q.queue)
+          assert.deepStrictEqual(all.map((l) => l.history), [expected, [{ at: start + 2_000, ...boom }]])
+          const page = yield* q.broker.deadLetters(q.queue, { offset: 1, limit: 1 })
+          assert.deepStrictEqual(page.map((l) => l.history), [[{ at: start + 2_000, ...boom }]])
+          const first = yield* q.broker.deadLetters(q.queue, { offset: 0, limit: 1 })
+          assert.deepStrictEqual(first.map((l) => l.history), [expected])
+        }))
+
+      it.effect(`keeps only the last ${maxAttemptHistory} entries`, () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("flaky")])
+          const start = yield* Clock.currentTimeMillis
+          // Given a message that failed and was retried 12 times, a second apart
+          for (let i = 1; i <= 12; i++) {
+            const now = yield* Clock.currentTimeMillis
+            yield* q.broker.settle([retry(yield* q.takeOne(), now, { tag: "Boom", message: `failure ${i}` })])
+            yield* TestClock.adjust(1_000)
+          }
+          // When it is dead-lettered
+          yield* q.broker.settle([deadLetter(yield* q.takeOne(), { tag: "Final", message: "failure 13" })])
+          // Then its history holds the last 10 of its 13 failures, oldest first
+          const [letter] = yield* q.broker.deadLetters(q.queue)
+          assert.strictEqual(letter?.attempts, 13)
+          assert.deepStrictEqual(
+            letter?.history.map((r) => [r.at - start, r.message]),
+            [4, 5, 6, 7, 8, 9, 10, 11, 12, 13].map((n) => [(n - 1) * 1_000, `failure ${n}`])
+          )
+          assert.strictEqual(letter?.history.at(-1)?.tag, "Final")
+        }))
+
+      it.effect("starts a fresh history when a dead letter is requeued, as its attempts restart at 0", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("poison")])
+          const start = yield* Clock.currentTimeMillis
+          // Given a dead letter with two failures
+          yield* q.broker.settle([retry(yield* q.takeOne(), start, { tag: "Old", message: "first life" })])
+          yield* q.broker.settle([deadLetter(yield* q.takeOne(), { tag: "Old", message: "died" })])
+          assert.strictEqual((yield* q.broker.deadLetter(q.queue, q.id("poison")))?.history.length, 2)
+          // When it is requeued, fails once more, is retried, and dies again
+          assert.strictEqual(yield* q.broker.requeueDeadLetters(q.queue), 1)
+          yield* TestClock.adjust(5_000)
+          yield* q.broker.settle([retry(yield* q.takeOne(), start + 5_000, { tag: "New", message: "again" })])
+          yield* q.broker.settle([deadLetter(yield* q.takeOne(), { tag: "New", message: "died again" })])
+          // Then its history has only the attempts of its second life
+          const letter = yield* q.broker.deadLetter(q.queue, q.id("poison"))
+          assert.strictEqual(letter?.attempts, 2)
+          assert.deepStrictEqual(letter?.history, [
+            { at: start + 5_000, tag: "New", message: "again" },
+            { at: start + 5_000, tag: "New", message: "died again" }
+          ])
+        }))
+
+      it.effect("an acked message that failed before leaves nothing behind; a later dead letter of its id starts empty", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("flaky")])
+          const now = yield* Clock.currentTimeMillis
+          // Given a message retried once, then acked
+          yield* q.broker.settle([retry(yield* q.takeOne(), now, boom)])
+          yield* q.broker.settle([ack(yield* q.takeOne())])
+          assert.deepStrictEqual(yield* q.stats, zero)
+          assert.deepStrictEqual(yield* q.broker.deadLetters(q.queue), [])
+          // When a new message with the same id is dead-lettered at its first run
+          yield* q.enqueue([q.message("flaky")])
+          yield* q.broker.settle([deadLetter(yield* q.takeOne(), { tag: "Fresh", message: "only" })])
+          // Then its history is its own failure alone
+          assert.deepStrictEqual((yield* q.broker.deadLetter(q.queue, q.id("flaky")))?.history, [
+            { at: now, tag: "Fresh", message: "only" }
+          ])
+        }))
+
+      it.effect("records the reason of a message dead-lettered unrun as its only entry", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.enqueue([q.message("undecodable")])
+          const now = yield* Clock.currentTimeMillis
+          const reason: LastError = { tag: "InvalidPayload", message: "not JSON" }
+          yield* q.broker.settle([{ _tag: "DeadLetter", delivery: yield* q.takeOne(), reason, ran: false }])
+          const letter = yield* q.broker.deadLetter(q.queue, q.id("undecodable"))
+          assert.strictEqual(letter?.attempts, 0)
+          assert.deepStrictEqual(letter?.history, [{ at: now, ...reason }])
         }))
     })
 

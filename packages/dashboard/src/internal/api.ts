@@ -95,6 +95,7 @@ const deadLetterJson = (letter: Broker.DeadLetter) => ({
   attempts: letter.attempts,
   reason: letter.reason,
   deadAt: letter.deadAt,
+  history: letter.history,
   body: letter.body
 })
 

@@ -29,7 +29,7 @@
  *
  * @internal
  */
-import type { Broker, Message } from "@errand/core"
+import { Broker, type Message } from "@errand/core"
 import type { Fiber } from "effect"
 import { Deque } from "./Deque.ts"
 import { Heap, type HeapItem } from "./Heap.ts"
@@ -46,6 +46,8 @@ export class Entry implements HeapItem {
   attempts = 0
   deliveries = 0
   lastError: LastError | undefined = undefined
+  /** The failures recorded by `Retry` settlements, then the dead-letter reason, oldest first (bounded). */
+  history: Array<Broker.AttemptRecord> | undefined = undefined
   /**
    * The eta while delayed; the lease expiry while in flight. Epoch milliseconds are not small integers, so this field
    * (and `deadAt`) starts as a non-integer number: V8 then stores it as a double from the start, instead of migrating
@@ -212,8 +214,16 @@ const toDeadLetter = (entry: Entry): Broker.DeadLetter => ({
   body: entry.body,
   attempts: entry.attempts,
   reason: entry.reason!,
-  deadAt: entry.deadAt
+  deadAt: entry.deadAt,
+  history: entry.history === undefined ? [] : entry.history.slice()
 })
+
+/** Appends a failure to an entry's attempt history, keeping the last `Broker.maxAttemptHistory`. */
+const recordAttempt = (entry: Entry, error: LastError, at: number): void => {
+  const history = (entry.history ??= [])
+  history.push({ at, tag: error.tag, message: error.message })
+  if (history.length > Broker.maxAttemptHistory) history.splice(0, history.length - Broker.maxAttemptHistory)
+}
 
 /** The whole broker. @internal */
 export class Store {
@@ -377,6 +387,7 @@ export class Store {
         case "Retry": {
           entry.attempts++
           entry.lastError = settlement.error
+          recordAttempt(entry, settlement.error, now)
           this.schedule(q, entry, settlement.eta, now)
           break
         }
@@ -384,6 +395,7 @@ export class Store {
           // A dead letter counts handler runs: this delivery's counts when it ran.
           if (settlement.ran !== false) entry.attempts++
           entry.reason = settlement.reason
+          recordAttempt(entry, settlement.reason, now)
           entry.deadAt = now
           entry.deadSeq = ++q.deadSeq
           q.dead.set(entry.id, entry)
@@ -464,6 +476,7 @@ export class Store {
       entry.deliveries = 0
       entry.lastError = undefined
       entry.reason = undefined
+      entry.history = undefined
       this.pushReady(q, entry)
     }
     this.finish(q, now)

@@ -14,7 +14,10 @@ import type { Broker } from "@errand/core"
 import type { Cluster, Redis } from "ioredis"
 import * as Codec from "./codec.ts"
 
-/** KEYS: D, DH. ARGV: deadAfter (µs: live dead letters score above it, by the dead-letter TTL), offset, limit (-1 = all). */
+/**
+ * KEYS: D, DH. ARGV: deadAfter (µs: live dead letters score above it, by the dead-letter TTL), offset, limit (-1 = all).
+ * Returns { id, score, element, history JSON or "" } × n, flattened.
+ */
 const DEAD_PAGE = String.raw`
 local D, DH = KEYS[1], KEYS[2]
 local offset, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -24,27 +27,35 @@ local out = {}
 if n == 0 then return out end
 local only = {}
 for i = 1, n do only[i] = ids[2 * i - 1] end
-local recs = {}
+local recs, hists = {}, {}
 for i = 1, n, 1000 do
-  local r = redis.call("HMGET", DH, unpack(only, i, math.min(i + 999, n)))
-  for k = 1, #r do recs[i + k - 1] = r[k] end
+  local j = math.min(i + 999, n)
+  local r = redis.call("HMGET", DH, unpack(only, i, j))
+  local fields = {}
+  for k = i, j do fields[#fields + 1] = "h:" .. only[k] end
+  local h = redis.call("HMGET", DH, unpack(fields))
+  for k = 1, #r do
+    recs[i + k - 1] = r[k]
+    hists[i + k - 1] = h[k]
+  end
 end
 for i = 1, n do
   if recs[i] then
     out[#out + 1] = only[i]
     out[#out + 1] = ids[2 * i]
     out[#out + 1] = recs[i]
+    out[#out + 1] = hists[i] or ""
   end
 end
 return out`
 
-/** KEYS: D, DH. ARGV: deadAfter (µs), id. Returns { score, element } or {}. */
+/** KEYS: D, DH. ARGV: deadAfter (µs), id. Returns { score, element, history JSON or "" } or {}. */
 const DEAD_ONE = String.raw`
 local score = redis.call("ZSCORE", KEYS[1], ARGV[2])
 if not score or tonumber(score) <= tonumber(ARGV[1]) then return {} end
-local rec = redis.call("HGET", KEYS[2], ARGV[2])
-if not rec then return {} end
-return { score, rec }`
+local r = redis.call("HMGET", KEYS[2], ARGV[2], "h:" .. ARGV[2])
+if not r[1] then return {} end
+return { score, r[1], r[2] or "" }`
 
 /** Drops the expired heartbeats. KEYS: HB, HBX. */
 const pruneBeats = String.raw`
@@ -92,7 +103,7 @@ export interface InspectClient {
     deadBodies: string,
     deadAfter: string,
     id: string
-  ) => Promise<[] | [string, string]>
+  ) => Promise<[] | [string, string, string]>
   readonly errand_inspect_heartbeat: (
     beats: string,
     beatExpiries: string,
@@ -119,8 +130,14 @@ export const heartbeatKeys = (prefix: string): readonly [string, string] => [`{$
 /** The dead-at score (µs) a live dead letter's is above at `now`, with time-to-live `ttl` (ms), as `stats` counts. */
 export const deadAfter = (now: number, ttl: number): string => String(Math.round((now - ttl + 1) * 1000))
 
-/** A dead letter from its id, dead-at score (µs) and element. @internal */
-export const toDeadLetter = (queue: string, id: string, score: string, element: string): Broker.DeadLetter => {
+/** A dead letter from its id, dead-at score (µs), element and attempt history JSON ("" when none). @internal */
+export const toDeadLetter = (
+  queue: string,
+  id: string,
+  score: string,
+  element: string,
+  history: string
+): Broker.DeadLetter => {
   const decoded = Codec.decode(element, id)
   return {
     id,
@@ -128,8 +145,31 @@ export const toDeadLetter = (queue: string, id: string, score: string, element: 
     body: decoded.body,
     attempts: decoded.attempts,
     reason: decoded.lastError ?? { tag: "Unknown", message: "" },
-    deadAt: Math.floor(Number(score) / 1000)
+    deadAt: Math.floor(Number(score) / 1000),
+    history: readHistory(history)
   }
+}
+
+const isAttemptRecord = (value: unknown): value is Broker.AttemptRecord =>
+  typeof value === "object" && value !== null && "at" in value && typeof value.at === "number" &&
+  Number.isFinite(value.at) && "tag" in value && typeof value.tag === "string" && "message" in value &&
+  typeof value.message === "string"
+
+/**
+ * An attempt history as the scripts store it (a JSON array of `{ at, tag, message }`); an empty one when the text is
+ * empty or malformed (written by something else): it never fails. @internal
+ */
+export const readHistory = (json: string): ReadonlyArray<Broker.AttemptRecord> => {
+  if (json === "") return []
+  try {
+    const parsed: unknown = JSON.parse(json)
+    if (Array.isArray(parsed) && parsed.every(isAttemptRecord)) {
+      return parsed.map((r) => ({ at: r.at, tag: r.tag, message: r.message }))
+    }
+  } catch {
+    // not JSON: no history
+  }
+  return []
 }
 
 /** A stored heartbeat, or none when the JSON is not one (written by something else). @internal */

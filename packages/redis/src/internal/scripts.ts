@@ -12,7 +12,8 @@
  * | 5    | `T`  | zset   | timers: delayed (score = eta, member = 12 hex seq + element), leases (`!<id>`)   |
  * | 6    | `F`  | hash   | in-flight: id → lease token + " " + element                                     |
  * | 7    | `D`  | zset   | dead letters: id, score = deadAt · 1000 + seq mod 1000                           |
- * | 8    | `DH` | hash   | dead letters: id → element (its `lastError` is the dead-letter reason)           |
+ * | 8    | `DH` | hash   | dead letters: id → element (its `lastError` is the dead-letter reason); and      |
+ * |      |      |        | `h:<id>` → attempt history JSON of a message that failed (see below)             |
  * | 9    | `W`  | zset   | wake-up marker (at most one member, `1`): blocking takes `BZPOPMIN` it          |
  * | 10   | `LIM`| hash   | limits of waiting and in-flight messages that have some: id → limits JSON       |
  * | 11   | `LS` | hash   | limit state: `r:<key>` → take times in the rate window, `c:<key>` → in flight   |
@@ -29,6 +30,12 @@
  *   lastError | false, key, keyTtl]`. A keyed header ends with a number (`keyTtl`); the others end with `"` or `}`,
  *   which is how an ack spots a keyed element without decoding it. A keyed element keeps its key through release,
  *   retry, dead letter, requeue and parking (every re-encode passes the key on).
+ *
+ * **Attempt history.** A message that failed keeps its history in `DH` under `h:<id>`: a JSON array of `{ at, tag,
+ * message }`, oldest first, at most 10 (`Broker.maxAttemptHistory`). A retry appends its error, a dead letter its
+ * reason. It goes when the message does: an ack deletes it only when the element's attempts are not 0 (`failed`), so
+ * acking a message that never failed costs no command; cancel, trim, purge and requeue delete it with the dead letter
+ * or message (a requeued dead letter starts a fresh history). Counts of dead letters always read `D`, never `DH`.
  *
  * **Idempotency keys.** A key is held while `K` maps it to a message id and `KX` has no window for it, or one that
  * has not ended. Enqueue takes a free key (`HSET K`); an ack or dead-letter of its holder starts the window (`ZADD
@@ -317,6 +324,52 @@ local function isKeyed(rec)
 end
 `
 
+/**
+ * `failed(s, i)`: whether the element starting at byte i of s records failed attempts (a headed element whose attempts
+ * field is not 0), so that it may have an attempt history. Reads the header's second field; decodes nothing.
+ */
+export const failed = String.raw`
+local function failed(s, i)
+  if byte(s, i) ~= 35 then return false end
+  local a = string.match(s, "^#%[[^,]*,([^,%]]*)", i)
+  return a ~= nil and a ~= "0"
+end
+`
+
+/**
+ * `record(id, err, now)`: appends a failure (a LastError table) to the attempt history of message id, keeping the last
+ * 10. A history that is not a JSON array (written by something else) starts afresh.
+ */
+const record = String.raw`
+local function record(id, err, now)
+  local f = "h:" .. id
+  local raw = call("HGET", DH, f)
+  local h
+  if raw then
+    local ok, v = pcall(cjson.decode, raw)
+    if ok and type(v) == "table" then h = v end
+  end
+  h = h or {}
+  local tag, message = "Unknown", ""
+  if type(err) == "table" then
+    if type(err.tag) == "string" then tag = err.tag end
+    if type(err.message) == "string" then message = err.message end
+  end
+  h[#h + 1] = { at = now, tag = tag, message = message }
+  while #h > 10 do table.remove(h, 1) end
+  call("HSET", DH, f, cjson.encode(h))
+end
+`
+
+/** `histories(ids, i, j)`: the ids of ids[i..j], each prefixed with `h:` (the field of its attempt history in DH). */
+const histories = String.raw`
+local function histories(ids, i, j)
+  local out = {}
+  for k = i or 1, j or #ids do out[#out + 1] = "h:" .. ids[k] end
+  return out
+end
+`
+
 /** `pruneKeys(now)`: releases up to 100 keys whose window ended. */
 const pruneKeys = String.raw`
 local function pruneKeys(now)
@@ -340,12 +393,16 @@ local function endHold(key, id, ttl, now)
 end
 `
 
-/** `trimDead(now, ttl, max)`: drops dead letters older than ttl, then the oldest beyond max (bounded per call). */
-const trimDead = String.raw`
+/**
+ * `trimDead(now, ttl, max)`: drops dead letters (and their histories) older than ttl, then the oldest beyond max
+ * (bounded per call). Brings histories along.
+ */
+const trimDead = histories + String.raw`
 local function trimDead(now, ttl, max)
   local old = call("ZRANGEBYSCORE", D, "-inf", string.format("(%.0f", (now - ttl + 1) * 1000), "LIMIT", 0, 1000)
   if #old > 0 then
     call("HDEL", DH, unpack(old))
+    call("HDEL", DH, unpack(histories(old)))
     call("HDEL", LIM, unpack(old))
     call("ZREM", D, unpack(old))
   end
@@ -354,6 +411,7 @@ local function trimDead(now, ttl, max)
     if over > 1000 then over = 1000 end
     local ids = call("ZRANGE", D, 0, over - 1)
     call("HDEL", DH, unpack(ids))
+    call("HDEL", DH, unpack(histories(ids)))
     call("HDEL", LIM, unpack(ids))
     call("ZREMRANGEBYRANK", D, 0, over - 1)
   end
@@ -369,8 +427,9 @@ end
  * 0-based index is returned. A lapsed lease stays current until a sweep returns its message to the queue. Delayed
  * retries are timed in settlement order. Acked messages lose their limits (a dead letter keeps them until it is
  * purged or trimmed); every settled message frees its concurrency slot. An ack or dead-letter of a message holding
- * an idempotency key starts its key's window.
- * Needs decode, encode, pushReady, addTimers, limits, trimDead, isKeyed, pruneKeys and endHold.
+ * an idempotency key starts its key's window. A retry or dead letter records its error in the attempt history; an ack
+ * of a message that failed before deletes its history (one HDEL, only then).
+ * Needs decode, encode, pushReady, addTimers, limits, trimDead, isKeyed, pruneKeys, endHold, failed and record.
  */
 const settle = String.raw`
 local function settle(now, o, list, ttl, max)
@@ -380,7 +439,7 @@ local function settle(now, o, list, ttl, max)
   local ids = {}
   for i = 1, n do ids[i] = ARGV[o + 5 * i - 3] end
   local recs = call("HMGET", F, unpack(ids))
-  local live, marks, seen, ended = {}, {}, {}, {}
+  local live, marks, seen, ended, forget = {}, {}, {}, {}, {}
   for i = 1, n do
     local id, rec = ids[i], recs[i]
     local tok = ARGV[o + 5 * i - 2] .. " "
@@ -390,8 +449,9 @@ local function settle(now, o, list, ttl, max)
       marks[#marks + 1] = "!" .. id
       if ARGV[o + 5 * i - 4] ~= "a" then
         recs[i] = sub(rec, #tok + 1)
-      elseif isKeyed(rec) then
-        ended[#ended + 1] = sub(rec, #tok + 1)
+      else
+        if isKeyed(rec) then ended[#ended + 1] = sub(rec, #tok + 1) end
+        if failed(rec, #tok + 1) then forget[#forget + 1] = "h:" .. id end
       end
     else
       rejected[#rejected + 1] = i - 1
@@ -401,6 +461,7 @@ local function settle(now, o, list, ttl, max)
   if #live == 0 then return rejected end
   call("HDEL", F, unpack(live))
   call("ZREM", T, unpack(marks))
+  if #forget > 0 then call("HDEL", DH, unpack(forget)) end
   if hasLimits() then
     local gone, back = {}, {}
     for i = 1, n do
@@ -428,7 +489,9 @@ local function settle(now, o, list, ttl, max)
         -- a released lease is not a lost one: it does not count in deliveries
         pushReady(encode(p, a, math.max(d - 1, 0), id, err, body, key, kttl), p, list)
       elseif kind == "r" then
-        local e = encode(p, a + 1, d, id, cjson.decode(ARGV[o + 5 * i]), body, key, kttl)
+        local failure = cjson.decode(ARGV[o + 5 * i])
+        record(id, failure, now)
+        local e = encode(p, a + 1, d, id, failure, body, key, kttl)
         local eta = tonumber(ARGV[o + 5 * i - 1])
         if eta <= now then
           pushReady(e, p, list)
@@ -439,7 +502,9 @@ local function settle(now, o, list, ttl, max)
       else
         -- a dead letter counts handler runs: this delivery's counts when it ran (eta slot "1")
         if ARGV[o + 5 * i - 1] ~= "0" then a = a + 1 end
-        local e = encode(p, a, d, id, cjson.decode(ARGV[o + 5 * i]), body, key, kttl)
+        local reason = cjson.decode(ARGV[o + 5 * i])
+        record(id, reason, now)
+        local e = encode(p, a, d, id, reason, body, key, kttl)
         if key and endHold(key, id, kttl, now) then holds = true end
         local seq = call("INCR", SEQ)
         call("ZADD", D, now * 1000 + seq % 1000, id)
@@ -570,7 +635,7 @@ return dups
    */
   take: head + decode + encode + pushReady + addTimers + flush + limits + admit + maintain + trimDead + isKeyed +
     pruneKeys +
-    endHold + settle + String.raw`
+    endHold + failed + record + settle + String.raw`
 local now, max, expiry, base = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
 -- one probe for what most queues never use, prioritised messages (HI, LO) and limits (LIM): without them a take
 -- pops only R
@@ -663,7 +728,7 @@ return { rejected, out, nextAt }
    * Returns: rejected settlement indices (0-based).
    */
   settle: head + decode + encode + pushReady + addTimers + flush + limits + trimDead + isKeyed + pruneKeys + endHold +
-    settle + String.raw`
+    failed + record + settle + String.raw`
 local now = tonumber(ARGV[1])
 local list = {}
 local rejected = settle(now, 4, list, tonumber(ARGV[2]), tonumber(ARGV[3]))
@@ -719,7 +784,7 @@ return { ready, call("ZCARD", T) - inFlight + call("ZCARD", PK), inFlight, dead 
    * deadList: trims the dead letters (ttl, max), then lists the oldest.
    *
    * ARGV: now, deadTtl, deadMax, limit (-1 = all).
-   * Returns: { id, score, element } × n, flattened.
+   * Returns: { id, score, element, history JSON or "" } × n, flattened.
    */
   deadList: head + trimDead + String.raw`
 local now, limit = tonumber(ARGV[1]), tonumber(ARGV[4])
@@ -732,19 +797,25 @@ local only = {}
 for i = 1, n do only[i] = ids[2 * i - 1] end
 local recs = {}
 for i = 1, n, 1000 do
-  local r = call("HMGET", DH, unpack(only, i, math.min(i + 999, n)))
-  for k = 1, #r do recs[i + k - 1] = r[k] end
+  local j = math.min(i + 999, n)
+  local r = call("HMGET", DH, unpack(only, i, j))
+  local h = call("HMGET", DH, unpack(histories(only, i, j)))
+  for k = 1, #r do
+    recs[2 * (i + k - 1) - 1] = r[k]
+    recs[2 * (i + k - 1)] = h[k]
+  end
 end
 for i = 1, n do
   out[#out + 1] = only[i]
   out[#out + 1] = ids[2 * i]
-  out[#out + 1] = recs[i] or ""
+  out[#out + 1] = recs[2 * i - 1] or ""
+  out[#out + 1] = recs[2 * i] or ""
 end
 return out
 `,
   /**
    * deadRequeue: trims the dead letters, then moves the selected ones back to ready with attempts and deliveries
-   * reset to 0 and no last error.
+   * reset to 0, no last error and no attempt history.
    *
    * ARGV: now, deadTtl, deadMax, all (1/0), then ids (when all = 0).
    * Returns: how many moved.
@@ -777,6 +848,7 @@ for i = 1, n, 1000 do
   end
   call("ZREM", D, unpack(ids, i, j))
   call("HDEL", DH, unpack(ids, i, j))
+  call("HDEL", DH, unpack(histories(ids, i, j)))
 end
 if flush(list) or wake then call("ZADD", W, 0, "1") end
 return moved
@@ -789,13 +861,25 @@ return moved
    */
   deadPurge: String.raw`
 local D, DH, LIM = KEYS[7], KEYS[8], KEYS[10]
+local function histories(ids, i, j)
+  local out = {}
+  for k = i, j do out[#out + 1] = "h:" .. ids[k] end
+  return out
+end
 if ARGV[1] == "1" then
+  -- DH also holds the histories of live messages that failed: only the dead letters' fields go
   local n = redis.call("ZCARD", D)
-  if n > 0 and redis.call("EXISTS", LIM) == 1 then
+  if n > 0 then
     local ids = redis.call("ZRANGE", D, 0, -1)
-    for i = 1, #ids, 1000 do redis.call("HDEL", LIM, unpack(ids, i, math.min(i + 999, #ids))) end
+    local lim = redis.call("EXISTS", LIM) == 1
+    for i = 1, #ids, 1000 do
+      local j = math.min(i + 999, #ids)
+      redis.call("HDEL", DH, unpack(ids, i, j))
+      redis.call("HDEL", DH, unpack(histories(ids, i, j)))
+      if lim then redis.call("HDEL", LIM, unpack(ids, i, j)) end
+    end
+    redis.call("DEL", D)
   end
-  redis.call("DEL", D, DH)
   return n
 end
 local n = 0
@@ -805,6 +889,7 @@ for i = 1, #ids, 1000 do
   local j = math.min(i + 999, #ids)
   n = n + redis.call("ZREM", D, unpack(ids, i, j))
   redis.call("HDEL", DH, unpack(ids, i, j))
+  redis.call("HDEL", DH, unpack(histories(ids, i, j)))
   redis.call("HDEL", LIM, unpack(ids, i, j))
 end
 return n
@@ -818,7 +903,7 @@ return n
    * ARGV: now, sweepLimit, then ids.
    * Returns: one of "cancelled", "running", "notFound" per id.
    */
-  cancel: head + decode + pushReady + flush + limits + maintain + String.raw`
+  cancel: head + decode + pushReady + flush + limits + maintain + failed + String.raw`
 local now = tonumber(ARGV[1])
 local list = {}
 maintain(now, tonumber(ARGV[2]), list)
@@ -863,6 +948,7 @@ local function found(id, e)
     call("ZREM", KX, key)
   end
   if hasLimits() then call("HDEL", LIM, id) end
+  if failed(e, 1) then call("HDEL", DH, "h:" .. id) end
 end
 local function scanZset(key, parked)
   local from = 0

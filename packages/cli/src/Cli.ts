@@ -7,7 +7,7 @@
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
-import { ErrandError, Heartbeat, Schedules } from "@errand/core"
+import { ErrandError, Heartbeat, Schedules, Worker } from "@errand/core"
 import { Cause, Clock, Config, Effect, Exit, Layer, Option, Runtime } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
 import { hostname } from "node:os"
@@ -38,7 +38,9 @@ const workerFlags = {
   ),
   concurrency: Flag.Int("concurrency").pipe(
     Flag.withAlias("c"),
-    Flag.withDescription(describe("Handlers running at once, per process", { default: "the module's, else 8" })),
+    Flag.withDescription(
+      describe("Handlers running at once, per process", { default: `the module's, else ${Worker.defaultConcurrency}` })
+    ),
     Flag.optional
   ),
   prefetch: Flag.Int("prefetch").pipe(

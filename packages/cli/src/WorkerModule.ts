@@ -38,7 +38,7 @@ export const TypeId = "~@errand/cli/WorkerModule" as const
 export interface WorkerSettings {
   /** The queues to consume (default: every queue of the handlers' actors). */
   readonly queues?: ReadonlyArray<string> | undefined
-  /** How many handlers run at once (default 8). */
+  /** How many handlers run at once (default `Worker.defaultConcurrency`, 8). */
   readonly concurrency?: number | undefined
   /** How many messages are taken ahead of free handler slots (default: `concurrency`). */
   readonly prefetch?: number | undefined
@@ -175,7 +175,7 @@ export const defineWorker = <const Handlers extends ReadonlyArray<Actor.Handler<
         })
         const queues = merged.queues ?? [...new Set(options.handlers.map((handler) => handler.actor.queue))]
         yield* Effect.logInfo(
-          `Worker started on ${queues.join(", ")} (concurrency ${merged.concurrency ?? 8}, ${
+          `Worker started on ${queues.join(", ")} (concurrency ${merged.concurrency ?? Worker.defaultConcurrency}, ${
             plural(options.handlers.length, "actor")
           })`
         )

@@ -699,13 +699,11 @@ export const make = <
   const buildWith = <A>(
     payload: Payload["Type"],
     sendOptions: SendOptions | undefined,
+    checked: SendSettings | InvalidOption,
     now: number,
     sync: (message: Msg) => A,
     async: (message: Effect.Effect<Msg, InvalidPayload | InvalidOption, Payload["EncodingServices"]>) => A
   ): A => {
-    const checked = sendOptions === undefined
-      ? defaultSettings
-      : sendSettings(sendOptions, defaultPriority, settings.idempotencyWindow)
     if ("_tag" in checked) return async(Effect.fail(checked))
     const encoded = encodePayload(payload)
     if (Exit.isExit(encoded) && Exit.isSuccess(encoded)) {
@@ -719,12 +717,19 @@ export const make = <
     )
   }
 
+  /** The checked send options (checked once per send or batch), or why they are invalid. */
+  const settingsOf = (sendOptions: SendOptions | undefined): SendSettings | InvalidOption =>
+    sendOptions === undefined
+      ? defaultSettings
+      : sendSettings(sendOptions, defaultPriority, settings.idempotencyWindow)
+
   const build = (
     payload: Payload["Type"],
     sendOptions: SendOptions | undefined,
+    checked: SendSettings | InvalidOption,
     now: number
   ): Effect.Effect<Msg, InvalidPayload | InvalidOption, Payload["EncodingServices"]> =>
-    buildWith(payload, sendOptions, now, Effect.succeed, (message) => message)
+    buildWith(payload, sendOptions, checked, now, Effect.succeed, (message) => message)
 
   /** Builds every message, synchronously while every payload encodes synchronously. */
   const buildAll = (
@@ -732,9 +737,11 @@ export const make = <
     sendOptions: SendOptions | undefined,
     now: number
   ): Effect.Effect<Array<Msg>, InvalidPayload | InvalidOption, Payload["EncodingServices"]> => {
+    const checked = settingsOf(sendOptions)
+    if ("_tag" in checked) return Effect.fail(checked)
     const messages = new Array<Msg>(payloads.length)
     for (let i = 0; i < payloads.length; i++) {
-      const pending = buildWith(payloads[i], sendOptions, now, (message) => {
+      const pending = buildWith(payloads[i], sendOptions, checked, now, (message) => {
         messages[i] = message
         return undefined
       }, (message) => message)
@@ -742,7 +749,10 @@ export const make = <
         // from the first payload that needs an effect on, the rest are built as effects
         const built = messages.slice(0, i)
         return Effect.map(
-          Effect.forEach(payloads.slice(i), (payload, k) => k === 0 ? pending : build(payload, sendOptions, now)),
+          Effect.forEach(
+            payloads.slice(i),
+            (payload, k) => k === 0 ? pending : build(payload, sendOptions, checked, now)
+          ),
           (rest) => built.concat(rest)
         )
       }
@@ -766,7 +776,7 @@ export const make = <
     cancel: (message) => cancelIn(queue, typeof message === "string" ? message : message.id),
     result: (message, resultOptions) => readResult(typeof message === "string" ? message : message.id, resultOptions),
     message: (payload, sendOptions) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => build(payload, sendOptions, now)),
+      Effect.flatMap(Clock.currentTimeMillis, (now) => build(payload, sendOptions, settingsOf(sendOptions), now)),
     send: (payload, sendOptions) =>
       // one step reads the broker and the clock, and a synchronously encodable payload is built in place
       Effect.withFiber<
@@ -790,7 +800,14 @@ export const make = <
                 MiddlewareHooks.beforeEnqueue(middlewares, [message], now),
                 ([prepared]) => enqueuePrepared(prepared!)
               )
-          return buildWith(payload, sendOptions, now, enqueueIt, (message) => Effect.flatMap(message, enqueueIt))
+          return buildWith(
+            payload,
+            sendOptions,
+            settingsOf(sendOptions),
+            now,
+            enqueueIt,
+            (message) => Effect.flatMap(message, enqueueIt)
+          )
         }
       ),
     sendBatch: (payloads, sendOptions) =>

@@ -92,6 +92,14 @@ export type Event =
   | { readonly _tag: "Released"; readonly messageId: string; readonly queue: string }
 
 /**
+ * How many handlers a worker runs at once when its options do not say.
+ *
+ * @category constants
+ * @since 0.3.0
+ */
+export const defaultConcurrency = 8
+
+/**
  * The options of `Worker.layer` and `Worker.make`.
  *
  * @category models
@@ -140,7 +148,7 @@ export type Requirements<Handlers extends ReadonlyArray<Actor.Handler<Actor.Any,
 /** Validates a worker's options: a value out of range fails with `InvalidOption`, never clamped. */
 const validate = (options: Options<ReadonlyArray<Actor.Handler<Actor.Any, unknown>>>) =>
   Effect.suspend((): Effect.Effect<Settings, InvalidOption> => {
-    const concurrency = Check.integer("worker", "concurrency", options.concurrency, 8, 1, 100_000)
+    const concurrency = Check.integer("worker", "concurrency", options.concurrency, defaultConcurrency, 1, 100_000)
     if (typeof concurrency !== "number") return Effect.fail(concurrency)
     const values = [
       concurrency,

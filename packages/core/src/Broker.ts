@@ -418,6 +418,24 @@ export interface DeadLetterPage {
 }
 
 /**
+ * The shared check of `deadLetters`' page: an `offset` that is not an integer ≥ 0 is refused with a `BrokerError`
+ * (`applied: "no"`) by the broker named `broker`; `undefined` when the page is valid.
+ *
+ * @category validation
+ * @since 0.3.0
+ */
+export const refuseInvalidPage = (broker: string, page: DeadLetterPage | undefined): BrokerError | undefined => {
+  const offset = page?.offset
+  if (offset === undefined || (Number.isSafeInteger(offset) && offset >= 0)) return undefined
+  return new BrokerError({
+    broker,
+    operation: "deadLetters",
+    message: `offset must be an integer of 0 or more (got ${offset})`,
+    applied: "no"
+  })
+}
+
+/**
  * A process's heartbeat as the broker stores it: an opaque JSON-compatible `report` (the broker never reads it; see
  * the `Heartbeat` module for what workers put there) kept until `expiresAt`.
  *

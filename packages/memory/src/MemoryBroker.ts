@@ -279,14 +279,13 @@ export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
       return step((now) => store.extend(deliveries, leaseMs, now))
     },
     stats: (queue) => step((now) => store.stats(queue, now)),
-    deadLetters: (queue, options) =>
-      Effect.sync(() =>
-        store.deadLetters(
-          queue,
-          options?.limit === undefined ? Infinity : options.limit,
-          Math.max(0, Math.floor(options?.offset ?? 0))
-        )
-      ),
+    deadLetters: (queue, options) => {
+      const refused = Broker.refuseInvalidPage("memory", options)
+      if (refused !== undefined) return Effect.fail(refused)
+      return Effect.sync(() =>
+        store.deadLetters(queue, options?.limit === undefined ? Infinity : options.limit, options?.offset ?? 0)
+      )
+    },
     deadLetter: (queue, id) => Effect.sync(() => store.deadLetter(queue, id)),
     heartbeat: (heartbeat) =>
       Effect.sync(() => {

@@ -707,9 +707,11 @@ export const makeWithResults = Effect.fnUntraced(function*(
       return { ready, delayed, inFlight, dead }
     }),
     deadLetters: Effect.fnUntraced(function*(queue: string, options?: Broker.DeadLetterPage) {
+      const refused = Broker.refuseInvalidPage("redis", options)
+      if (refused !== undefined) return yield* refused
       const limit = options?.limit === undefined ? -1 : Math.floor(options.limit)
       if (limit === 0 || limit < -1) return []
-      const offset = Math.max(0, Math.floor(options?.offset ?? 0))
+      const offset = options?.offset ?? 0
       const now = yield* Clock.currentTimeMillis
       const keys = keysOf(queue)
       const flat = offset === 0

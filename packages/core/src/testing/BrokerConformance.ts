@@ -577,6 +577,18 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
           assert.deepStrictEqual(yield* page(5, 2), [])
         }))
 
+      it.effect("refuses an offset that is not an integer of 0 or more, with a BrokerError", () =>
+        Effect.gen(function*() {
+          const q = yield* fixture
+          yield* q.deadLetterAll(["a"])
+          for (const offset of [-1, 1.5, Number.NaN, Infinity]) {
+            const error = yield* Effect.flip(q.broker.deadLetters(q.queue, { offset }))
+            assert.strictEqual(error._tag, "BrokerError")
+            assert.strictEqual(error.operation, "deadLetters")
+            assert.strictEqual(error.applied, "no")
+          }
+        }))
+
       it.effect("reads one dead letter by id, as the list shows it; none for an unknown id or another queue", () =>
         Effect.gen(function*() {
           const q = yield* fixture

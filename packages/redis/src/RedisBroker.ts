@@ -714,22 +714,10 @@ export const makeWithResults = Effect.fnUntraced(function*(
       const offset = options?.offset ?? 0
       const now = yield* Clock.currentTimeMillis
       const keys = keysOf(queue)
-      const flat = offset === 0
-        ? yield* call(
-          "deadLetters",
-          () => redis.errand_deadList(...keys.all, now, deadLetterTtl, deadLetterMax, limit)
-        )
-        : yield* call(
-          "deadLetters",
-          () =>
-            inspect.errand_inspect_deadPage(
-              keys.dead,
-              keys.deadBodies,
-              Inspect.deadAfter(now, deadLetterTtl),
-              offset,
-              limit
-            )
-        )
+      const flat = yield* call(
+        "deadLetters",
+        () => redis.errand_deadList(...keys.all, now, deadLetterTtl, deadLetterMax, limit, offset)
+      )
       const letters = new Array<Broker.DeadLetter>(flat.length / 4)
       for (let i = 0; i < letters.length; i++) {
         letters[i] = Inspect.toDeadLetter(queue, flat[4 * i]!, flat[4 * i + 1]!, flat[4 * i + 2]!, flat[4 * i + 3]!)

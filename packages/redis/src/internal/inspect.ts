@@ -1,6 +1,7 @@
 /**
- * Scripts for admin tools (the dashboard), apart from the broker's hot-path scripts in `scripts.ts`: a page of a
- * queue's dead letters, one dead letter by id, and process heartbeats. None of them runs per message.
+ * Scripts for admin tools (the dashboard), apart from the broker's hot-path scripts in `scripts.ts`: one dead letter by
+ * id, and process heartbeats (a page of dead letters is `deadList` in `scripts.ts`, with an offset). None of them runs
+ * per message.
  *
  * Keys: the dead-letter scripts take the queue's `:d` (sorted set id → dead-at in µs) and `:dh` (hash id → element),
  * both in the queue's hash tag. Heartbeats live in two keys of the prefix's own hash tag `{<prefix>:}` (beside the queue
@@ -13,41 +14,6 @@
 import type { Broker } from "@errand/core"
 import type { Cluster, Redis } from "ioredis"
 import * as Codec from "./codec.ts"
-
-/**
- * KEYS: D, DH. ARGV: deadAfter (µs: live dead letters score above it, by the dead-letter TTL), offset, limit (-1 = all).
- * Returns { id, score, element, history JSON or "" } × n, flattened.
- */
-const DEAD_PAGE = String.raw`
-local D, DH = KEYS[1], KEYS[2]
-local offset, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
-local ids = redis.call("ZRANGEBYSCORE", D, "(" .. ARGV[1], "+inf", "WITHSCORES", "LIMIT", offset, limit)
-local n = #ids / 2
-local out = {}
-if n == 0 then return out end
-local only = {}
-for i = 1, n do only[i] = ids[2 * i - 1] end
-local recs, hists = {}, {}
-for i = 1, n, 1000 do
-  local j = math.min(i + 999, n)
-  local r = redis.call("HMGET", DH, unpack(only, i, j))
-  local fields = {}
-  for k = i, j do fields[#fields + 1] = "h:" .. only[k] end
-  local h = redis.call("HMGET", DH, unpack(fields))
-  for k = 1, #r do
-    recs[i + k - 1] = r[k]
-    hists[i + k - 1] = h[k]
-  end
-end
-for i = 1, n do
-  if recs[i] then
-    out[#out + 1] = only[i]
-    out[#out + 1] = ids[2 * i]
-    out[#out + 1] = recs[i]
-    out[#out + 1] = hists[i] or ""
-  end
-end
-return out`
 
 /** KEYS: D, DH. ARGV: deadAfter (µs), id. Returns { score, element, history JSON or "" } or {}. */
 const DEAD_ONE = String.raw`
@@ -91,13 +57,6 @@ return out`
 
 /** @internal */
 export interface InspectClient {
-  readonly errand_inspect_deadPage: (
-    dead: string,
-    deadBodies: string,
-    deadAfter: string,
-    offset: number,
-    limit: number
-  ) => Promise<Array<string>>
   readonly errand_inspect_deadOne: (
     dead: string,
     deadBodies: string,
@@ -117,7 +76,6 @@ export interface InspectClient {
 
 /** Defines the scripts on a client. @internal */
 export const define = <C extends Redis | Cluster>(client: C): C & InspectClient => {
-  client.defineCommand("errand_inspect_deadPage", { lua: DEAD_PAGE, numberOfKeys: 2 })
   client.defineCommand("errand_inspect_deadOne", { lua: DEAD_ONE, numberOfKeys: 2 })
   client.defineCommand("errand_inspect_heartbeat", { lua: HEARTBEAT, numberOfKeys: 2 })
   client.defineCommand("errand_inspect_heartbeats", { lua: HEARTBEATS, numberOfKeys: 2 })

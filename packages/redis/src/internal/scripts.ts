@@ -781,15 +781,15 @@ local dead = call("ZCOUNT", D, string.format("(%.0f", (now - tonumber(ARGV[3]) +
 return { ready, call("ZCARD", T) - inFlight + call("ZCARD", PK), inFlight, dead }
 `,
   /**
-   * deadList: trims the dead letters (ttl, max), then lists the oldest.
+   * deadList: trims the dead letters (ttl, max), then lists the oldest after skipping offset.
    *
-   * ARGV: now, deadTtl, deadMax, limit (-1 = all).
+   * ARGV: now, deadTtl, deadMax, limit (-1 = all), offset.
    * Returns: { id, score, element, history JSON or "" } × n, flattened.
    */
   deadList: head + trimDead + String.raw`
-local now, limit = tonumber(ARGV[1]), tonumber(ARGV[4])
+local now, limit, offset = tonumber(ARGV[1]), tonumber(ARGV[4]), tonumber(ARGV[5])
 trimDead(now, tonumber(ARGV[2]), tonumber(ARGV[3]))
-local ids = call("ZRANGE", D, 0, limit - (limit >= 0 and 1 or 0), "WITHSCORES")
+local ids = call("ZRANGE", D, offset, limit >= 0 and offset + limit - 1 or -1, "WITHSCORES")
 local out = {}
 local n = #ids / 2
 if n == 0 then return out end

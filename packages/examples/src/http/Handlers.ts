@@ -23,26 +23,25 @@ const bug = {
   EnqueueVetoed: Effect.die
 } as const
 
+/** How a producer action's failures of the infrastructure, and its sends' bugs, map to the contract. */
+const sendFailures = {
+  DatabaseError: unavailable("database"),
+  BrokerError: unavailable("broker"),
+  ...bug
+} as const
+
 /** `POST /users`, `POST /password-resets`. */
 export const UsersLive = HttpApiBuilder.group(Api, "users", (handlers) =>
   handlers
     .handle("signUp", ({ payload }) =>
       Producer.signUp(payload).pipe(
         Effect.map(({ message, sessionId, user }) => ({ user, sessionId, messageId: message.id })),
-        Effect.catchTags({
-          DatabaseError: unavailable("database"),
-          BrokerError: unavailable("broker"),
-          ...bug
-        })
+        Effect.catchTags(sendFailures)
       ))
     .handle("requestPasswordReset", ({ payload }) =>
       Producer.requestPasswordReset(payload.email).pipe(
         Effect.as({ accepted: true } as const),
-        Effect.catchTags({
-          DatabaseError: unavailable("database"),
-          BrokerError: unavailable("broker"),
-          ...bug
-        })
+        Effect.catchTags(sendFailures)
       )))
 
 /** `POST /orders`. */
@@ -53,11 +52,7 @@ export const OrdersLive = HttpApiBuilder.group(
     handlers.handle("placeOrder", ({ payload }) =>
       Producer.placeOrder(payload.userId, payload.items).pipe(
         Effect.map(({ message, order }) => ({ order, messageId: message.id })),
-        Effect.catchTags({
-          DatabaseError: unavailable("database"),
-          BrokerError: unavailable("broker"),
-          ...bug
-        })
+        Effect.catchTags(sendFailures)
       ))
 )
 
@@ -70,11 +65,7 @@ export const ExportsLive = HttpApiBuilder.group(Api, "exports", (handlers) =>
         const message = yield* Producer.requestExport(payload.userId)
         return { messageId: message.id }
       }).pipe(
-        Effect.catchTags({
-          DatabaseError: unavailable("database"),
-          BrokerError: unavailable("broker"),
-          ...bug
-        })
+        Effect.catchTags(sendFailures)
       ))
     .handle("exportStatus", ({ params }) =>
       Producer.exportStatus(params.messageId).pipe(

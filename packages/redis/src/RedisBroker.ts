@@ -331,7 +331,7 @@ export const makeWithResults = Effect.fnUntraced(function*(
     for (const message of chunk) {
       if (message.key !== undefined) return keyedEnqueueArgs([...keys.all, now, sweepBatch, 0, 0], chunk)
       const { eta, priority } = message
-      const element = Codec.encode(message.id, priority, message.body)
+      const element = Codec.encode(message.id, priority, message.body, message.queue)
       if (element === undefined) return `Message ${message.id}: its body is not JSON-serialisable`
       if (priority === 0 && eta <= now) args.push(element)
       else (other ??= []).push(eta, priority, element)
@@ -371,8 +371,8 @@ export const makeWithResults = Effect.fnUntraced(function*(
     for (const message of chunk) {
       const { eta, priority, key } = message
       const element = key === undefined
-        ? Codec.encode(message.id, priority, message.body)
-        : Codec.encodeKeyed(message.id, priority, message.body, key, message.keyTtl ?? 0)
+        ? Codec.encode(message.id, priority, message.body, message.queue)
+        : Codec.encodeKeyed(message.id, priority, message.body, key, message.keyTtl ?? 0, message.queue)
       if (element === undefined) return `Message ${message.id}: its body is not JSON-serialisable`
       args.push(eta, priority, element, key ?? "", message.id)
     }
@@ -520,7 +520,7 @@ export const makeWithResults = Effect.fnUntraced(function*(
     args.push(elements.length)
     for (let i = 0; i < elements.length; i++) {
       const lease = base + (i + 1)
-      args.push("l", Codec.decode(elements[i]!, lease).id, lease, "", "")
+      args.push("l", Codec.idOf(elements[i]!, lease), lease, "", "")
     }
     redis.errand_settle(...args).catch(() => {})
   }
@@ -598,7 +598,7 @@ export const makeWithResults = Effect.fnUntraced(function*(
         const deliveries = new Array<Delivery>(elements.length)
         for (let i = 0; i < elements.length; i++) {
           const lease = base + (i + 1)
-          const decoded = Codec.decode(elements[i]!, lease)
+          const decoded = Codec.decode(elements[i]!, lease, queue)
           deliveries[i] = {
             id: decoded.id,
             queue,

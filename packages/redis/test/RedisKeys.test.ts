@@ -45,19 +45,62 @@ const dumpPrefix = (raw: Redis, prefix: string) =>
     return dump
   })
 
+/** How an element stores Errand's envelope: `~` + its JSON without the `queue` field, which the keys imply. */
+const stored = (message: Broker.Outgoing): string => {
+  const { queue: _queue, ...rest } = message.body as Record<string, unknown>
+  return "~" + JSON.stringify(rest)
+}
+
 describe("RedisBroker keys", () => {
-  it.effect("keeps a ready no-op message as one compact list element (the body JSON itself)", () =>
+  it.effect("keeps a ready no-op message as one compact list element (the body JSON, its queue implied)", () =>
     Effect.gen(function*() {
       const { broker, key, queue, raw } = yield* setup()
       const m = message(queue)
       yield* broker.enqueue([m])
-      const stored = yield* Effect.promise(() => raw.lrange(key("r"), 0, -1))
-      assert.deepStrictEqual(stored, [JSON.stringify(m.body)])
+      const elements = yield* Effect.promise(() => raw.lrange(key("r"), 0, -1))
+      assert.deepStrictEqual(elements, [stored(m)])
+      assert.notInclude(elements[0], `"queue"`)
       // A message whose body does not start with its id is stored with a small header
       const other: Broker.Outgoing = { id: "x/1", queue, priority: 0, eta: 0, body: { n: 1 } }
       yield* broker.enqueue([other])
       const second = yield* Effect.promise(() => raw.lindex(key("r"), 1))
       assert.strictEqual(second, `#[0,0,0,"x/1"]\n{"n":1}`)
+    }).pipe(Effect.scoped))
+
+  it.effect("gives an envelope its implied queue back on every read, and stores any other body as sent", () =>
+    Effect.gen(function*() {
+      const { broker, key, queue, raw } = yield* setup()
+      const plain = message(queue)
+      const urgent = message(queue, { priority: -1 })
+      // bodies that are not Errand's envelope for this queue keep their queue field, as sent
+      const own = message(queue)
+      const elsewhere: Broker.Outgoing = { ...own, body: { ...own.body as object, queue: "other" } }
+      const reordered: Broker.Outgoing = { id: "r-1", queue, priority: 0, eta: 0, body: { queue, id: "r-1", n: 1 } }
+      yield* broker.enqueue([plain, urgent, elsewhere, reordered])
+      const ready = yield* Effect.promise(() => raw.lrange(key("r"), 0, -1))
+      assert.deepStrictEqual(ready, [
+        stored(plain),
+        JSON.stringify(elsewhere.body),
+        `#[0,0,0,"r-1"]\n${JSON.stringify(reordered.body)}`
+      ])
+      // an element written before the queue was implied (the full JSON) is read as it is
+      const legacy = message(queue)
+      yield* Effect.promise(() => raw.rpush(key("r"), JSON.stringify(legacy.body)))
+      const now = yield* Clock.currentTimeMillis
+      const sent = [urgent, plain, elsewhere, reordered, legacy]
+      const first = (yield* broker.take({ queue, max: 10, lease: "1 minute" })).deliveries
+      assert.deepStrictEqual(first.map((d) => d.body), sent.map((m) => m.body))
+      // through a retry (a headed element), a dead letter and a requeue
+      yield* broker.settle([
+        { _tag: "Retry", delivery: first[0]!, eta: now, error: boom },
+        { _tag: "DeadLetter", delivery: first[1]!, reason: boom },
+        ...first.slice(2).map(ack)
+      ])
+      assert.deepStrictEqual((yield* broker.deadLetters(queue)).map((d) => d.body), [plain.body])
+      assert.strictEqual(yield* broker.requeueDeadLetters(queue), 1)
+      const second = (yield* broker.take({ queue, max: 10, lease: "1 minute" })).deliveries
+      assert.sameDeepMembers(second.map((d) => d.body), [urgent.body, plain.body])
+      yield* broker.settle(second.map(ack))
     }).pipe(Effect.scoped))
 
   it.effect("keeps every key of a queue under one hash tag", () =>
@@ -161,9 +204,9 @@ describe("RedisBroker keys", () => {
       const seq = Number(yield* Effect.promise(() => raw.get(key("s"))))
       const hex = (n: number) => n.toString(16).padStart(12, "0")
       assert.deepStrictEqual(yield* Effect.promise(() => raw.zrange(key("t"), "0", "-1", "WITHSCORES")), [
-        hex(seq - 1) + JSON.stringify(a!.body),
+        hex(seq - 1) + stored(a!),
         String(now + 1_000),
-        hex(seq) + JSON.stringify(b!.body),
+        hex(seq) + stored(b!),
         String(now + 1_000)
       ])
       // Timers written without the prefix (before it existed) start with `#` or `{` and are read as they are
@@ -190,7 +233,7 @@ describe("RedisBroker keys", () => {
       const element = (yield* Effect.promise(() => raw.hget(key("dh"), m.id)))!
       const newline = element.indexOf("\n")
       assert.deepStrictEqual(JSON.parse(element.slice(1, newline)), [0, 1, 1, m.id, boom])
-      assert.strictEqual(element.slice(newline + 1), JSON.stringify(m.body))
+      assert.strictEqual(element.slice(newline + 1), stored(m))
       assert.isAbove(yield* Effect.promise(() => raw.pttl(key("d"))), 7 * 24 * 3_600_000)
       // Nothing else holds it
       assert.strictEqual(yield* Effect.promise(() => raw.hlen(key("f"))), 0)

@@ -3,6 +3,11 @@
  * (`#[priority, attempts, deliveries, id, lastError?]\n` + body JSON; a message with an idempotency key:
  * `#[priority, attempts, deliveries, id, lastError | false, key, keyTtl]\n` + body JSON).
  *
+ * **Implied queue.** Every element lives in its queue's keys, so an envelope's `queue` field need not be stored: when
+ * the body is Errand's envelope (`{"id":…,"actor":…,"queue":<the queue written to>,…}`), `encode` drops that field
+ * and marks the body JSON with a leading `~`; `decode` puts the field back. A body without the mark is the JSON as
+ * sent, so any body round-trips unchanged.
+ *
  * @internal
  */
 import type { Message } from "@errand/core"
@@ -31,16 +36,17 @@ const readableId = /^[ !#-\[\]-~]+$/
  * The compact form is used when it loses nothing: priority 0, and the body JSON starts with `{"id":"<id>"` where the
  * id needs no escaping. That is Errand's own envelope, whose first field is `id`.
  */
-export const encode = (id: string, priority: number, body: unknown): string | undefined => {
-  const json = stringify(body)
-  if (json === undefined) return undefined
+export const encode = (id: string, priority: number, body: unknown, queue: string): string | undefined => {
+  const text = bodyText(body, queue)
+  if (text === undefined) return undefined
+  const at = text.charCodeAt(0) === IMPLIED ? 1 : 0
   if (
-    priority === 0 && json.startsWith(compactPrefix) && json.startsWith(id, 7) &&
-    json.charCodeAt(7 + id.length) === 34 && readableId.test(id)
+    priority === 0 && text.startsWith(compactPrefix, at) && text.startsWith(id, at + 7) &&
+    text.charCodeAt(at + 7 + id.length) === 34 && readableId.test(id)
   ) {
-    return json
+    return text
   }
-  return "#" + JSON.stringify([priority, 0, 0, id]) + "\n" + json
+  return "#" + JSON.stringify([priority, 0, 0, id]) + "\n" + text
 }
 
 /**
@@ -52,19 +58,45 @@ export const encodeKeyed = (
   priority: number,
   body: unknown,
   key: string,
-  keyTtl: number
+  keyTtl: number,
+  queue: string
 ): string | undefined => {
-  const json = stringify(body)
-  if (json === undefined) return undefined
-  return "#" + JSON.stringify([priority, 0, 0, id, false, key, Math.round(keyTtl)]) + "\n" + json
+  const text = bodyText(body, queue)
+  if (text === undefined) return undefined
+  return "#" + JSON.stringify([priority, 0, 0, id, false, key, Math.round(keyTtl)]) + "\n" + text
 }
 
-const stringify = (body: unknown): string | undefined => {
+/** The first character of a body JSON whose envelope's `queue` field was dropped (`~`). */
+const IMPLIED = 126
+
+/**
+ * The body's JSON; for Errand's envelope written to its own queue (`queue` is its third field, after `id` and
+ * `actor`), `~` + the JSON without that field.
+ */
+const bodyText = (body: unknown, queue: string): string | undefined => {
+  let json: string | undefined
   try {
-    return JSON.stringify(body)
+    json = JSON.stringify(body)
   } catch {
     return undefined
   }
+  if (json === undefined || typeof body !== "object" || body === null) return json
+  const { actor, id, queue: own } = body as { readonly id?: unknown; readonly actor?: unknown; readonly queue?: unknown }
+  if (own !== queue || typeof id !== "string" || typeof actor !== "string") return json
+  const head = "{\"id\":" + JSON.stringify(id) + ",\"actor\":" + JSON.stringify(actor)
+  const field = ",\"queue\":" + JSON.stringify(queue)
+  return json.startsWith(head) && json.startsWith(field, head.length)
+    ? "~" + head + json.slice(head.length + field.length)
+    : json
+}
+
+/** Reads a body JSON of `queue`: a marked one gets its `queue` field back. */
+const readBody = (text: string, queue: string): unknown => {
+  if (text.charCodeAt(0) !== IMPLIED) return parseBody(text)
+  const body = parseBody(text.slice(1))
+  if (typeof body !== "object" || body === null || Array.isArray(body)) return text
+  ;(body as { queue?: string }).queue = queue
+  return body
 }
 
 /** Parses a JSON body, handing back the raw string when it is not JSON (core then dead-letters the message). */
@@ -81,10 +113,19 @@ export const parseBody = (raw: string): unknown => {
  * `luaIdClass` in `scripts.ts`). An element whose id is not made of them gets its lease token as id, here and in the
  * scripts alike.
  */
-const compactId = /^\{"id":"([ !#-\[\]-~]+)"/
+const compactId = /^~?\{"id":"([ !#-\[\]-~]+)"/
 
-/** Decodes an element written by `encode` or by the scripts. */
-export const decode = (element: string, fallbackId: string): Decoded => {
+/** The id of an element (as `decode` reads it), without parsing its body. */
+export const idOf = (element: string, fallbackId: string): string => {
+  if (element.charCodeAt(0) !== 35) return compactId.exec(element)?.[1] ?? fallbackId
+  const nl = element.indexOf("\n")
+  const header = nl > 0 ? parseBody(element.slice(1, nl)) : undefined
+  const id: unknown = Array.isArray(header) ? header[3] : undefined
+  return typeof id === "string" && readableId.test(id) ? id : fallbackId
+}
+
+/** Decodes an element of `queue` written by `encode` or by the scripts. */
+export const decode = (element: string, fallbackId: string, queue: string): Decoded => {
   if (element.charCodeAt(0) === 35) {
     const nl = element.indexOf("\n")
     const header = nl > 0 ? parseBody(element.slice(1, nl)) : undefined
@@ -96,7 +137,7 @@ export const decode = (element: string, fallbackId: string): Decoded => {
         deliveries,
         id: typeof id === "string" && readableId.test(id) ? id : fallbackId,
         lastError: toLastError(lastError),
-        body: parseBody(element.slice(nl + 1))
+        body: readBody(element.slice(nl + 1), queue)
       }
     }
     return { priority: 0, attempts: 0, deliveries: 0, id: fallbackId, lastError: undefined, body: element }
@@ -108,7 +149,7 @@ export const decode = (element: string, fallbackId: string): Decoded => {
     deliveries: 0,
     id: match === null ? fallbackId : match[1]!,
     lastError: undefined,
-    body: parseBody(element)
+    body: readBody(element, queue)
   }
 }
 

@@ -96,7 +96,7 @@ export const toDeadLetter = (
   element: string,
   history: string
 ): Broker.DeadLetter => {
-  const decoded = Codec.decode(element, id)
+  const decoded = Codec.decode(element, id, queue)
   return {
     id,
     queue,

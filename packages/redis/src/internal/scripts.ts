@@ -23,13 +23,17 @@
  *
  * **Elements.** A message is stored as one string, in one of two forms:
  *
- * - compact: the body JSON itself, when the body is an object whose first key is `"id"` holding the message id
+ * - compact: the body itself, when the body is an object whose first key is `"id"` holding the message id
  *   (of the characters of `luaIdClass`), priority is 0 and the message has no attempts, deliveries or last error;
  * - headed: `#` + JSON `[priority, attempts, deliveries, id, lastError?]` + `\n` + body JSON;
  * - keyed (a message sent with an idempotency key): headed, with `[priority, attempts, deliveries, id,
  *   lastError | false, key, keyTtl]`. A keyed header ends with a number (`keyTtl`); the others end with `"` or `}`,
  *   which is how an ack spots a keyed element without decoding it. A keyed element keeps its key through release,
  *   retry, dead letter, requeue and parking (every re-encode passes the key on).
+ *
+ * A body is its JSON, or, for Errand's envelope, `~` + its JSON without the `"queue"` field (the third, after `id` and
+ * `actor`), which the element's keys imply (see `codec.ts`): a compact element then begins with `~{"id":"`. The
+ * scripts pass bodies on as they are; only the codec reads the mark.
  *
  * **Attempt history.** A message that failed keeps its history in `DH` under `h:<id>`: a JSON array of `{ at, tag,
  * message }`, oldest first, at most 10 (`Broker.maxAttemptHistory`). A retry appends its error, a dead letter its
@@ -102,15 +106,17 @@ local function decode(e)
     end
     return 0, 0, 0, nil, nil, e
   end
-  return 0, 0, 0, string.match(e, '^{"id":"(${luaIdClass}+)"'), nil, e
+  return 0, 0, 0, string.match(e, '^~?{"id":"(${luaIdClass}+)"'), nil, e
 end
 `
 
 /** `encode(p, a, d, id, err, body, key, ttl)`: joins the parts of an element, compact when that loses nothing. */
 const encode = String.raw`
 local function encode(p, a, d, id, err, body, key, ttl)
-  if p == 0 and a == 0 and d == 0 and err == nil and key == nil and sub(body, 1, 8 + #id) == '{"id":"' .. id .. '"' then
-    return body
+  if p == 0 and a == 0 and d == 0 and err == nil and key == nil then
+    local at = 1
+    if byte(body, 1) == 126 then at = 2 end
+    if sub(body, at, at + 7 + #id) == '{"id":"' .. id .. '"' then return body end
   end
   local h
   if key then
@@ -209,7 +215,7 @@ local function maintain(now, limit, list)
       k = k + 1
       e = recs[k]
       if e then e = sub(e, string.find(e, " ", 1, true) + 1) end
-    elseif b ~= 123 and b ~= 35 then
+    elseif b ~= 123 and b ~= 35 and b ~= 126 then
       e = sub(e, 13)
     end
     if e then pushReady(e, (decode(e)), list) end
@@ -687,7 +693,7 @@ if n > 0 then
   local hs, zs = {}, {}
   for i = 1, n do
     local e, tok, id, rec = out[i], base .. i, nil, nil
-    if byte(e, 1) ~= 35 then id = string.match(e, '^{"id":"(${luaIdClass}+)"') end
+    if byte(e, 1) ~= 35 then id = string.match(e, '^~?{"id":"(${luaIdClass}+)"') end
     if id then
       -- compact (the common case): its id needs no escaping, so the header is written without cjson
       rec = '#[0,0,1,"' .. id .. '"]\n' .. e
@@ -927,8 +933,8 @@ end
 local function idOf(m)
   local c = byte(m, 1)
   if c == 33 then return nil end
-  if c ~= 123 and c ~= 35 then m = sub(m, 13) end
-  local id = string.match(m, '^{"id":"(${luaIdClass}+)"')
+  if c ~= 123 and c ~= 35 and c ~= 126 then m = sub(m, 13) end
+  local id = string.match(m, '^~?{"id":"(${luaIdClass}+)"')
   if id then return id, m end
   id = string.match(m, '^#%[[^,]*,[^,]*,[^,]*,"([^"]*)"')
   -- cjson escapes "/" in the ids it writes: decode those headers properly

@@ -69,6 +69,12 @@ const info = async (admin: Redis, section: string): Promise<Map<string, string>>
 
 const usedMemory = async (admin: Redis): Promise<number> => Number((await info(admin, "memory")).get("used_memory"))
 
+/** The Redis server's CPU time so far (`used_cpu_user` + `used_cpu_sys`), µs. */
+const redisCpu = async (admin: Redis): Promise<number> => {
+  const cpu = await info(admin, "cpu")
+  return (Number(cpu.get("used_cpu_user")) + Number(cpu.get("used_cpu_sys"))) * 1e6
+}
+
 /** Commands run since `CONFIG RESETSTAT`, Lua's `redis.call`s included, the harness's own `INFO`/`CONFIG` excluded. */
 const commandCount = async (admin: Redis): Promise<number> => {
   let total = 0
@@ -147,7 +153,7 @@ const run = (spec: Spec): Promise<Metrics> => {
         return { jobsPerSec: (spec.n / elapsed) * 1000, cmdsPerJob: commands / spec.n }
       })
     case "latency-worker":
-      return withRedis(spec, async (contender, target) => {
+      return withRedis(spec, async (contender, target, admin) => {
         const total = spec.warmup + spec.n
         const tally = new Tally(total)
         const latencies: Array<number> = []
@@ -158,17 +164,22 @@ const run = (spec: Spec): Promise<Metrics> => {
             tally.mark(job.i)
           }
         })
+        // from here on Redis serves only this run's jobs (the producer starts after READY): count its commands and CPU
+        await admin.config("RESETSTAT")
+        const redisCpuBefore = await redisCpu(admin)
         process.stdout.write(`${READY}\n`)
         const cpu = process.cpuUsage()
         await tally.complete(HANDLE_TIMEOUT_MS)
         const workerCpuUs = cpuSince(cpu) / total
+        const redisCpuUs = (await redisCpu(admin) - redisCpuBefore) / total
+        const cmdsPerJob = (await commandCount(admin)) / total
         await worker.close()
         tally.verify("latency")
         const producer = await contender.producer(target)
         await expectLeftover(producer, 0, "latency")
         await producer.close()
         latencies.sort((a, b) => a - b)
-        return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), workerCpuUs }
+        return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), workerCpuUs, redisCpuUs, cmdsPerJob }
       })
     case "latency-producer":
       return withRedis(spec, async (contender, target) => {

@@ -97,6 +97,20 @@ export const rows = (
     format: micros
   },
   {
+    id: "latency.cmdsPerJob",
+    scenario: "latency",
+    label: "at 1,000 jobs/s: Redis commands per job (incl. inside Lua)",
+    better: "lower",
+    format: count
+  },
+  {
+    id: "latency.redisCpuUs",
+    scenario: "latency",
+    label: "at 1,000 jobs/s: Redis server CPU µs per job",
+    better: "lower",
+    format: micros
+  },
+  {
     id: "drain-50.cmdsPerJob",
     scenario: "drain-50",
     label: "Redis commands per job, enqueue + drain (incl. inside Lua)",

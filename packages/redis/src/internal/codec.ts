@@ -81,12 +81,22 @@ const bodyText = (body: unknown, queue: string): string | undefined => {
     return undefined
   }
   if (json === undefined || typeof body !== "object" || body === null) return json
-  const { actor, id, queue: own } = body as { readonly id?: unknown; readonly actor?: unknown; readonly queue?: unknown }
+  const { actor, id, queue: own } = body as {
+    readonly id?: unknown
+    readonly actor?: unknown
+    readonly queue?: unknown
+  }
   if (own !== queue || typeof id !== "string" || typeof actor !== "string") return json
-  const head = "{\"id\":" + JSON.stringify(id) + ",\"actor\":" + JSON.stringify(actor)
-  const field = ",\"queue\":" + JSON.stringify(queue)
-  return json.startsWith(head) && json.startsWith(field, head.length)
-    ? "~" + head + json.slice(head.length + field.length)
+  // {"id":"<id>","actor":"<actor>","queue":"<queue>", … (a name that JSON escapes does not match: kept as sent)
+  const actorAt = 18 + id.length
+  const queueAt = actorAt + actor.length + 1
+  const end = queueAt + 10 + queue.length
+  return json.startsWith(compactPrefix) && json.startsWith(id, 7) &&
+      json.startsWith("\",\"actor\":\"", 7 + id.length) &&
+      json.startsWith(actor, actorAt) && json.startsWith("\",\"queue\":\"", queueAt - 1) &&
+      json.startsWith(queue, queueAt + 10) &&
+      json.charCodeAt(end) === 34
+    ? "~" + json.slice(0, queueAt) + json.slice(end + 1)
     : json
 }
 

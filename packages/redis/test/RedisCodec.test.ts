@@ -1,6 +1,6 @@
 /**
- * The element codec on its own (no Redis): an envelope's queue is implied only when the stored text can be read back
- * to exactly the body sent, whatever characters its id, actor and queue hold.
+ * The element codec on its own (no Redis): a body whose queue is implied reads back equal to the body sent, whatever
+ * characters its id, actor and queue hold; bodies that JSON would not copy field by field are stored as sent.
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Codec from "../src/internal/codec.ts"
@@ -25,18 +25,25 @@ describe("Redis element codec", () => {
     }
   })
 
-  it("drops the queue field only from an envelope of its own queue whose names JSON leaves as they are", () => {
+  it("drops the queue field only from a plain object whose queue is the one written to", () => {
     const body = { id: "m-1", actor: "noop", queue: "jobs", payload: {}, enqueuedAt: 1 }
     assert.strictEqual(
       Codec.encode("m-1", 0, body, "jobs"),
       "~{\"id\":\"m-1\",\"actor\":\"noop\",\"payload\":{},\"enqueuedAt\":1}"
     )
-    // another queue's name, another key order, a name that JSON escapes: stored as sent
+    // another queue's name, an object with toJSON, a class instance: stored as sent
     assert.strictEqual(Codec.encode("m-1", 0, body, "other"), JSON.stringify(body))
-    const reordered = { actor: "noop", id: "m-1", queue: "jobs" }
-    assert.strictEqual(Codec.encode("m-1", 0, reordered, "jobs"), "#[0,0,0,\"m-1\"]\n" + JSON.stringify(reordered))
-    const escaped = { ...body, queue: "jo\"bs" }
-    assert.strictEqual(Codec.encode("m-1", 0, escaped, "jo\"bs"), JSON.stringify(escaped))
+    const custom = { ...body, toJSON: () => ({ custom: true }) }
+    assert.strictEqual(Codec.encode("m-1", 0, custom, "jobs"), "#[0,0,0,\"m-1\"]\n{\"custom\":true}")
+    class Job {
+      readonly queue = "jobs"
+    }
+    assert.strictEqual(Codec.encode("m-1", 0, new Job(), "jobs"), "#[0,0,0,\"m-1\"]\n{\"queue\":\"jobs\"}")
+    // any key order: the field comes back as the last key
+    const reordered = { queue: "jobs", id: "m-1", n: 1 }
+    const element = Codec.encode("m-1", 0, reordered, "jobs")!
+    assert.strictEqual(element, "~{\"id\":\"m-1\",\"n\":1}")
+    assert.deepStrictEqual(Codec.decode(element, "f", "jobs").body, reordered)
   })
 
   it("reads a body that is not JSON, or a marked one that is not an object, as its raw text", () => {

@@ -67,12 +67,12 @@ describe("RedisBroker keys", () => {
       assert.strictEqual(second, `#[0,0,0,"x/1"]\n{"n":1}`)
     }).pipe(Effect.scoped))
 
-  it.effect("gives an envelope its implied queue back on every read, and stores any other body as sent", () =>
+  it.effect("gives a body its implied queue back on every read, and stores another queue's body as sent", () =>
     Effect.gen(function*() {
       const { broker, key, queue, raw } = yield* setup()
       const plain = message(queue)
       const urgent = message(queue, { priority: -1 })
-      // bodies that are not Errand's envelope for this queue keep their queue field, as sent
+      // a body naming another queue is stored as sent; any plain object naming this queue has it implied
       const own = message(queue)
       const elsewhere: Broker.Outgoing = { ...own, body: { ...own.body as object, queue: "other" } }
       const reordered: Broker.Outgoing = { id: "r-1", queue, priority: 0, eta: 0, body: { queue, id: "r-1", n: 1 } }
@@ -81,7 +81,7 @@ describe("RedisBroker keys", () => {
       assert.deepStrictEqual(ready, [
         stored(plain),
         JSON.stringify(elsewhere.body),
-        `#[0,0,0,"r-1"]\n${JSON.stringify(reordered.body)}`
+        `~{"id":"r-1","n":1}`
       ])
       // an element written before the queue was implied (the full JSON) is read as it is
       const legacy = message(queue)

@@ -4,9 +4,9 @@
  * `#[priority, attempts, deliveries, id, lastError | false, key, keyTtl]\n` + body JSON).
  *
  * **Implied queue.** Every element lives in its queue's keys, so an envelope's `queue` field need not be stored: when
- * the body is Errand's envelope (`{"id":…,"actor":…,"queue":<the queue written to>,…}`), `encode` drops that field
- * and marks the body JSON with a leading `~`; `decode` puts the field back. A body without the mark is the JSON as
- * sent, so any body round-trips unchanged.
+ * the body is a plain object whose `queue` names the queue written to (Errand's envelope: `{"id":…,"actor":…,
+ * "queue":…,…}`), `encode` drops that field and marks the body JSON with a leading `~`; `decode` puts the field back
+ * (as the last key). A body without the mark is the JSON as sent, so every body reads back equal to what was sent.
  *
  * @internal
  */
@@ -25,6 +25,9 @@ export interface Decoded {
 }
 
 const compactPrefix = "{\"id\":\""
+
+/** The first character of a body JSON whose `queue` field was dropped (`~`): see "Implied queue" above. */
+const IMPLIED = 126
 
 /** The characters of the id grammar, without its length limit (checked at enqueue), as the scripts check it. */
 const readableId = /^[ !#-\[\]-~]+$/
@@ -66,39 +69,22 @@ export const encodeKeyed = (
   return "#" + JSON.stringify([priority, 0, 0, id, false, key, Math.round(keyTtl)]) + "\n" + text
 }
 
-/** The first character of a body JSON whose envelope's `queue` field was dropped (`~`). */
-const IMPLIED = 126
-
 /**
- * The body's JSON; for Errand's envelope written to its own queue (`queue` is its third field, after `id` and
- * `actor`), `~` + the JSON without that field.
+ * The body's JSON; for a plain object whose `queue` field names `queue` (Errand's envelope), `~` + its JSON without
+ * that field (the keys imply it; `readBody` puts it back).
  */
 const bodyText = (body: unknown, queue: string): string | undefined => {
-  let json: string | undefined
   try {
-    json = JSON.stringify(body)
+    return impliesQueue(body, queue) ? "~" + JSON.stringify({ ...body, queue: undefined }) : JSON.stringify(body)
   } catch {
     return undefined
   }
-  if (json === undefined || typeof body !== "object" || body === null) return json
-  const { actor, id, queue: own } = body as {
-    readonly id?: unknown
-    readonly actor?: unknown
-    readonly queue?: unknown
-  }
-  if (own !== queue || typeof id !== "string" || typeof actor !== "string") return json
-  // {"id":"<id>","actor":"<actor>","queue":"<queue>", … (a name that JSON escapes does not match: kept as sent)
-  const actorAt = 18 + id.length
-  const queueAt = actorAt + actor.length + 1
-  const end = queueAt + 10 + queue.length
-  return json.startsWith(compactPrefix) && json.startsWith(id, 7) &&
-      json.startsWith("\",\"actor\":\"", 7 + id.length) &&
-      json.startsWith(actor, actorAt) && json.startsWith("\",\"queue\":\"", queueAt - 1) &&
-      json.startsWith(queue, queueAt + 10) &&
-      json.charCodeAt(end) === 34
-    ? "~" + json.slice(0, queueAt) + json.slice(end + 1)
-    : json
 }
+
+/** Whether `body` is a plain object (no `toJSON`) whose `queue` field is `queue`. */
+const impliesQueue = (body: unknown, queue: string): body is { readonly queue: string } =>
+  typeof body === "object" && body !== null && (body as { readonly queue?: unknown }).queue === queue &&
+  Object.getPrototypeOf(body) === Object.prototype && !("toJSON" in body)
 
 /** Reads a body JSON of `queue`: a marked one gets its `queue` field back. */
 const readBody = (text: string, queue: string): unknown => {

@@ -31,9 +31,9 @@
  *   which is how an ack spots a keyed element without decoding it. A keyed element keeps its key through release,
  *   retry, dead letter, requeue and parking (every re-encode passes the key on).
  *
- * A body is its JSON, or, for Errand's envelope, `~` + its JSON without the `"queue"` field (the third, after `id` and
- * `actor`), which the element's keys imply (see `codec.ts`): a compact element then begins with `~{"id":"`. The
- * scripts pass bodies on as they are; only the codec reads the mark.
+ * A body is its JSON, or, for Errand's envelope (a plain object whose `queue` is the element's queue), `~` + its JSON
+ * without the `"queue"` field, which the element's keys imply (see `codec.ts`): a compact element then begins with
+ * `~{"id":"`. The scripts pass bodies on as they are; only the codec reads the mark.
  *
  * **Attempt history.** A message that failed keeps its history in `DH` under `h:<id>`: a JSON array of `{ at, tag,
  * message }`, oldest first, at most 10 (`Broker.maxAttemptHistory`). A retry appends its error, a dead letter its

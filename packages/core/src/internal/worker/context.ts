@@ -13,6 +13,7 @@ import type { Envelope, Message } from "../../Message.ts"
 import type { Middleware } from "../../Middleware.ts"
 import type { Results } from "../../Results.ts"
 import type { Event } from "../../Worker.ts"
+import type * as Payload from "../payload.ts"
 import type { RetryPolicy } from "../retry.ts"
 
 /**
@@ -29,6 +30,11 @@ export interface Registered {
   readonly actor: Actor.Any
   readonly run: (payload: unknown, message: Message) => Effect.Effect<unknown, unknown, unknown>
   readonly decodePayload: (encoded: unknown) => Effect.Effect<unknown, Schema.SchemaError, unknown>
+  /**
+   * The compiled decoder of simple payload codecs (`internal/payload.ts`): the decoded payload, or `invalid`, and then
+   * `decodePayload` decides. `undefined` when the codec is not one it compiles.
+   */
+  readonly decodePayloadFast: Payload.Decode | undefined
   readonly retryPolicy: RetryPolicy<Actor.Failure<unknown>>
   /** How long outcomes are stored (`undefined`: not stored), and their encoders. */
   readonly resultTtlMillis: number | undefined

@@ -11,6 +11,7 @@ import { Envelope, type Message } from "../../Message.ts"
 import { isEnvelope } from "../envelope.ts"
 import { lastError } from "../failure.ts"
 import * as MiddlewareHooks from "../middleware.ts"
+import * as Payload from "../payload.ts"
 import * as Watchdog from "../watchdog.ts"
 import type { Job, WorkerContext } from "./context.ts"
 import type { Outcomes } from "./outcome.ts"
@@ -161,6 +162,12 @@ export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Out
     }
     job.registered = registered
     job.envelope = envelope
+    // A simple payload codec has a compiled decoder; `invalid` (or none) leaves it to the Schema decode.
+    const fast = registered.decodePayloadFast
+    if (fast !== undefined) {
+      const payload = fast(envelope.payload)
+      if (payload !== Payload.invalid) return startHandler(runner, job, envelope, payload)
+    }
     // A payload schema without effects decodes to an Exit: no effect step is needed to read it.
     const decoded = registered.decodePayload(envelope.payload)
     if (Exit.isExit(decoded) && Exit.isSuccess(decoded)) return startHandler(runner, job, envelope, decoded.value)

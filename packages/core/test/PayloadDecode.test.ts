@@ -1,0 +1,161 @@
+import { assert, describe, it } from "@effect/vitest"
+import { MemoryBroker } from "@errand/memory"
+import { Effect, Exit, Layer, Ref, Schema } from "effect"
+import { Actor, Broker, Worker } from "../src/index.ts"
+import * as Payload from "../src/internal/payload.ts"
+
+/** What the worker runs: the compiled decoder when there is one, and the Schema decode when it does not decide. */
+const decoders = (schema: Schema.Top) => {
+  const codec = Schema.toCodecJson(schema)
+  return { fast: Payload.compile(codec.ast), schema: Schema.decodeUnknownExit(codec as never) }
+}
+
+const label = (input: unknown) => {
+  try {
+    return JSON.stringify(input) ?? String(input)
+  } catch {
+    return String(input)
+  }
+}
+
+/** The compiled decoder either returns exactly what the Schema returns (a new object), or leaves it to the Schema. */
+const agrees = (schema: Schema.Top, inputs: ReadonlyArray<unknown>) => {
+  const { fast, schema: decode } = decoders(schema)
+  assert.isDefined(fast, "compiled")
+  let decided = 0
+  for (const input of inputs) {
+    const out = fast!(input)
+    const exit = decode(input)
+    if (out === Payload.invalid) continue
+    decided++
+    assert.isTrue(Exit.isSuccess(exit), `the Schema rejects what the compiled decoder accepted: ${label(input)}`)
+    if (Exit.isSuccess(exit)) {
+      assert.deepStrictEqual(out, exit.value, label(input))
+      assert.deepStrictEqual(Object.keys(out as object), Object.keys(exit.value as object), label(input))
+      if (typeof input === "object" && input !== null) assert.notStrictEqual(out, input, "a new object")
+    }
+  }
+  return decided
+}
+
+const Job = Schema.Struct({ i: Schema.Number, t: Schema.Number })
+
+const proto = { i: 1, t: 2 }
+
+const jobInputs: ReadonlyArray<unknown> = [
+  { i: 1, t: 2 },
+  { i: -0, t: 1.5e300 },
+  { t: 2, i: 1 },
+  { i: 1, t: 2, extra: "dropped" },
+  { i: "1", t: 2 },
+  { i: 1 },
+  { i: 1, t: undefined },
+  { i: Number.NaN, t: 1 },
+  { i: Infinity, t: 1 },
+  { i: "NaN", t: 1 },
+  { i: "Infinity", t: "-Infinity" },
+  { i: null, t: 1 },
+  Object.create(proto),
+  Object.assign(Object.create(proto), { i: 3 }),
+  [],
+  [1, 2],
+  null,
+  undefined,
+  "x",
+  42
+]
+
+describe("compiled payload decoder", () => {
+  it("decodes the bench's struct of numbers exactly like the Schema, and leaves every invalid input to it", () => {
+    const decided = agrees(Job, jobInputs)
+    // the valid inputs with finite numbers (own or inherited keys) are decided without the Schema
+    assert.strictEqual(decided, 6)
+    const { fast } = decoders(Job)
+    for (const input of jobInputs) {
+      const exit = decoders(Job).schema(input)
+      if (Exit.isFailure(exit)) assert.strictEqual(fast!(input), Payload.invalid, label(input))
+    }
+  })
+
+  it("covers strings, booleans, null, literals, optional keys and nested structs", () => {
+    const Order = Schema.Struct({
+      id: Schema.String,
+      paid: Schema.Boolean,
+      note: Schema.Null,
+      kind: Schema.Literal("order"),
+      tag: Schema.optionalKey(Schema.String),
+      line: Schema.Struct({ sku: Schema.String, qty: Schema.Number }),
+      extra: Schema.optionalKey(Schema.Struct({ gift: Schema.Boolean }))
+    })
+    const valid = { id: "o1", paid: true, note: null, kind: "order", line: { sku: "s", qty: 2 } }
+    const decided = agrees(Order, [
+      valid,
+      { ...valid, tag: "t" },
+      { ...valid, tag: undefined },
+      { ...valid, tag: 1 },
+      { ...valid, extra: { gift: false, more: 1 } },
+      { ...valid, extra: undefined },
+      { ...valid, extra: {} },
+      { ...valid, kind: "other" },
+      { ...valid, note: undefined },
+      { ...valid, paid: "yes" },
+      { ...valid, line: { sku: "s" } },
+      { ...valid, line: null },
+      { ...valid, line: [] }
+    ])
+    assert.strictEqual(decided, 3)
+  })
+
+  it("compiles nothing with checks, transformations, declarations, unions, arrays, records or defaults", () => {
+    const general: ReadonlyArray<Schema.Top> = [
+      Schema.Struct({ n: Schema.NumberFromString }),
+      Schema.Struct({ n: Schema.Number.check(Schema.isGreaterThan(0)) }),
+      Schema.Struct({ n: Schema.Int }),
+      Schema.Struct({ n: Schema.Finite }),
+      Schema.Struct({ at: Schema.Date }),
+      Schema.Struct({ n: Schema.Union([Schema.Number, Schema.String]) }),
+      Schema.Struct({ n: Schema.optional(Schema.Number) }),
+      Schema.Struct({ n: Schema.Array(Schema.Number) }),
+      Schema.Struct({ n: Schema.Number.pipe(Schema.withDecodingDefault(Effect.succeed(1))) }),
+      Schema.Struct({ n: Schema.BigInt }),
+      Schema.Struct({ s: Schema.Struct({ n: Schema.Number }).check(Schema.makeFilter(() => true)) }),
+      Schema.Struct({ n: Schema.Number }).check(Schema.makeFilter(() => true)),
+      Schema.Record(Schema.String, Schema.Number),
+      Schema.StructWithRest(Schema.Struct({ n: Schema.Number }), [Schema.Record(Schema.String, Schema.Number)]),
+      Schema.Struct({}),
+      Schema.Unknown,
+      class Point extends Schema.Class<Point>("Point")({ x: Schema.Number }) {}
+    ]
+    for (const schema of general) assert.isUndefined(decoders(schema).fast, String(schema.ast))
+  })
+
+  it("a worker dead-letters an invalid payload with the field's path, and runs a valid one with a copy", () => {
+    const job = Actor.make("job", { queue: "q", payload: Job })
+    return Effect.gen(function*() {
+      const seen = yield* Ref.make<ReadonlyArray<unknown>>([])
+      const handler = job.handle((payload) => Ref.update(seen, (all) => [...all, payload]))
+      const sent = { i: 1, t: 2 }
+      yield* Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const raw = (id: string, payload: unknown): Broker.Outgoing => ({
+          id,
+          queue: "q",
+          priority: 0,
+          eta: 0,
+          body: { id, actor: "job", queue: "q", payload, enqueuedAt: 0 }
+        })
+        yield* broker.enqueue([raw("ok", sent), raw("bad-t", { i: 1, t: "two" }), raw("no-i", { t: 2 })])
+        const dead = yield* MemoryBroker.join("q")
+        const reasons = Object.fromEntries(dead.map((letter) => [letter.id, letter.reason]))
+        assert.deepStrictEqual(Object.keys(reasons).sort(), ["bad-t", "no-i"])
+        assert.strictEqual(reasons["bad-t"]!.tag, "MessageDecodeError")
+        assert.include(reasons["bad-t"]!.message, `"t"`)
+        assert.strictEqual(reasons["no-i"]!.tag, "MessageDecodeError")
+        assert.include(reasons["no-i"]!.message, `"i"`)
+        const [payload] = yield* Ref.get(seen)
+        assert.deepStrictEqual(payload, sent)
+        assert.notStrictEqual(payload, sent)
+      }).pipe(Effect.provide(Worker.layer({ handlers: [handler] }).pipe(Layer.provideMerge(MemoryBroker.layer))))
+    })
+  })
+})

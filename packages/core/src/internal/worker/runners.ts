@@ -260,14 +260,21 @@ export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Out
       const run = job.registered!.run(message.payload, message)
       return middlewares.length === 0 ? run : MiddlewareHooks.aroundHandler(middlewares, message, run)
     })
+    /** Waits for `dispatch` to hand this runner a delivery, then runs it. */
+    const wait: Effect.Effect<void, never, unknown> = Effect.flatMap(
+      awaitDelivery,
+      (delivery) => runner.start(delivery)
+    )
+    /** The runner's next turn: the next buffered delivery, or a wait for one. */
+    const next = (): Effect.Effect<void, never, unknown> => {
+      const delivery = worker.stopping ? undefined : worker.nextBuffered()
+      return delivery !== undefined ? runner.start(delivery) : wait
+    }
     const runner: Runner = {
       job: undefined,
       fiber: undefined,
       outer: undefined,
-      step: Effect.suspend(() => {
-        const delivery = worker.stopping ? undefined : worker.nextBuffered()
-        return delivery !== undefined ? runner.start(delivery) : Effect.flatMap(awaitDelivery, runner.start)
-      }),
+      step: Effect.suspend(next),
       start: (delivery) => {
         const job: Job = {
           delivery,
@@ -295,7 +302,8 @@ export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Out
             return finishWith(runner, job, outcomes.succeeded(job, value))
           }
           finishJob(runner, job, { _tag: "Ack", delivery: job.delivery })
-          return Effect.void
+          // straight on to the next turn, without a round of the runner's loop
+          return next()
         },
         onFailure: (cause: Cause.Cause<unknown>) => {
           const job = leave()

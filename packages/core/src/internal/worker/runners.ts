@@ -5,7 +5,7 @@
  * @internal
  */
 import { Cause, type Context, Effect, Exit, type Fiber, Schema } from "effect"
-import type { Delivery, Settlement } from "../../Broker.ts"
+import type { Settlement } from "../../Broker.ts"
 import { DeliveryLimitExceeded, issuePath, MaxAgeExceeded, UnknownActor } from "../../ErrandError.ts"
 import { Envelope, type Message } from "../../Message.ts"
 import { isEnvelope } from "../envelope.ts"
@@ -35,8 +35,8 @@ export interface Runner {
   outer: Context.Context<never> | undefined
   /** One turn of the loop: the next buffered delivery (or a wait for one), run to its settlement. */
   readonly step: Effect.Effect<void, never, unknown>
-  /** Runs a delivery. */
-  readonly start: (delivery: Delivery) => Effect.Effect<void, never, unknown>
+  /** Runs a buffered job. */
+  readonly start: (job: Job) => Effect.Effect<void, never, unknown>
   /** Runs the current job's handler in its context (`handlerContext`), then records its outcome. */
   readonly run: Effect.Effect<void, never, unknown>
 }
@@ -76,11 +76,11 @@ export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Out
   })
 
   /** Runners waiting for a delivery. */
-  const idle: Array<(delivery: Delivery) => void> = []
+  const idle: Array<(job: Job) => void> = []
 
-  /** Waits until `dispatch` hands this fiber a delivery. */
-  const awaitDelivery: Effect.Effect<Delivery> = Effect.callback<Delivery>((resume) => {
-    const waiter = (delivery: Delivery) => resume(Effect.succeed(delivery))
+  /** Waits until `dispatch` hands this fiber a job. */
+  const awaitDelivery: Effect.Effect<Job> = Effect.callback<Job>((resume) => {
+    const waiter = (job: Job) => resume(Effect.succeed(job))
     idle.push(waiter)
     return Effect.sync(() => {
       const index = idle.indexOf(waiter)
@@ -106,7 +106,7 @@ export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Out
         worker.releasedCount++
         break
     }
-    settlements.settled(job.delivery, settlement)
+    settlements.settled(job, settlement)
     if (middlewares.length > 0) {
       const outcome = MiddlewareHooks.outcomeOf(settlement, job.registered?.actor.name)
       ctx.runSystem(MiddlewareHooks.afterSettle(middlewares, outcome))
@@ -263,30 +263,20 @@ export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Out
     /** Waits for `dispatch` to hand this runner a delivery, then runs it. */
     const wait: Effect.Effect<void, never, unknown> = Effect.flatMap(
       awaitDelivery,
-      (delivery) => runner.start(delivery)
+      (job) => runner.start(job)
     )
     /** The runner's next turn: the next buffered delivery, or a wait for one. */
     const next = (): Effect.Effect<void, never, unknown> => {
-      const delivery = worker.stopping ? undefined : worker.nextBuffered()
-      return delivery !== undefined ? runner.start(delivery) : wait
+      const job = worker.stopping ? undefined : worker.nextBuffered()
+      return job !== undefined ? runner.start(job) : wait
     }
     const runner: Runner = {
       job: undefined,
       fiber: undefined,
       outer: undefined,
       step: Effect.suspend(next),
-      start: (delivery) => {
-        const job: Job = {
-          delivery,
-          registered: undefined,
-          message: undefined,
-          startedAt: 0,
-          deadline: Infinity,
-          timedOut: false,
-          finished: false,
-          fiber: runner.fiber,
-          envelope: undefined
-        }
+      start: (job) => {
+        job.fiber = runner.fiber
         runner.job = job
         worker.running++
         return runJob(runner, job)

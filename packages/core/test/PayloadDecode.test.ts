@@ -4,10 +4,13 @@ import { Effect, Exit, Layer, Ref, Schema } from "effect"
 import { Actor, Broker, Worker } from "../src/index.ts"
 import * as Payload from "../src/internal/payload.ts"
 
-/** What the worker runs: the compiled decoder when there is one, and the Schema decode when it does not decide. */
-const decoders = (schema: Schema.Top) => {
+/**
+ * What the worker runs: the compiled decoder when there is one, and the Schema decode when it does not decide. The
+ * compiled decoder is generated code, or closures where code generation is not allowed (`generate: false`).
+ */
+const decoders = (schema: Schema.Top, generate = true) => {
   const codec = Schema.toCodecJson(schema)
-  return { fast: Payload.compile(codec.ast), schema: Schema.decodeUnknownExit(codec as never) }
+  return { fast: Payload.compile(codec.ast, { generate }), schema: Schema.decodeUnknownExit(codec as never) }
 }
 
 const label = (input: unknown) => {
@@ -20,7 +23,18 @@ const label = (input: unknown) => {
 
 /** The compiled decoder either returns exactly what the Schema returns (a new object), or leaves it to the Schema. */
 const agrees = (schema: Schema.Top, inputs: ReadonlyArray<unknown>) => {
-  const { fast, schema: decode } = decoders(schema)
+  const generated = agreesWith(schema, inputs, true)
+  assert.strictEqual(agreesWith(schema, inputs, false), generated, "closures and generated code decide alike")
+  return generated
+}
+
+const agreesWith = (schema: Schema.Top, inputs: ReadonlyArray<unknown>, generate: boolean) => {
+  if (generate) {
+    // the code is generated here (no Content Security Policy), not left to the closures
+    const plan = Payload.plan(Schema.toCodecJson(schema).ast)
+    assert.isTrue(plan !== undefined && Payload.isPlan(plan) && Payload.generated(plan) !== undefined)
+  }
+  const { fast, schema: decode } = decoders(schema, generate)
   assert.isDefined(fast, "compiled")
   let decided = 0
   for (const input of inputs) {
@@ -70,10 +84,11 @@ describe("compiled payload decoder", () => {
     const decided = agrees(Job, jobInputs)
     // the valid inputs with finite numbers (own or inherited keys) are decided without the Schema
     assert.strictEqual(decided, 6)
-    const { fast } = decoders(Job)
-    for (const input of jobInputs) {
-      const exit = decoders(Job).schema(input)
-      if (Exit.isFailure(exit)) assert.strictEqual(fast!(input), Payload.invalid, label(input))
+    for (const generate of [true, false]) {
+      const { fast, schema } = decoders(Job, generate)
+      for (const input of jobInputs) {
+        if (Exit.isFailure(schema(input))) assert.strictEqual(fast!(input), Payload.invalid, label(input))
+      }
     }
   })
 
@@ -85,7 +100,11 @@ describe("compiled payload decoder", () => {
       kind: Schema.Literal("order"),
       tag: Schema.optionalKey(Schema.String),
       line: Schema.Struct({ sku: Schema.String, qty: Schema.Number }),
-      extra: Schema.optionalKey(Schema.Struct({ gift: Schema.Boolean }))
+      extra: Schema.optionalKey(Schema.Struct({ gift: Schema.Boolean })),
+      "a key": Schema.optionalKey(Schema.Literal(1)),
+      "\"quoted\"\n": Schema.optionalKey(Schema.Null),
+      "0": Schema.optionalKey(Schema.String),
+      last: Schema.optionalKey(Schema.Boolean)
     })
     const valid = { id: "o1", paid: true, note: null, kind: "order", line: { sku: "s", qty: 2 } }
     const decided = agrees(Order, [
@@ -101,9 +120,13 @@ describe("compiled payload decoder", () => {
       { ...valid, paid: "yes" },
       { ...valid, line: { sku: "s" } },
       { ...valid, line: null },
-      { ...valid, line: [] }
+      { ...valid, line: [] },
+      { ...valid, "a key": 1, "\"quoted\"\n": null, "0": "zero", last: true },
+      { last: false, "0": "zero", ...valid, "a key": 1 },
+      { ...valid, "a key": 2 },
+      { ...valid, "0": 0 }
     ])
-    assert.strictEqual(decided, 3)
+    assert.strictEqual(decided, 5)
   })
 
   it("compiles nothing with checks, transformations, declarations, unions, arrays, records or defaults", () => {
@@ -115,6 +138,8 @@ describe("compiled payload decoder", () => {
       Schema.Struct({ at: Schema.Date }),
       Schema.Struct({ n: Schema.Union([Schema.Number, Schema.String]) }),
       Schema.Struct({ n: Schema.optional(Schema.Number) }),
+      // an optional number's JSON link is not Schema.Number's own
+      Schema.Struct({ n: Schema.optionalKey(Schema.Number) }),
       Schema.Struct({ n: Schema.Array(Schema.Number) }),
       Schema.Struct({ n: Schema.Number.pipe(Schema.withDecodingDefault(Effect.succeed(1))) }),
       Schema.Struct({ n: Schema.BigInt }),
@@ -127,6 +152,16 @@ describe("compiled payload decoder", () => {
       class Point extends Schema.Class<Point>("Point")({ x: Schema.Number }) {}
     ]
     for (const schema of general) assert.isUndefined(decoders(schema).fast, String(schema.ast))
+  })
+
+  it("a throwing getter is left to the Schema decode", () => {
+    const input = Object.defineProperty({ i: 1 }, "t", {
+      enumerable: true,
+      get() {
+        throw new Error("boom")
+      }
+    })
+    for (const generate of [true, false]) assert.strictEqual(decoders(Job, generate).fast!(input), Payload.invalid)
   })
 
   it("a worker dead-letters an invalid payload with the field's path, and runs a valid one with a copy", () => {

@@ -15,6 +15,10 @@
  * Anything else — checks, transformations, declarations (classes, dates...), unions, arrays, records, defaults, symbol
  * or `__proto__` keys — is not compiled: `compile` returns `undefined` and the worker always runs the Schema decode.
  *
+ * A struct's decoder is generated code (`new Function`, like effect's own `SchemaJITCompiler`): every property is read
+ * and written by its name, so each access has its own inline cache and the output is built as an object literal. Where
+ * code generation is not allowed (a Content Security Policy without `unsafe-eval`), the same plan runs as closures.
+ *
  * @internal
  */
 import { Schema, type SchemaAST } from "effect"
@@ -28,44 +32,47 @@ export type Decode = (input: unknown) => unknown
 /** The one link of `Schema.toCodecJson(Schema.Number)` (effect's `numberToJson`), compared by identity. */
 const numberJsonLink: SchemaAST.Link | undefined = Schema.toCodecJson(Schema.Number).ast.encoding?.[0]
 
-/** The type test of a leaf, or `undefined` when the leaf is not compiled. */
-const leafTest = (ast: SchemaAST.AST): ((u: unknown) => boolean) | undefined => {
-  if (ast.checks !== undefined) return undefined
-  if (ast.encoding !== undefined) {
-    // Schema.Number under toCodecJson: a finite number decodes to itself
-    return ast._tag === "Number" && ast.encoding.length === 1 && ast.encoding[0] === numberJsonLink &&
-        numberJsonLink !== undefined
-      ? (u) => typeof u === "number" && Number.isFinite(u)
-      : undefined
-  }
-  switch (ast._tag) {
-    case "String":
-      return (u) => typeof u === "string"
-    case "Number":
-      return (u) => typeof u === "number"
-    case "Boolean":
-      return (u) => typeof u === "boolean"
-    case "Null":
-      return (u) => u === null
-    case "Literal": {
-      const literal = ast.literal
-      return (u) => u === literal
-    }
-    default:
-      return undefined
-  }
+/** A leaf's type test. @internal */
+export type Leaf =
+  | { readonly _tag: "String" | "Number" | "FiniteNumber" | "Boolean" | "Null" }
+  | { readonly _tag: "Literal"; readonly literal: SchemaAST.LiteralValue }
+
+/** What a struct's decoder does, field by field. @internal */
+export interface Plan {
+  readonly fields: ReadonlyArray<Field>
 }
 
 interface Field {
   readonly name: string
   readonly optional: boolean
-  /** A leaf's type test, or the compiled decoder of a nested struct. */
-  readonly test: ((u: unknown) => boolean) | undefined
-  readonly decode: Decode | undefined
+  readonly type: Leaf | Plan
 }
 
-/** Compiles a property's type, or returns `undefined`. */
-const compileField = (ps: SchemaAST.PropertySignature): Field | undefined => {
+/** The type test of a leaf, or `undefined` when the leaf is not compiled. */
+const planLeaf = (ast: SchemaAST.AST): Leaf | undefined => {
+  if (ast.checks !== undefined) return undefined
+  if (ast.encoding !== undefined) {
+    // Schema.Number under toCodecJson: a finite number decodes to itself
+    return ast._tag === "Number" && numberJsonLink !== undefined && ast.encoding.length === 1 &&
+        ast.encoding[0] === numberJsonLink
+      ? { _tag: "FiniteNumber" }
+      : undefined
+  }
+  switch (ast._tag) {
+    case "String":
+    case "Number":
+    case "Boolean":
+    case "Null":
+      return { _tag: ast._tag }
+    case "Literal":
+      return { _tag: "Literal", literal: ast.literal }
+    default:
+      return undefined
+  }
+}
+
+/** Plans a property, or returns `undefined`. */
+const planField = (ps: SchemaAST.PropertySignature): Field | undefined => {
   const name = ps.name
   if (typeof name !== "string" || name === "__proto__") return undefined
   const type = ps.type
@@ -79,24 +86,56 @@ const compileField = (ps: SchemaAST.PropertySignature): Field | undefined => {
     ) return undefined
     optional = true
   }
-  if (type._tag === "Objects") {
-    const decode = compileObjects(type)
-    return decode === undefined ? undefined : { name, optional, test: undefined, decode }
-  }
-  const test = leafTest(type)
-  return test === undefined ? undefined : { name, optional, test, decode: undefined }
+  const planned = type._tag === "Objects" ? planObjects(type) : planLeaf(type)
+  return planned === undefined ? undefined : { name, optional, type: planned }
 }
 
-/** Compiles a struct (its context, if a field's, is checked by `compileField`), or returns `undefined`. */
-const compileObjects = (ast: SchemaAST.Objects): Decode | undefined => {
+/** Plans a struct (its context, if a field's, is checked by `planField`), or returns `undefined`. */
+const planObjects = (ast: SchemaAST.Objects): Plan | undefined => {
   if (ast.checks !== undefined || ast.encoding !== undefined || ast.encodingChecks !== undefined) return undefined
   if (ast.indexSignatures.length > 0 || ast.propertySignatures.length === 0) return undefined
   const fields: Array<Field> = []
   for (const ps of ast.propertySignatures) {
-    const field = compileField(ps)
+    const field = planField(ps)
     if (field === undefined) return undefined
     fields.push(field)
   }
+  return { fields }
+}
+
+/** @internal */
+export const isPlan = (type: Leaf | Plan): type is Plan => "fields" in type
+
+// ---------------------------------------------------------------------------------------------------------------
+// closures
+
+const leafTest = (leaf: Leaf): (u: unknown) => boolean => {
+  switch (leaf._tag) {
+    case "String":
+      return (u) => typeof u === "string"
+    case "Number":
+      return (u) => typeof u === "number"
+    case "FiniteNumber":
+      return (u) => typeof u === "number" && Number.isFinite(u)
+    case "Boolean":
+      return (u) => typeof u === "boolean"
+    case "Null":
+      return (u) => u === null
+    case "Literal": {
+      const literal = leaf.literal
+      return (u) => u === literal
+    }
+  }
+}
+
+/** A plan run as closures (where code generation is not allowed). @internal */
+export const interpret = (plan: Plan): Decode => {
+  const fields = plan.fields.map((field) => ({
+    name: field.name,
+    optional: field.optional,
+    test: isPlan(field.type) ? undefined : leafTest(field.type),
+    decode: isPlan(field.type) ? interpret(field.type) : undefined
+  }))
   const count = fields.length
   return (input) => {
     if (typeof input !== "object" || input === null || Array.isArray(input)) return invalid
@@ -123,23 +162,106 @@ const compileObjects = (ast: SchemaAST.Objects): Decode | undefined => {
   }
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// generated code
+
+/**
+ * The source of a plan's decoder: a function of the input with, in scope, `I` (`invalid`), `F` (`Number.isFinite`),
+ * `L` (the literals) and `D` (the nested structs' decoders). Names are written as JSON string literals.
+ */
+const generate = (plan: Plan, literals: Array<unknown>, nested: Array<Decode>): string => {
+  const lines = ["if (typeof i !== \"object\" || i === null || Array.isArray(i)) return I"]
+  const out: Array<string> = []
+  let literal = true
+  plan.fields.forEach((field, k) => {
+    const key = JSON.stringify(field.name)
+    const value = `v${k}`
+    const type = field.type
+    let test: string
+    if (isPlan(type)) {
+      nested.push(generated(type) ?? interpret(type))
+      test = `(${value} = D[${nested.length - 1}](${value})) !== I`
+    } else {
+      switch (type._tag) {
+        case "String":
+          test = `typeof ${value} === "string"`
+          break
+        case "Number":
+          test = `typeof ${value} === "number"`
+          break
+        case "FiniteNumber":
+          test = `typeof ${value} === "number" && F(${value})`
+          break
+        case "Boolean":
+          test = `typeof ${value} === "boolean"`
+          break
+        case "Null":
+          test = `${value} === null`
+          break
+        case "Literal":
+          literals.push(type.literal)
+          test = `${value} === L[${literals.length - 1}]`
+          break
+      }
+    }
+    if (field.optional) {
+      lines.push(
+        `const h${k} = ${key} in i`,
+        `let ${value}`,
+        `if (h${k}) { ${value} = i[${key}]; if (!(${test})) return I }`
+      )
+      literal = false
+      out.push(`if (h${k}) o[${key}] = ${value}`)
+    } else {
+      lines.push(`if (!(${key} in i)) return I`, `let ${value} = i[${key}]`, `if (!(${test})) return I`)
+      out.push(literal ? `${key}: ${value}` : `o[${key}] = ${value}`)
+    }
+  })
+  const head = out.filter((line) => !line.startsWith("if (") && !line.startsWith("o["))
+  const tail = out.slice(head.length)
+  lines.push(`const o = { ${head.join(", ")} }`, ...tail, "return o")
+  return lines.join("\n")
+}
+
+/** A plan's generated decoder, or `undefined` where code generation is not allowed. @internal */
+export const generated = (plan: Plan): Decode | undefined => {
+  const literals: Array<unknown> = []
+  const nested: Array<Decode> = []
+  const body = generate(plan, literals, nested)
+  try {
+    return new Function("I", "F", "L", "D", `return function decodePayload(i) {\n${body}\n}`)(
+      invalid,
+      Number.isFinite,
+      literals,
+      nested
+    ) as Decode
+  } catch {
+    return undefined
+  }
+}
+
+/** A plan of the codec, if it is one this module compiles. @internal */
+export const plan = (codec: SchemaAST.AST): Plan | Leaf | undefined => {
+  if (codec.context !== undefined) return undefined
+  return codec._tag === "Objects" ? planObjects(codec) : planLeaf(codec)
+}
+
 /**
  * The compiled decoder of a payload schema's JSON codec (`Schema.toCodecJson(schema).ast`), or `undefined` when the
  * codec is not one this module compiles. The decoder returns the decoded payload, or `invalid`.
  *
  * @internal
  */
-export const compile = (codec: SchemaAST.AST): Decode | undefined => {
-  if (codec.context !== undefined) return undefined
-  let decode: Decode | undefined
-  if (codec._tag === "Objects") {
-    decode = compileObjects(codec)
+export const compile = (codec: SchemaAST.AST, options?: { readonly generate?: boolean }): Decode | undefined => {
+  const planned = plan(codec)
+  if (planned === undefined) return undefined
+  let run: Decode
+  if (isPlan(planned)) {
+    run = (options?.generate === false ? undefined : generated(planned)) ?? interpret(planned)
   } else {
-    const test = leafTest(codec)
-    if (test !== undefined) decode = (input) => test(input) ? input : invalid
+    const test = leafTest(planned)
+    run = (input) => test(input) ? input : invalid
   }
-  if (decode === undefined) return undefined
-  const run = decode
   // a getter that throws is the Schema decode's to report (as a defect), not the worker's
   return (input) => {
     try {

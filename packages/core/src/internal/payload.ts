@@ -1,5 +1,5 @@
 /**
- * A compiled decoder of payloads for the worker's hot path. `Schema.decodeUnknownEffect(Schema.toCodecJson(schema))`
+ * A compiled decoder of payloads for the worker's hot path, which is also their encoder for `send`. `Schema.decodeUnknownEffect(Schema.toCodecJson(schema))`
  * stays the definition: the compiled decoder exists only for codecs made of plain structs and leaves whose decoding
  * is a type test (and `Schema.Number`'s JSON link, for finite numbers), and it either returns exactly what the Schema
  * decode returns, or `invalid`, after which the worker runs the Schema decode, which decides (and explains a failure).
@@ -11,6 +11,10 @@
  * type test passes. `Schema.Number`'s JSON codec (`Union([finite number, "NaN" | "Infinity" | "-Infinity"])` then
  * `Number(...)`) maps a finite number to itself; anything else (the non-finite string forms included) is left to the
  * Schema decode.
+ *
+ * Encoding these codecs is the same function: each leaf encodes a value that passes its type test to itself (a
+ * finite number through `Schema.Number`'s JSON link too), and a struct is built the same way, so the compiled function
+ * returns exactly what `Schema.encodeEffect(codec)` returns, or `invalid`, after which the Schema encode runs.
  *
  * Anything else — checks, transformations, declarations (classes, dates...), unions, arrays, records, defaults, symbol
  * or `__proto__` keys — is not compiled: `compile` returns `undefined` and the worker always runs the Schema decode.

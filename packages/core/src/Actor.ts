@@ -58,6 +58,7 @@ import { messageId } from "./internal/id.ts"
 import * as MiddlewareHooks from "./internal/middleware.ts"
 import { isValidName } from "./internal/names.ts"
 import * as Check from "./internal/options.ts"
+import * as PayloadCodec from "./internal/payload.ts"
 import { defaultBackoff, type RetryPolicy } from "./internal/retry.ts"
 import type { Envelope, Limits, Message } from "./Message.ts"
 import { Middlewares } from "./Middleware.ts"
@@ -569,7 +570,10 @@ export const make = <
   const defaultPriority = settings.priority
   const successSchema = (options.success ?? Schema.Void) as Success
   const errorSchema = (options.error ?? Schema.Never) as Error
-  const encodePayload = Schema.encodeEffect(Schema.toCodecJson(options.payload))
+  const payloadCodec = Schema.toCodecJson(options.payload)
+  const encodePayload = Schema.encodeEffect(payloadCodec)
+  /** The compiled codec of a simple payload schema (`internal/payload.ts`): for those, encoding is the same function. */
+  const encodePayloadFast = PayloadCodec.compile(payloadCodec.ast)
   const retryPolicy: RetryPolicy<Failure<Error["Type"]>> = {
     schedule: options.retry ?? defaultBackoff(settings.minBackoff, settings.maxBackoff),
     maxRetries: options.retry === undefined ? settings.maxRetries : undefined,
@@ -705,6 +709,10 @@ export const make = <
     async: (message: Effect.Effect<Msg, InvalidPayload | InvalidOption, Payload["EncodingServices"]>) => A
   ): A => {
     if ("_tag" in checked) return async(Effect.fail(checked))
+    if (encodePayloadFast !== undefined) {
+      const fast = encodePayloadFast(payload)
+      if (fast !== PayloadCodec.invalid) return sync(assemble(payload, fast, sendOptions, checked, now))
+    }
     const encoded = encodePayload(payload)
     if (Exit.isExit(encoded) && Exit.isSuccess(encoded)) {
       return sync(assemble(payload, encoded.value, sendOptions, checked, now))

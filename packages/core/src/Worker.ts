@@ -35,6 +35,7 @@ import { Broker } from "./Broker.ts"
 import { DuplicateActor, type InvalidName, InvalidOption } from "./ErrandError.ts"
 import { validateName } from "./internal/names.ts"
 import * as Check from "./internal/options.ts"
+import * as Payload from "./internal/payload.ts"
 import type { RetryPolicy } from "./internal/retry.ts"
 import {
   CurrentMessage,
@@ -194,10 +195,12 @@ export const make = <const Handlers extends ReadonlyArray<Actor.Handler<Actor.An
     for (const handler of options.handlers) {
       const actor = handler.actor
       if (registry.has(actor.name)) return yield* new DuplicateActor({ actor: actor.name })
+      const payloadCodec = Schema.toCodecJson(actor.payloadSchema)
       registry.set(actor.name, {
         actor,
         run: handler.run,
-        decodePayload: Schema.decodeUnknownEffect(Schema.toCodecJson(actor.payloadSchema)),
+        decodePayload: Schema.decodeUnknownEffect(payloadCodec),
+        decodePayloadFast: Payload.compile(payloadCodec.ast),
         retryPolicy: actor.retryPolicy as RetryPolicy<Actor.Failure<unknown>>,
         resultTtlMillis: actor.resultTtlMillis,
         encodeSuccess: Schema.encodeUnknownEffect(Schema.toCodecJson(actor.successSchema)),

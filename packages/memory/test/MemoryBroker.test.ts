@@ -268,6 +268,59 @@ describe("MemoryBroker", () => {
       }).pipe(Effect.provide(MemoryBroker.layer)))
   })
 
+  describe("deliveries and their entries", () => {
+    it.effect("a delivery is a plain record to its users; a copy of it (without the broker's link) is just as current", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        yield* enqueue(message("q", "a"), message("q", "b"))
+        const [a, b] = (yield* take("q", { max: 2 })).deliveries
+        const now = yield* Clock.currentTimeMillis
+        assert.deepStrictEqual({ ...a! }, {
+          id: "a",
+          queue: "q",
+          body: { id: "a" },
+          attempts: 0,
+          deliveries: 1,
+          lastError: undefined,
+          lease: a!.lease,
+          leaseExpiresAt: now + 30_000
+        })
+        assert.deepStrictEqual(Object.keys(a!), Object.keys({ ...a! }))
+        // copies are found by id and lease, like the deliveries themselves
+        assert.deepStrictEqual(yield* broker.extend([{ ...a! }], "1 minute"), [])
+        assert.deepStrictEqual(yield* broker.settle([{ _tag: "Ack", delivery: { ...a! } }]), [])
+        // a settled delivery, or a copy of it, is not current any more
+        assert.deepStrictEqual(yield* broker.settle([{ _tag: "Ack", delivery: a! }]), ["a"])
+        assert.deepStrictEqual(yield* broker.extend([{ ...a! }], "1 minute"), ["a"])
+        assert.deepStrictEqual(yield* broker.stats("q"), { ready: 0, delayed: 0, inFlight: 1, dead: 0 })
+        // a flushed queue's deliveries are not current, even when the same ids come back
+        yield* broker.flush("q")
+        yield* enqueue(message("q", "b"))
+        const [again] = (yield* take("q")).deliveries
+        assert.deepStrictEqual(yield* broker.settle([{ _tag: "Ack", delivery: b! }]), ["b"])
+        assert.deepStrictEqual(yield* broker.stats("q"), { ready: 0, delayed: 0, inFlight: 1, dead: 0 })
+        assert.deepStrictEqual(yield* broker.settle([{ _tag: "Ack", delivery: again! }]), [])
+        assert.deepStrictEqual(yield* broker.stats("q"), { ready: 0, delayed: 0, inFlight: 0, dead: 0 })
+      }).pipe(Effect.provide(MemoryBroker.layer)))
+
+    it.effect("a lapsed lease's delivery is current until the message comes back, then never again", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        yield* enqueue(message("q", "a"))
+        const [first] = (yield* take("q", { lease: "10 seconds" })).deliveries
+        yield* TestClock.adjust("10 seconds")
+        // the queue has not been used since the lease lapsed: the late ack still counts
+        assert.deepStrictEqual(yield* broker.extend([first!], "10 seconds"), [])
+        yield* TestClock.adjust("10 seconds")
+        assert.deepStrictEqual(yield* broker.stats("q"), { ready: 1, delayed: 0, inFlight: 0, dead: 0 })
+        assert.deepStrictEqual(yield* broker.settle([{ _tag: "Ack", delivery: first! }]), ["a"])
+        const [second] = (yield* take("q")).deliveries
+        assert.strictEqual(second!.deliveries, 2)
+        assert.deepStrictEqual(yield* broker.settle([{ _tag: "Ack", delivery: first! }]), ["a"])
+        assert.deepStrictEqual(yield* broker.settle([{ _tag: "Ack", delivery: second! }]), [])
+      }).pipe(Effect.provide(MemoryBroker.layer)))
+  })
+
   describe("scale", () => {
     it.effect("keeps many priority levels in order", () =>
       Effect.gen(function*() {

@@ -69,6 +69,12 @@ export class Heap<A extends HeapItem> {
     return this.items.find(predicate)
   }
 
+  /** Calls `f` with every item, in no particular order. */
+  forEach(f: (item: A) => void): void {
+    const items = this.items
+    for (let i = 0; i < items.length; i++) f(items[i]!)
+  }
+
   clear(): void {
     for (const item of this.items) item.heapIndex = -1
     this.items.length = 0

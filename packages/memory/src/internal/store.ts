@@ -7,7 +7,10 @@
  *
  * - ready: one FIFO ring buffer per priority level, and a small sorted array of the levels in use;
  * - delayed: a min-heap by eta;
- * - in flight: a map by id, plus a min-heap by lease expiry (indexed, so acks remove in O(log n), nothing stale);
+ * - in flight: a min-heap by lease expiry (indexed, so acks remove in O(log n), nothing stale). A delivery carries a
+ *   private link to its entry (`MemoryDelivery`), so settling and extending need no index by id; an entry is in flight
+ *   exactly while its `lease` is set. A delivery without the link (built by hand) is found through an index by id
+ *   built for that one operation;
  * - dead: a map by id in dead-lettering order;
  * - waiters: a doubly linked list of waiting takes, served first come, first served;
  * - idempotency keys: a map key → `KeyHold` (the holder's id, and when the hold ends: `Infinity` while the holder is
@@ -56,6 +59,7 @@ export class Entry implements HeapItem {
   due = Number.NaN
   /** Tie-breaker among equal `due`: the order of arrival. */
   seq = 0
+  /** The current lease's token while in flight, `""` otherwise. */
   lease = ""
   heapIndex = -1
   deadAt = Number.NaN
@@ -76,6 +80,66 @@ export class Entry implements HeapItem {
 }
 
 const emptyDeliveries: ReadonlyArray<Delivery> = []
+
+/**
+ * A delivery of the memory broker: the `Broker.Delivery` fields, and a private link to the entry it leases. The link
+ * only saves a lookup: a delivery is current when its entry's lease is still its `lease`.
+ *
+ * @internal
+ */
+export class MemoryDelivery implements Delivery {
+  readonly id: string
+  readonly queue: string
+  readonly body: unknown
+  readonly attempts: number
+  readonly deliveries: number
+  readonly lastError: LastError | undefined
+  readonly lease: string
+  readonly leaseExpiresAt: number
+  readonly #entry: Entry
+
+  constructor(entry: Entry) {
+    this.id = entry.id
+    this.queue = entry.queue
+    this.body = entry.body
+    this.attempts = entry.attempts
+    this.deliveries = entry.deliveries
+    this.lastError = entry.lastError
+    this.lease = entry.lease
+    this.leaseExpiresAt = entry.due
+    this.#entry = entry
+  }
+
+  /** The entry a delivery of this broker was taken from; `undefined` for any other object. */
+  static entryOf(delivery: Delivery): Entry | undefined {
+    return #entry in delivery ? delivery.#entry : undefined
+  }
+}
+
+/** In-flight entries by id, built on first use by an operation that gets a delivery without a link, or an id. */
+class InFlightIndex {
+  private q: QueueState | undefined = undefined
+  private byId: Map<string, Entry> | undefined = undefined
+
+  get(q: QueueState, id: string): Entry | undefined {
+    if (this.q !== q || this.byId === undefined) {
+      const byId = new Map<string, Entry>()
+      q.leases.forEach((entry) => byId.set(entry.id, entry))
+      this.q = q
+      this.byId = byId
+    }
+    return this.byId.get(id)
+  }
+
+  /** The entry `delivery` leases now, or `undefined` (settled, lapsed, taken again, or not of this queue). */
+  current(q: QueueState, delivery: Delivery): Entry | undefined {
+    const entry = MemoryDelivery.entryOf(delivery) ?? this.get(q, delivery.id)
+    return entry !== undefined && entry.lease !== "" && entry.lease === delivery.lease && entry.id === delivery.id &&
+        entry.queue === q.name
+      ? entry
+      : undefined
+  }
+}
 
 /** Who holds an idempotency key of a queue, and until when (`Infinity` while the holder is queued or running). @internal */
 export class KeyHold implements HeapItem {
@@ -161,7 +225,6 @@ export class QueueState {
   readonly lanes: Array<Deque<Entry>> = []
   readyCount = 0
   readonly delayed = new Heap<Entry>(byDue)
-  readonly inFlight = new Map<string, Entry>()
   readonly leases = new Heap<Entry>(byDue)
   readonly dead = new Map<string, Entry>()
   deadSeq = 0
@@ -189,7 +252,7 @@ export class QueueState {
   }
 
   get idle(): boolean {
-    return this.readyCount === 0 && this.delayed.size === 0 && this.inFlight.size === 0 && this.parkedCount === 0
+    return this.readyCount === 0 && this.delayed.size === 0 && this.leases.size === 0 && this.parkedCount === 0
   }
 
   /** When the alarm must fire: the next due time or the earliest waiter deadline, whichever comes first. */
@@ -304,9 +367,10 @@ export class Store {
     const outcomes = new Array<Broker.CancelOutcome>(ids.length).fill("notFound")
     if (q === undefined) return outcomes
     this.advance(q, now)
+    const inFlight = new InFlightIndex()
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i]!
-      if (q.inFlight.has(id)) {
+      if (inFlight.get(q, id) !== undefined) {
         outcomes[i] = "running"
         continue
       }
@@ -360,6 +424,7 @@ export class Store {
   settle(settlements: ReadonlyArray<Broker.Settlement>, now: number): ReadonlyArray<string> {
     let rejected: Array<string> | undefined = undefined
     let q: QueueState | undefined = undefined
+    const inFlight = new InFlightIndex()
     for (let i = 0; i < settlements.length; i++) {
       const settlement = settlements[i]!
       const delivery = settlement.delivery
@@ -367,12 +432,12 @@ export class Store {
         if (q !== undefined) this.finish(q, now)
         q = this.queues.get(delivery.queue)
       }
-      const entry = q === undefined ? undefined : q.inFlight.get(delivery.id)
-      if (q === undefined || entry === undefined || entry.lease !== delivery.lease) {
+      const entry = q === undefined ? undefined : inFlight.current(q, delivery)
+      if (q === undefined || entry === undefined) {
         ;(rejected ??= []).push(delivery.id)
         continue
       }
-      q.inFlight.delete(entry.id)
+      entry.lease = ""
       q.leases.remove(entry)
       // it ends: its key stays held for its window
       if (entry.key !== undefined && (settlement._tag === "Ack" || settlement._tag === "DeadLetter")) {
@@ -416,11 +481,12 @@ export class Store {
   /** Extends current leases to `now + leaseMs`; returns the ids whose lease was lost. */
   extend(deliveries: ReadonlyArray<Delivery>, leaseMs: number, now: number): ReadonlyArray<string> {
     let lost: Array<string> | undefined = undefined
+    const inFlight = new InFlightIndex()
     for (let i = 0; i < deliveries.length; i++) {
       const delivery = deliveries[i]!
       const q = this.queues.get(delivery.queue)
-      const entry = q === undefined ? undefined : q.inFlight.get(delivery.id)
-      if (q === undefined || entry === undefined || entry.lease !== delivery.lease) {
+      const entry = q === undefined ? undefined : inFlight.current(q, delivery)
+      if (q === undefined || entry === undefined) {
         ;(lost ??= []).push(delivery.id)
         continue
       }
@@ -439,7 +505,7 @@ export class Store {
     return {
       ready: q.readyCount,
       delayed: q.delayed.size + q.parkedCount,
-      inFlight: q.inFlight.size,
+      inFlight: q.leases.size,
       dead: q.dead.size
     }
   }
@@ -501,8 +567,11 @@ export class Store {
     q.lanes.length = 0
     q.readyCount = 0
     q.delayed.clear()
+    // their deliveries are no longer current
+    q.leases.forEach((entry) => {
+      entry.lease = ""
+    })
     q.leases.clear()
-    q.inFlight.clear()
     q.dead.clear()
     q.keys.clear()
     q.windows.clear()
@@ -532,11 +601,12 @@ export class Store {
     waiter.done = true
     const result = waiter.result
     if (result !== undefined) {
+      const inFlight = new InFlightIndex()
       for (let i = result.length - 1; i >= 0; i--) {
         const delivery = result[i]!
-        const entry = q.inFlight.get(delivery.id)
-        if (entry === undefined || entry.lease !== delivery.lease) continue
-        q.inFlight.delete(entry.id)
+        const entry = inFlight.current(q, delivery)
+        if (entry === undefined) continue
+        entry.lease = ""
         q.leases.remove(entry)
         entry.deliveries--
         if (entry.limits !== undefined) this.freeSlot(q, entry)
@@ -692,7 +762,7 @@ export class Store {
       } else if (l !== undefined) {
         if (l.due > now) return
         leases.pop()
-        q.inFlight.delete(l.id)
+        l.lease = ""
         if (l.limits !== undefined) this.freeSlot(q, l)
         this.pushReady(q, l)
       } else {
@@ -718,18 +788,8 @@ export class Store {
         entry.lease = lease ??= this.nextToken()
         entry.due = now + leaseMs
         entry.seq = ++this.seq
-        q.inFlight.set(entry.id, entry)
         q.leases.push(entry)
-        out.push({
-          id: entry.id,
-          queue: entry.queue,
-          body: entry.body,
-          attempts: entry.attempts,
-          deliveries: entry.deliveries,
-          lastError: entry.lastError,
-          lease: entry.lease,
-          leaseExpiresAt: entry.due
-        })
+        out.push(new MemoryDelivery(entry))
       }
     }
   }

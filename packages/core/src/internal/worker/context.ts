@@ -13,6 +13,7 @@ import type { Envelope, Message } from "../../Message.ts"
 import type { Middleware } from "../../Middleware.ts"
 import type { Results } from "../../Results.ts"
 import type { Event } from "../../Worker.ts"
+import type * as Payload from "../payload.ts"
 import type { RetryPolicy } from "../retry.ts"
 
 /**
@@ -29,6 +30,11 @@ export interface Registered {
   readonly actor: Actor.Any
   readonly run: (payload: unknown, message: Message) => Effect.Effect<unknown, unknown, unknown>
   readonly decodePayload: (encoded: unknown) => Effect.Effect<unknown, Schema.SchemaError, unknown>
+  /**
+   * The compiled decoder of simple payload codecs (`internal/payload.ts`): the decoded payload, or `invalid`, and then
+   * `decodePayload` decides. `undefined` when the codec is not one it compiles.
+   */
+  readonly decodePayloadFast: Payload.Decode | undefined
   readonly retryPolicy: RetryPolicy<Actor.Failure<unknown>>
   /** How long outcomes are stored (`undefined`: not stored), and their encoders. */
   readonly resultTtlMillis: number | undefined
@@ -52,12 +58,16 @@ export interface Settings {
 }
 
 /**
- * A delivery being run.
+ * A delivery the worker holds: made when it is taken, waiting in the buffer, then run.
  *
  * @internal
  */
 export interface Job {
   readonly delivery: Delivery
+  /** Its queue's state. */
+  readonly queue: QueueState
+  /** Its position in `WorkerState.held`, -1 once it is no longer held. */
+  heldIndex: number
   registered: Registered | undefined
   message: Message | undefined
   startedAt: number
@@ -109,13 +119,13 @@ export class WorkerState {
   running = 0
   /** Called when `running` drops to 0 while shutting down. */
   onIdle: (() => void) | undefined = undefined
-  /** Every delivery this worker holds a lease on, by id. */
-  readonly held = new Map<string, Delivery>()
+  /** Every job whose delivery this worker holds a lease on, in no particular order (see `hold` and `release`). */
+  readonly held: Array<Job> = []
   /** The consumed queues, in a list for iterating without an iterator object per settlement. */
   readonly queues: ReadonlyArray<QueueState>
   readonly byName: ReadonlyMap<string, QueueState>
   /** Taken, waiting for a free handler slot: a FIFO read from `head`. */
-  private buffer: Array<Delivery> = []
+  private buffer: Array<Job> = []
   private head = 0
 
   constructor(queueNames: ReadonlyArray<string>) {
@@ -135,21 +145,40 @@ export class WorkerState {
     return this.buffer.length - this.head
   }
 
-  /** Adds a taken delivery to the buffer. */
-  pushBuffered(delivery: Delivery): void {
-    this.buffer.push(delivery)
+  /** Adds a taken job to the buffer. */
+  pushBuffered(job: Job): void {
+    this.buffer.push(job)
   }
 
-  /** Takes the oldest buffered delivery, if any. */
-  nextBuffered(): Delivery | undefined {
+  /** Takes the oldest buffered job, if any. */
+  nextBuffered(): Job | undefined {
     if (this.head >= this.buffer.length) return undefined
-    const delivery = this.buffer[this.head]!
-    this.buffer[this.head++] = undefined as unknown as Delivery
+    const job = this.buffer[this.head]!
+    this.buffer[this.head++] = undefined as unknown as Job
     if (this.head >= 1024 && this.head * 2 >= this.buffer.length) {
       this.buffer = this.buffer.slice(this.head)
       this.head = 0
     }
-    return delivery
+    return job
+  }
+
+  /** Records a job as held (its lease counts against the worker's capacity and is extended). */
+  hold(job: Job): void {
+    job.heldIndex = this.held.length
+    this.held.push(job)
+  }
+
+  /** Stops holding a job, in O(1) (the last held job takes its place); a job no longer held is left alone. */
+  release(job: Job): void {
+    const index = job.heldIndex
+    if (index < 0) return
+    const held = this.held
+    const last = held.pop()!
+    if (last !== job) {
+      held[index] = last
+      last.heldIndex = index
+    }
+    job.heldIndex = -1
   }
 
   /** Resumes every take loop parked on a full worker (a slot or a settlement is there for it). */

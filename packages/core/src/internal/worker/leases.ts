@@ -15,10 +15,17 @@ export const leaseKeeper = (ctx: WorkerContext): Effect.Effect<never> => {
   /** Extension failed and none has succeeded since: logged once. */
   let outage = false
   const extendLeases = Effect.suspend(() => {
-    if (worker.held.size === 0) return Effect.void
-    return broker.extend([...worker.held.values()], leaseMillis).pipe(
+    const held = worker.held
+    if (held.length === 0) return Effect.void
+    const deliveries = held.map((job) => job.delivery)
+    return broker.extend(deliveries, leaseMillis).pipe(
       Effect.flatMap((lost) => {
-        for (const id of lost) worker.held.delete(id)
+        if (lost.length > 0) {
+          const ids = new Set(lost)
+          for (const job of held.filter((job) => ids.has(job.delivery.id) && deliveries.includes(job.delivery))) {
+            worker.release(job)
+          }
+        }
         const recovered = outage ? Effect.logInfo("Leases extended again") : Effect.void
         outage = false
         return Effect.andThen(

@@ -369,11 +369,22 @@ export const make = (ctx: WorkerContext): Outcomes => {
     return Effect.annotateLogs(effect, actor === undefined ? annotations : { actor, ...annotations })
   }
 
+  /**
+   * The log annotations of the last context a handler's context was built on. Contexts are immutable and a runner's
+   * own context is the same object for every message, so the lookup runs once per runner context, not per message.
+   */
+  let annotatedContext: Context.Context<never> | undefined
+  let contextAnnotations: Readonly<Record<string, unknown>> = {}
+
   const handlerContext = (job: Job, context: Context.Context<never>): Context.Context<unknown> => {
     const message = job.message!
+    if (context !== annotatedContext) {
+      annotatedContext = context
+      contextAnnotations = Context.get(context, References.CurrentLogAnnotations)
+    }
     return Context.add(
       Context.add(context, References.CurrentLogAnnotations, {
-        ...Context.get(context, References.CurrentLogAnnotations),
+        ...contextAnnotations,
         actor: message.actor,
         queue: job.delivery.queue,
         messageId: job.delivery.id,

@@ -5,12 +5,13 @@
  * @internal
  */
 import { Cause, type Context, Effect, Exit, type Fiber, Schema } from "effect"
-import type { Delivery, Settlement } from "../../Broker.ts"
+import type { Settlement } from "../../Broker.ts"
 import { DeliveryLimitExceeded, issuePath, MaxAgeExceeded, UnknownActor } from "../../ErrandError.ts"
 import { Envelope, type Message } from "../../Message.ts"
 import { isEnvelope } from "../envelope.ts"
 import { lastError } from "../failure.ts"
 import * as MiddlewareHooks from "../middleware.ts"
+import * as Payload from "../payload.ts"
 import * as Watchdog from "../watchdog.ts"
 import type { Job, WorkerContext } from "./context.ts"
 import type { Outcomes } from "./outcome.ts"
@@ -34,8 +35,8 @@ export interface Runner {
   outer: Context.Context<never> | undefined
   /** One turn of the loop: the next buffered delivery (or a wait for one), run to its settlement. */
   readonly step: Effect.Effect<void, never, unknown>
-  /** Runs a delivery. */
-  readonly start: (delivery: Delivery) => Effect.Effect<void, never, unknown>
+  /** Runs a buffered job. */
+  readonly start: (job: Job) => Effect.Effect<void, never, unknown>
   /** Runs the current job's handler in its context (`handlerContext`), then records its outcome. */
   readonly run: Effect.Effect<void, never, unknown>
 }
@@ -75,11 +76,11 @@ export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Out
   })
 
   /** Runners waiting for a delivery. */
-  const idle: Array<(delivery: Delivery) => void> = []
+  const idle: Array<(job: Job) => void> = []
 
-  /** Waits until `dispatch` hands this fiber a delivery. */
-  const awaitDelivery: Effect.Effect<Delivery> = Effect.callback<Delivery>((resume) => {
-    const waiter = (delivery: Delivery) => resume(Effect.succeed(delivery))
+  /** Waits until `dispatch` hands this fiber a job. */
+  const awaitDelivery: Effect.Effect<Job> = Effect.callback<Job>((resume) => {
+    const waiter = (job: Job) => resume(Effect.succeed(job))
     idle.push(waiter)
     return Effect.sync(() => {
       const index = idle.indexOf(waiter)
@@ -105,7 +106,7 @@ export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Out
         worker.releasedCount++
         break
     }
-    settlements.settled(job.delivery, settlement)
+    settlements.settled(job, settlement)
     if (middlewares.length > 0) {
       const outcome = MiddlewareHooks.outcomeOf(settlement, job.registered?.actor.name)
       ctx.runSystem(MiddlewareHooks.afterSettle(middlewares, outcome))
@@ -161,6 +162,12 @@ export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Out
     }
     job.registered = registered
     job.envelope = envelope
+    // A simple payload codec has a compiled decoder; `invalid` (or none) leaves it to the Schema decode.
+    const fast = registered.decodePayloadFast
+    if (fast !== undefined) {
+      const payload = fast(envelope.payload)
+      if (payload !== Payload.invalid) return startHandler(runner, job, envelope, payload)
+    }
     // A payload schema without effects decodes to an Exit: no effect step is needed to read it.
     const decoded = registered.decodePayload(envelope.payload)
     if (Exit.isExit(decoded) && Exit.isSuccess(decoded)) return startHandler(runner, job, envelope, decoded.value)
@@ -253,26 +260,23 @@ export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Out
       const run = job.registered!.run(message.payload, message)
       return middlewares.length === 0 ? run : MiddlewareHooks.aroundHandler(middlewares, message, run)
     })
+    /** Waits for `dispatch` to hand this runner a delivery, then runs it. */
+    const wait: Effect.Effect<void, never, unknown> = Effect.flatMap(
+      awaitDelivery,
+      (job) => runner.start(job)
+    )
+    /** The runner's next turn: the next buffered delivery, or a wait for one. */
+    const next = (): Effect.Effect<void, never, unknown> => {
+      const job = worker.stopping ? undefined : worker.nextBuffered()
+      return job !== undefined ? runner.start(job) : wait
+    }
     const runner: Runner = {
       job: undefined,
       fiber: undefined,
       outer: undefined,
-      step: Effect.suspend(() => {
-        const delivery = worker.stopping ? undefined : worker.nextBuffered()
-        return delivery !== undefined ? runner.start(delivery) : Effect.flatMap(awaitDelivery, runner.start)
-      }),
-      start: (delivery) => {
-        const job: Job = {
-          delivery,
-          registered: undefined,
-          message: undefined,
-          startedAt: 0,
-          deadline: Infinity,
-          timedOut: false,
-          finished: false,
-          fiber: runner.fiber,
-          envelope: undefined
-        }
+      step: Effect.suspend(next),
+      start: (job) => {
+        job.fiber = runner.fiber
         runner.job = job
         worker.running++
         return runJob(runner, job)
@@ -288,7 +292,8 @@ export const make = (ctx: WorkerContext, settlements: Settlements, outcomes: Out
             return finishWith(runner, job, outcomes.succeeded(job, value))
           }
           finishJob(runner, job, { _tag: "Ack", delivery: job.delivery })
-          return Effect.void
+          // straight on to the next turn, without a round of the runner's loop
+          return next()
         },
         onFailure: (cause: Cause.Cause<unknown>) => {
           const job = leave()

@@ -5,9 +5,9 @@
  * @internal
  */
 import { Effect, Schedule } from "effect"
-import type { Delivery, Settlement } from "../../Broker.ts"
+import type { Settlement } from "../../Broker.ts"
 import type { BrokerError } from "../../ErrandError.ts"
-import type { QueueState, WorkerContext } from "./context.ts"
+import type { Job, QueueState, WorkerContext } from "./context.ts"
 
 /**
  * The wait between retries of a failed broker call (take, settle): exponential from 50 ms, capped at 2 s, jittered.
@@ -41,8 +41,8 @@ export const retryWithBackoff = <A, E, R>(effect: Effect.Effect<A, E, R>): Effec
 
 /** @internal */
 export interface Settlements {
-  /** Records a delivery's settlement: pending on its queue, flushed at once if the take loop blocks. */
-  readonly settled: (delivery: Delivery, settlement: Settlement) => void
+  /** Records a job's settlement: pending on its queue, flushed at once if the take loop blocks. */
+  readonly settled: (job: Job, settlement: Settlement) => void
   /** Sends a queue's pending settlements until none is left, backing off on failures. */
   readonly flush: (state: QueueState) => Effect.Effect<void>
   /** Logs the ids of a sent batch whose lease was lost (their messages will run again). */
@@ -124,9 +124,9 @@ export const make = (ctx: WorkerContext): Settlements => {
       )
     })
 
-  const settled = (delivery: Delivery, settlement: Settlement) => {
-    worker.held.delete(delivery.id)
-    const state = worker.byName.get(delivery.queue)!
+  const settled = (job: Job, settlement: Settlement) => {
+    worker.release(job)
+    const state = job.queue
     state.pending.push(settlement)
     if (state.blocking && !state.flushing) {
       state.flushing = true

@@ -46,9 +46,10 @@ export const shutdown = (
     worker.stopping = true
     for (const loop of parts.takeLoops) loop.interruptUnsafe()
     // prefetched messages go back at once
-    for (let delivery = worker.nextBuffered(); delivery !== undefined; delivery = worker.nextBuffered()) {
+    for (let job = worker.nextBuffered(); job !== undefined; job = worker.nextBuffered()) {
+      const delivery = job.delivery
       worker.releasedCount++
-      settlements.settled(delivery, { _tag: "Release", delivery })
+      settlements.settled(job, { _tag: "Release", delivery })
       if (ctx.middlewares.length > 0) {
         const outcome = MiddlewareHooks.outcomeOf({ _tag: "Release", delivery }, undefined)
         ctx.runSystem(MiddlewareHooks.afterSettle(ctx.middlewares, outcome))

@@ -6,7 +6,7 @@
  */
 import { Effect, Exit } from "effect"
 import type { BrokerError } from "../../ErrandError.ts"
-import type { QueueState, WorkerContext } from "./context.ts"
+import type { Job, QueueState, WorkerContext } from "./context.ts"
 import { retryWithBackoff, type Settlements } from "./settlement.ts"
 
 /**
@@ -26,7 +26,7 @@ export const takeLoop = (
 
   /** Waits until a handler slot frees or a settlement arrives (re-checked when parking, so no wake-up is missed). */
   const park = Effect.callback<void>((resume) => {
-    if (capacity - worker.held.size > 0 || (state.pending.length > 0 && !state.flushing)) {
+    if (capacity - worker.held.length > 0 || (state.pending.length > 0 && !state.flushing)) {
       resume(Effect.void)
       return
     }
@@ -40,7 +40,7 @@ export const takeLoop = (
   const once: Effect.Effect<void, BrokerError> = Effect.suspend(() => {
     // Takes of different queues may overlap and together overshoot `capacity` a little; the surplus waits in
     // the buffer with its lease extended. Reserving capacity for a blocking take would starve the other queues.
-    const free = capacity - worker.held.size
+    const free = capacity - worker.held.length
     if (free <= 0) {
       if (state.pending.length > 0 && !state.flushing) {
         state.flushing = true
@@ -71,8 +71,21 @@ export const takeLoop = (
         // a full batch suggests more are ready: ask again at once; otherwise block until something arrives
         expectMore = taken.deliveries.length >= free
         for (const delivery of taken.deliveries) {
-          worker.held.set(delivery.id, delivery)
-          worker.pushBuffered(delivery)
+          const job: Job = {
+            delivery,
+            queue: state,
+            heldIndex: -1,
+            registered: undefined,
+            message: undefined,
+            startedAt: 0,
+            deadline: Infinity,
+            timedOut: false,
+            finished: false,
+            fiber: undefined,
+            envelope: undefined
+          }
+          worker.hold(job)
+          worker.pushBuffered(job)
         }
         dispatch()
         return settlements.outageEnded(state, settlements.recorded(settle, taken.rejected))

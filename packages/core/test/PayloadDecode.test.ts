@@ -4,13 +4,10 @@ import { Effect, Exit, Layer, Ref, Schema } from "effect"
 import { Actor, Broker, Worker } from "../src/index.ts"
 import * as Payload from "../src/internal/payload.ts"
 
-/**
- * What the worker runs: the compiled decoder when there is one, and the Schema decode when it does not decide. The
- * compiled decoder is generated code, or closures where code generation is not allowed (`generate: false`).
- */
-const decoders = (schema: Schema.Top, generate = true) => {
+/** What the worker runs: the compiled decoder when there is one, and the Schema decode when it does not decide. */
+const decoders = (schema: Schema.Top) => {
   const codec = Schema.toCodecJson(schema)
-  return { fast: Payload.compile(codec.ast, { generate }), schema: Schema.decodeUnknownExit(codec as never) }
+  return { fast: Payload.compile(codec.ast), schema: Schema.decodeUnknownExit(codec as never) }
 }
 
 const label = (input: unknown) => {
@@ -23,15 +20,15 @@ const label = (input: unknown) => {
 
 /** The compiled decoder either returns exactly what the Schema returns (a new object), or leaves it to the Schema. */
 const agrees = (schema: Schema.Top, inputs: ReadonlyArray<unknown>) => {
-  const generated = agreesWith(schema, inputs, true)
-  assert.strictEqual(agreesWith(schema, inputs, false), generated, "closures and generated code decide alike")
-  return generated
+  const decided = agreesOnDecode(schema, inputs)
+  assert.strictEqual(encodesAlike(schema, inputs), decided, "encoding accepts what decoding accepts")
+  return decided
 }
 
 /** The same for encoding, which `send` runs with the same compiled function. */
-const encodesAlike = (schema: Schema.Top, inputs: ReadonlyArray<unknown>, generate: boolean) => {
+const encodesAlike = (schema: Schema.Top, inputs: ReadonlyArray<unknown>) => {
   const codec = Schema.toCodecJson(schema)
-  const fast = Payload.compile(codec.ast, { generate })!
+  const fast = Payload.compile(codec.ast)!
   const encode = Schema.encodeUnknownExit(codec as never)
   let decided = 0
   for (const input of inputs) {
@@ -51,18 +48,8 @@ const encodesAlike = (schema: Schema.Top, inputs: ReadonlyArray<unknown>, genera
   return decided
 }
 
-const agreesWith = (schema: Schema.Top, inputs: ReadonlyArray<unknown>, generate: boolean) => {
-  assert.strictEqual(encodesAlike(schema, inputs, generate), agreesOnDecode(schema, inputs, generate))
-  return agreesOnDecode(schema, inputs, generate)
-}
-
-const agreesOnDecode = (schema: Schema.Top, inputs: ReadonlyArray<unknown>, generate: boolean) => {
-  if (generate) {
-    // the code is generated here (no Content Security Policy), not left to the closures
-    const plan = Payload.plan(Schema.toCodecJson(schema).ast)
-    assert.isTrue(plan !== undefined && Payload.isPlan(plan) && Payload.generated(plan) !== undefined)
-  }
-  const { fast, schema: decode } = decoders(schema, generate)
+const agreesOnDecode = (schema: Schema.Top, inputs: ReadonlyArray<unknown>) => {
+  const { fast, schema: decode } = decoders(schema)
   assert.isDefined(fast, "compiled")
   let decided = 0
   for (const input of inputs) {
@@ -112,11 +99,9 @@ describe("compiled payload decoder (and encoder)", () => {
     const decided = agrees(Job, jobInputs)
     // the valid inputs with finite numbers (own or inherited keys) are decided without the Schema
     assert.strictEqual(decided, 6)
-    for (const generate of [true, false]) {
-      const { fast, schema } = decoders(Job, generate)
-      for (const input of jobInputs) {
-        if (Exit.isFailure(schema(input))) assert.strictEqual(fast!(input), Payload.invalid, label(input))
-      }
+    const { fast, schema } = decoders(Job)
+    for (const input of jobInputs) {
+      if (Exit.isFailure(schema(input))) assert.strictEqual(fast!(input), Payload.invalid, label(input))
     }
   })
 
@@ -189,7 +174,7 @@ describe("compiled payload decoder (and encoder)", () => {
         throw new Error("boom")
       }
     })
-    for (const generate of [true, false]) assert.strictEqual(decoders(Job, generate).fast!(input), Payload.invalid)
+    assert.strictEqual(decoders(Job).fast!(input), Payload.invalid)
   })
 
   it("send encodes with it: a valid payload is sent as a copy, an invalid one still fails with the field's path", () =>

@@ -184,16 +184,9 @@ const run = (spec: Spec): Promise<Metrics> => {
     case "latency-producer":
       return withRedis(spec, async (contender, target) => {
         const producer = await contender.producer(target)
-        const adds: Array<Promise<void>> = []
         const cpu = process.cpuUsage()
         const start = now()
-        let i = 0
-        while (i < spec.total) {
-          const due = Math.min(spec.total, Math.floor(((now() - start) * spec.rate) / 1000) + 1)
-          for (; i < due; i++) adds.push(producer.add({ i, t: now() }))
-          await sleep(1)
-        }
-        await Promise.all(adds)
+        await addAtRate(spec.total, spec.rate, (i) => producer.add({ i, t: now() }))
         const achieved = (spec.total / (now() - start)) * 1000
         const cpuUs = cpuSince(cpu) / spec.total
         await producer.close()
@@ -236,6 +229,22 @@ const inProcess = async (spec: Extract<Spec, { kind: "in-process" }>): Promise<M
 }
 
 /**
+ * Calls `add(i)` for i = 0 … total − 1 at `rate` per second: every millisecond (a timer, as requests arrive) the adds
+ * that have come due, without awaiting them one by one; then awaits them all.
+ */
+const addAtRate = async (total: number, rate: number, add: (i: number) => Promise<unknown>): Promise<void> => {
+  const adds: Array<Promise<unknown>> = []
+  const start = now()
+  let i = 0
+  while (i < total) {
+    const due = Math.min(total, Math.floor(((now() - start) * rate) / 1000) + 1)
+    for (; i < due; i++) adds.push(add(i))
+    await sleep(1)
+  }
+  await Promise.all(adds)
+}
+
+/**
  * A steady rate in one process: the contender's consumers wait on an empty queue; every millisecond (a timer, as
  * requests arrive) the jobs that have come due at `rate` are added one `add` each, each carrying its own add time.
  * Measured after the warm-up: add → handler start, and the process's CPU per job (adding and handling both).
@@ -252,23 +261,15 @@ const inProcessLatency = async (spec: Extract<Spec, { kind: "in-process-latency"
       tally.mark(job.i)
     }
   })
-  const adds: Array<Promise<unknown>> = []
   let cpu = process.cpuUsage()
   let measuredFrom = now()
-  const start = now()
-  let i = 0
-  while (i < total) {
-    const due = Math.min(total, Math.floor(((now() - start) * spec.rate) / 1000) + 1)
-    for (; i < due; i++) {
-      if (i === spec.warmup) {
-        cpu = process.cpuUsage()
-        measuredFrom = now()
-      }
-      adds.push(started.add({ i, t: now() }))
+  await addAtRate(total, spec.rate, (i) => {
+    if (i === spec.warmup) {
+      cpu = process.cpuUsage()
+      measuredFrom = now()
     }
-    await sleep(1)
-  }
-  await Promise.all(adds)
+    return started.add({ i, t: now() })
+  })
   await tally.complete(HANDLE_TIMEOUT_MS)
   const cpuUs = cpuSince(cpu) / spec.n
   const achieved = (spec.n / (now() - measuredFrom)) * 1000

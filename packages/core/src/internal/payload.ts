@@ -36,13 +36,13 @@ export type Decode = (input: unknown) => unknown
 /** The one link of `Schema.toCodecJson(Schema.Number)` (effect's `numberToJson`), compared by identity. */
 const numberJsonLink: SchemaAST.Link | undefined = Schema.toCodecJson(Schema.Number).ast.encoding?.[0]
 
-/** A leaf's type test. @internal */
-export type Leaf =
+/** A leaf's type test. */
+type Leaf =
   | { readonly _tag: "String" | "Number" | "FiniteNumber" | "Boolean" | "Null" }
   | { readonly _tag: "Literal"; readonly literal: SchemaAST.LiteralValue }
 
-/** What a struct's decoder does, field by field. @internal */
-export interface Plan {
+/** What a struct's decoder does, field by field. */
+interface Plan {
   readonly fields: ReadonlyArray<Field>
 }
 
@@ -107,8 +107,7 @@ const planObjects = (ast: SchemaAST.Objects): Plan | undefined => {
   return { fields }
 }
 
-/** @internal */
-export const isPlan = (type: Leaf | Plan): type is Plan => "fields" in type
+const isPlan = (type: Leaf | Plan): type is Plan => "fields" in type
 
 const leafTest = (leaf: Leaf): (u: unknown) => boolean => {
   switch (leaf._tag) {
@@ -129,8 +128,8 @@ const leafTest = (leaf: Leaf): (u: unknown) => boolean => {
   }
 }
 
-/** A plan run as closures. @internal */
-export const interpret = (plan: Plan): Decode => {
+/** A plan run as closures. */
+const interpret = (plan: Plan): Decode => {
   const fields = plan.fields.map((field) => ({
     name: field.name,
     optional: field.optional,
@@ -163,8 +162,8 @@ export const interpret = (plan: Plan): Decode => {
   }
 }
 
-/** A plan of the codec, if it is one this module compiles. @internal */
-export const plan = (codec: SchemaAST.AST): Plan | Leaf | undefined => {
+/** A plan of the codec, if it is one this module compiles. */
+const plan = (codec: SchemaAST.AST): Plan | Leaf | undefined => {
   if (codec.context !== undefined) return undefined
   return codec._tag === "Objects" ? planObjects(codec) : planLeaf(codec)
 }

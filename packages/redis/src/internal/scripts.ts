@@ -865,13 +865,8 @@ return moved
    * ARGV: all (1/0), then ids (when all = 0).
    * Returns: how many were deleted.
    */
-  deadPurge: String.raw`
+  deadPurge: histories + String.raw`
 local D, DH, LIM = KEYS[7], KEYS[8], KEYS[10]
-local function histories(ids, i, j)
-  local out = {}
-  for k = i, j do out[#out + 1] = "h:" .. ids[k] end
-  return out
-end
 if ARGV[1] == "1" then
   -- DH also holds the histories of live messages that failed: only the dead letters' fields go
   local n = redis.call("ZCARD", D)

@@ -15,16 +15,15 @@ export const leaseKeeper = (ctx: WorkerContext): Effect.Effect<never> => {
   /** Extension failed and none has succeeded since: logged once. */
   let outage = false
   const extendLeases = Effect.suspend(() => {
-    const held = worker.held
-    if (held.length === 0) return Effect.void
-    const deliveries = held.map((job) => job.delivery)
-    return broker.extend(deliveries, leaseMillis).pipe(
+    if (worker.held.length === 0) return Effect.void
+    // the jobs of this call: the held set changes while it is on the wire
+    const jobs = worker.held.slice()
+    return broker.extend(jobs.map((job) => job.delivery), leaseMillis).pipe(
       Effect.flatMap((lost) => {
         if (lost.length > 0) {
           const ids = new Set(lost)
-          for (const job of held.filter((job) => ids.has(job.delivery.id) && deliveries.includes(job.delivery))) {
-            worker.release(job)
-          }
+          // a job released meanwhile is left alone by `release`
+          for (const job of jobs) if (ids.has(job.delivery.id)) worker.release(job)
         }
         const recovered = outage ? Effect.logInfo("Leases extended again") : Effect.void
         outage = false

@@ -14,6 +14,7 @@ import { PGlite } from "@electric-sql/pglite"
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket"
 import { Config, Context, Effect, Layer, Option, Redacted, Schema, String as Str } from "effect"
 import { Migrator, SqlClient } from "effect/sql"
+import { reasonOf } from "../services/sql.ts"
 import { migrations } from "./migrations.ts"
 
 /** The database could not be opened, reached or migrated. */
@@ -57,11 +58,6 @@ export const describeUrl = (url: string): string => {
     return "(an unparseable DATABASE_URL)"
   }
 }
-
-const reasonOf = (cause: unknown): string =>
-  cause instanceof Error ? cause.message : typeof cause === "object" && cause !== null && "message" in cause
-    ? String(cause.message)
-    : String(cause)
 
 /** Column names come back camelCase (`loyalty_points` -> `loyaltyPoints`); `sql.insert` keys go in snake_case. */
 const naming = { transformResultNames: Str.snakeToCamel, transformQueryNames: Str.camelToSnake } as const

@@ -119,6 +119,16 @@ export const ExportResult = Schema.Struct({
 /** Where an export was written, and how many rows it holds. */
 export type ExportResult = typeof ExportResult.Type
 
+/** Where an export is: still running (or unknown), done with its file, or failed with the reason. */
+export const ExportStatus = Schema.Union([
+  Schema.Struct({ status: Schema.Literal("pending") }),
+  Schema.Struct({ status: Schema.Literal("done"), result: ExportResult }),
+  Schema.Struct({ status: Schema.Literal("failed"), error: Schema.String, reason: Schema.String })
+])
+
+/** Where an export is: still running (or unknown), done with its file, or failed with the reason. */
+export type ExportStatus = typeof ExportStatus.Type
+
 /**
  * Dramatiq: `@dramatiq.actor(time_limit=3600000)`. Writes the user's orders as CSV to the storage folder, then sends
  * `send_export_ready_email` with the link. Its result is stored for a day: the web side reads it by message id.

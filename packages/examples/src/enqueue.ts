@@ -6,7 +6,7 @@
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
-import { Config, Console, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { Console, Effect, Layer, Option, Schema } from "effect"
 import { Command, Flag } from "effect/cli"
 import { randomBytes } from "node:crypto"
 import { brokerFromEnv } from "./broker.ts"
@@ -33,8 +33,8 @@ const broker = brokerFromEnv()
 const catalog = [{ sku: "MUG", name: "Errand mug", priceCents: 1200, stock: 1_000_000 }]
 
 const database = Layer.unwrap(Effect.gen(function*() {
-  const url = yield* Config.option(Config.Redacted("DATABASE_URL"))
-  if (Option.isNone(url) || Redacted.value(url.value) === "") return yield* new NoSharedDatabase()
+  const url = yield* Database.urlConfig
+  if (Option.isNone(url)) return yield* new NoSharedDatabase()
   return Database.layerPostgres(url.value)
 }))
 

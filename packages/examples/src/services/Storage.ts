@@ -24,6 +24,8 @@ export class Storage extends Context.Service<Storage, {
   /** Writes a file (creating its folders), replacing any file with that key. */
   readonly write: (key: string, content: string | Uint8Array) => Effect.Effect<StoredFile, StorageError>
   readonly read: (key: string) => Effect.Effect<Uint8Array, StorageError>
+  /** The file at a key, written by a tool (like `pg_dump`): its path, link and size (read from the file system). */
+  readonly stat: (key: string) => Effect.Effect<StoredFile, StorageError>
   /** The keys of the files under a folder (`exports`), sorted. */
   readonly list: (folder: string) => Effect.Effect<ReadonlyArray<string>, StorageError>
   /** The absolute path a key is written to (for tools that write files themselves, like `pg_dump`). */
@@ -64,6 +66,7 @@ export const layerDir = (dir: string, options?: { readonly baseUrl?: string | un
           }
         }),
       read: (key) => io(key, async (path) => new Uint8Array(await Fs.readFile(path))),
+      stat: (key) => io(key, async (path) => ({ key, path, url: urlOf(key), bytes: (await Fs.stat(path)).size })),
       list: (folder) =>
         io(folder, async (path) => {
           const names = await Fs.readdir(path).catch((error: NodeJS.ErrnoException) => {

@@ -11,9 +11,9 @@ import { Command, Flag } from "effect/cli"
 import { randomBytes } from "node:crypto"
 import { brokerFromEnv } from "./broker.ts"
 import * as Database from "./db/Database.ts"
+import * as Catalog from "./http/Catalog.ts"
 import * as Producer from "./producer.ts"
 import { DataLive } from "./services.ts"
-import { Orders } from "./services/Orders.ts"
 
 /** `pnpm enqueue` was run without a database the worker can see. */
 export class NoSharedDatabase extends Schema.TaggedError<NoSharedDatabase>()("NoSharedDatabase", {}) {
@@ -30,7 +30,7 @@ const count = Flag.Int("count").pipe(
 const broker = brokerFromEnv()
 
 /** The products the orders take, added when missing. */
-const catalog = [{ sku: "MUG", name: "Errand mug", priceCents: 1200, stock: 1_000_000 }]
+const catalog = [{ sku: "MUG", name: "Errand mug", priceCents: 1200, stock: 1_000_000 }] as const
 
 const database = Layer.unwrap(Effect.gen(function*() {
   const url = yield* Database.urlConfig
@@ -40,12 +40,7 @@ const database = Layer.unwrap(Effect.gen(function*() {
 
 const enqueue = Command.make("enqueue", { count }, (options) =>
   Effect.gen(function*() {
-    const orders = yield* Orders
-    for (const product of catalog) {
-      yield* orders.getProduct(product.sku).pipe(
-        Effect.catchTag("ProductNotFound", () => orders.addProduct(product))
-      )
-    }
+    yield* Catalog.ensureProducts(catalog)
     const batch = randomBytes(3).toString("hex")
     for (let i = 0; i < options.count; i++) {
       const { user } = yield* Producer.signUp({ email: `user-${batch}-${i}@example.com`, name: `User ${i}` })

@@ -6,6 +6,7 @@ import { Config, Context, Effect, Layer } from "effect"
 import * as Fs from "node:fs/promises"
 import * as Path from "node:path"
 import { pathToFileURL } from "node:url"
+import { url } from "../config.ts"
 import { StorageError } from "../domain.ts"
 
 /** A file written to storage. */
@@ -84,7 +85,7 @@ export const layerDir = (dir: string, options?: { readonly baseUrl?: string | un
 export const layerConfig: Layer.Layer<Storage, Config.ConfigError> = Layer.unwrap(
   Effect.gen(function*() {
     const dir = yield* Config.String("STORAGE_DIR").pipe(Config.withDefault("./storage"))
-    const baseUrl = yield* Config.option(Config.String("STORAGE_URL"))
+    const baseUrl = yield* Config.option(url("STORAGE_URL"))
     return layerDir(dir, { baseUrl: baseUrl._tag === "Some" ? baseUrl.value : undefined })
   })
 )

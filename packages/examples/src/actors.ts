@@ -119,6 +119,16 @@ export const ExportResult = Schema.Struct({
 /** Where an export was written, and how many rows it holds. */
 export type ExportResult = typeof ExportResult.Type
 
+/** Where an export is: still running (or unknown), done with its file, or failed with the reason. */
+export const ExportStatus = Schema.Union([
+  Schema.Struct({ status: Schema.Literal("pending") }),
+  Schema.Struct({ status: Schema.Literal("done"), result: ExportResult }),
+  Schema.Struct({ status: Schema.Literal("failed"), error: Schema.String, reason: Schema.String })
+])
+
+/** Where an export is: still running (or unknown), done with its file, or failed with the reason. */
+export type ExportStatus = typeof ExportStatus.Type
+
 /**
  * Dramatiq: `@dramatiq.actor(time_limit=3600000)`. Writes the user's orders as CSV to the storage folder, then sends
  * `send_export_ready_email` with the link. Its result is stored for a day: the web side reads it by message id.
@@ -205,13 +215,22 @@ export const backupDatabase = Actor.make("backup_database", {
 // The critical task: reconciles a day's payments with its orders. When it fails for good, `send_alert` is sent
 // (`onFailure` on the actor, so every send of it carries the alert).
 
+/** A calendar day, `YYYY-MM-DD`, that exists (not `2026-02-30`: the handler computes the day's bounds from it). */
+export const Day = Schema.String.check(
+  Schema.isPattern(/^\d{4}-\d{2}-\d{2}$/),
+  Schema.makeFilter((day: string) => {
+    const millis = Date.parse(`${day}T00:00:00Z`)
+    return (!Number.isNaN(millis) && new Date(millis).toISOString().slice(0, 10) === day) || "an existing day"
+  })
+)
+
 /** What a reconciliation found. */
 export const Reconciled = Schema.Struct({ day: Schema.String, payments: Schema.Int, totalCents: Schema.Int })
 
 /** Dramatiq: a critical task with `on_failure=alert_admins`: retried 3 times, then the admin is alerted once. */
 export const criticalTask = Actor.make("critical_task", {
   queue: "maintenance",
-  payload: Schema.Struct({ day: Schema.String.check(Schema.isPattern(/^\d{4}-\d{2}-\d{2}$/)) }),
+  payload: Schema.Struct({ day: Day }),
   success: Reconciled,
   error: Schema.Union([LedgerMismatch, DatabaseError]),
   maxRetries: 3,

@@ -12,7 +12,7 @@
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Broker, Schedules, Worker } from "@errand/core"
-import { Clock, Config, Console, Effect, Layer, Option, Queue, Redacted, References } from "effect"
+import { Clock, Config, Console, Effect, Layer, Option, Queue, References } from "effect"
 import { SqlClient } from "effect/sql"
 import { TestClock } from "effect/testing"
 import * as Fs from "node:fs/promises"
@@ -298,18 +298,15 @@ const printMail = (mail: SmtpCapture.CapturedMail) =>
 
 /** Everything the story needs, from the environment (or nothing at all). */
 const environment = Layer.unwrap(Effect.gen(function*() {
-  const databaseUrl = yield* Config.option(Config.Redacted("DATABASE_URL"))
-  const smtpUrl = yield* Config.option(Config.String("SMTP_URL"))
+  const databaseUrl = yield* Database.urlConfig
   const storageDir = yield* Config.option(Config.String("STORAGE_DIR"))
   const dir = Option.isSome(storageDir)
     ? storageDir.value
     : yield* Effect.promise(() => Fs.mkdtemp(Path.join(Os.tmpdir(), "errand-example-")))
-  const database = Option.isSome(databaseUrl) && Redacted.value(databaseUrl.value) !== ""
+  const database = Option.isSome(databaseUrl)
     ? Layer.unwrap(Effect.map(Scratch.make(databaseUrl.value, "errand_example"), Database.layerPostgres))
     : Database.layerEmbedded()
-  const mailer = Option.isSome(smtpUrl) && smtpUrl.value !== ""
-    ? Mailer.layerConfig
-    : SmtpCapture.layerWithMailer({ onMail: printMail })
+  const mailer = Mailer.layerConfigOr(SmtpCapture.layerWithMailer({ onMail: printMail }))
   return Layer.mergeAll(
     AppLive.pipe(Layer.provideMerge(Layer.merge(database, Storage.layerDir(dir)))),
     mailer,

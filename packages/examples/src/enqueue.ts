@@ -6,14 +6,14 @@
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
-import { Config, Console, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { Console, Effect, Layer, Option, Schema } from "effect"
 import { Command, Flag } from "effect/cli"
 import { randomBytes } from "node:crypto"
 import { brokerFromEnv } from "./broker.ts"
 import * as Database from "./db/Database.ts"
+import * as Catalog from "./http/Catalog.ts"
 import * as Producer from "./producer.ts"
 import { DataLive } from "./services.ts"
-import { Orders } from "./services/Orders.ts"
 
 /** `pnpm enqueue` was run without a database the worker can see. */
 export class NoSharedDatabase extends Schema.TaggedError<NoSharedDatabase>()("NoSharedDatabase", {}) {
@@ -30,22 +30,17 @@ const count = Flag.Int("count").pipe(
 const broker = brokerFromEnv()
 
 /** The products the orders take, added when missing. */
-const catalog = [{ sku: "MUG", name: "Errand mug", priceCents: 1200, stock: 1_000_000 }]
+const catalog = [{ sku: "MUG", name: "Errand mug", priceCents: 1200, stock: 1_000_000 }] as const
 
 const database = Layer.unwrap(Effect.gen(function*() {
-  const url = yield* Config.option(Config.Redacted("DATABASE_URL"))
-  if (Option.isNone(url) || Redacted.value(url.value) === "") return yield* new NoSharedDatabase()
+  const url = yield* Database.urlConfig
+  if (Option.isNone(url)) return yield* new NoSharedDatabase()
   return Database.layerPostgres(url.value)
 }))
 
 const enqueue = Command.make("enqueue", { count }, (options) =>
   Effect.gen(function*() {
-    const orders = yield* Orders
-    for (const product of catalog) {
-      yield* orders.getProduct(product.sku).pipe(
-        Effect.catchTag("ProductNotFound", () => orders.addProduct(product))
-      )
-    }
+    yield* Catalog.ensureProducts(catalog)
     const batch = randomBytes(3).toString("hex")
     for (let i = 0; i < options.count; i++) {
       const { user } = yield* Producer.signUp({ email: `user-${batch}-${i}@example.com`, name: `User ${i}` })

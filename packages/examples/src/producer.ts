@@ -7,7 +7,7 @@ import { Pipeline } from "@errand/core"
 import type { Array as Arr } from "effect"
 import { Effect, Option } from "effect"
 import {
-  type ExportResult,
+  type ExportStatus,
   exportUserData,
   processOrder,
   reserveInventory,
@@ -61,12 +61,6 @@ export const placeOrder = Effect.fn("producer.placeOrder")(
 export const requestExport = Effect.fn("producer.requestExport")(function*(userId: number) {
   return yield* exportUserData.send({ userId })
 })
-
-/** Where an export is: still running (or unknown), done with its file, or failed with the reason. */
-export type ExportStatus =
-  | { readonly status: "pending" }
-  | { readonly status: "done"; readonly result: ExportResult }
-  | { readonly status: "failed"; readonly error: string; readonly reason: string }
 
 /** The status of an export, from its stored result (kept a day). */
 export const exportStatus = (messageId: string) =>

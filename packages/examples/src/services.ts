@@ -4,7 +4,8 @@
  * the same ones on a private database and an SMTP capture.
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
-import { Config, Effect, Layer, Option } from "effect"
+import type { Config } from "effect"
+import { Effect, Layer } from "effect"
 import type { SqlClient } from "effect/sql"
 import * as Database from "./db/Database.ts"
 import * as AppConfig from "./services/AppConfig.ts"
@@ -44,16 +45,9 @@ export const AppLive: Layer.Layer<
 export const MailerFromEnv: Layer.Layer<
   Mailer.Mailer,
   Mailer.TemplateError | SmtpCapture.CaptureFailed | Config.ConfigError
-> = Layer.unwrap(Effect.gen(function*() {
-  const url = yield* Config.option(Config.String("SMTP_URL"))
-  const mailer: Layer.Layer<Mailer.Mailer, Mailer.TemplateError | SmtpCapture.CaptureFailed | Config.ConfigError> =
-    Option.isSome(url) && url.value !== ""
-      ? Mailer.layerConfig
-      : SmtpCapture.layerWithMailer({
-        onMail: (mail) => Effect.logInfo(`mail to ${mail.to.join(", ")}: ${mail.subject}`)
-      })
-  return mailer
-}))
+> = Mailer.layerConfigOr(
+  SmtpCapture.layerWithMailer({ onMail: (mail) => Effect.logInfo(`mail to ${mail.to.join(", ")}: ${mail.subject}`) })
+)
 
 /**
  * Everything, from the environment: `DATABASE_URL` (else the embedded database), `STORAGE_DIR`, `SMTP_URL` (else a

@@ -18,6 +18,7 @@ import { Worker } from "@errand/core"
 import { MemoryBroker } from "@errand/memory"
 import { RedisBroker } from "@errand/redis"
 import { Config, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { optionalUrl } from "./config.ts"
 import * as Database from "./db/Database.ts"
 import { handlers } from "./handlers.ts"
 import * as Catalog from "./http/Catalog.ts"
@@ -51,8 +52,8 @@ export const listenConfig = Config.all({
  */
 export const producerLayer = (redisUrl: Redacted.Redacted<string>) =>
   Layer.unwrap(Effect.gen(function*() {
-    const databaseUrl = yield* Config.option(Config.Redacted("DATABASE_URL"))
-    if (Option.isNone(databaseUrl) || Redacted.value(databaseUrl.value) === "") {
+    const databaseUrl = yield* Database.urlConfig
+    if (Option.isNone(databaseUrl)) {
       return yield* new InvalidWebConfig({
         variable: "DATABASE_URL",
         problem: "REDIS_URL is set, so a worker in another process runs the messages, and it must see this " +
@@ -84,8 +85,8 @@ export const catalog = Layer.effectDiscard(
 /** The web service as the environment describes it (see the module's comment). */
 export const layer = Layer.unwrap(Effect.gen(function*() {
   const listen = yield* listenConfig
-  const redisUrl = yield* Config.option(Config.Redacted("REDIS_URL"))
-  const producerOnly = Option.isSome(redisUrl) && Redacted.value(redisUrl.value) !== ""
+  const redisUrl = yield* optionalUrl("REDIS_URL")
+  const producerOnly = Option.isSome(redisUrl)
   yield* Effect.logInfo(
     producerOnly
       ? "web: producer side on Redis; run `errand worker src/worker.ts` with the same REDIS_URL and DATABASE_URL"

@@ -14,6 +14,8 @@ import { PGlite } from "@electric-sql/pglite"
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket"
 import { Config, Context, Effect, Layer, Option, Redacted, Schema, String as Str } from "effect"
 import { Migrator, SqlClient } from "effect/sql"
+import { optionalUrl } from "../config.ts"
+import { reasonOf } from "../services/sql.ts"
 import { migrations } from "./migrations.ts"
 
 /** The database could not be opened, reached or migrated. */
@@ -57,11 +59,6 @@ export const describeUrl = (url: string): string => {
     return "(an unparseable DATABASE_URL)"
   }
 }
-
-const reasonOf = (cause: unknown): string =>
-  cause instanceof Error ? cause.message : typeof cause === "object" && cause !== null && "message" in cause
-    ? String(cause.message)
-    : String(cause)
 
 /** Column names come back camelCase (`loyalty_points` -> `loyaltyPoints`); `sql.insert` keys go in snake_case. */
 const naming = { transformResultNames: Str.snakeToCamel, transformQueryNames: Str.camelToSnake } as const
@@ -141,6 +138,9 @@ export const layerEmbedded = (
   }))
 }
 
+/** `DATABASE_URL`: `None` when it is unset or empty (then the app runs on the embedded database). */
+export const urlConfig = optionalUrl("DATABASE_URL")
+
 /**
  * The database `DATABASE_URL` names, or the embedded one when it is unset or empty (`EMBEDDED_DB_DIR` keeps the
  * embedded one on disk; default: in memory).
@@ -150,9 +150,9 @@ export const layerConfig: Layer.Layer<
   DatabaseUnavailable | Config.ConfigError
 > = Layer.unwrap(
   Effect.gen(function*() {
-    const url = yield* Config.option(Config.Redacted("DATABASE_URL"))
+    const url = yield* urlConfig
     const dataDir = yield* Config.option(Config.String("EMBEDDED_DB_DIR"))
-    return Option.isSome(url) && Redacted.value(url.value) !== ""
+    return Option.isSome(url)
       ? layerPostgres(url.value)
       : layerEmbedded({ dataDir: Option.getOrUndefined(dataDir) })
   })

@@ -18,7 +18,7 @@
 import { Message } from "@errand/core"
 import { Schema } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, OpenApi } from "effect/http-api"
-import { ExportResult } from "../actors.ts"
+import { ExportStatus } from "../actors.ts"
 import { Id, Order, ProductNotFound, User, UserNotFound } from "../domain.ts"
 import { EmailTaken } from "../services/Users.ts"
 
@@ -73,15 +73,8 @@ export const OrderPlaced = Schema.Struct({ order: Order, messageId: MessageId })
 /** `POST /exports`: the export's message; `GET /exports/:messageId` reads its result. */
 export const ExportRequested = Schema.Struct({ messageId: MessageId })
 
-/** `GET /exports/:messageId`: still running (or unknown), done with its file, or failed with the reason. */
-export const ExportStatus = Schema.Union([
-  Schema.Struct({ status: Schema.Literal("pending") }),
-  Schema.Struct({ status: Schema.Literal("done"), result: ExportResult }),
-  Schema.Struct({ status: Schema.Literal("failed"), error: Schema.String, reason: Schema.String })
-])
-
-/** `GET /exports/:messageId`: still running (or unknown), done with its file, or failed with the reason. */
-export type ExportStatus = typeof ExportStatus.Type
+/** `GET /exports/:messageId`: still running (or unknown), done with its file, or failed (defined by its actor's module). */
+export { ExportStatus }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Errors (the domain's tagged errors, with the status each answers with)

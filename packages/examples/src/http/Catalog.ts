@@ -17,11 +17,17 @@ export const products: Arr.NonEmptyReadonlyArray<NewProduct> = [
   { sku: "LAPTOP", name: "A laptop", priceCents: 149_900, stock: 3 }
 ]
 
-/** Adds the products whose SKU is not in the database yet; returns how many it added. */
-export const ensure: Effect.Effect<number, DatabaseError, SqlClient.SqlClient> = Effect.gen(function*() {
-  const sql = yield* SqlClient.SqlClient
-  const rows = yield* sql`
-    INSERT INTO products ${sql.insert(Arr.map(products, (product) => ({ ...product })))}
-    ON CONFLICT (sku) DO NOTHING RETURNING id`.pipe(dbError("catalog.ensure"))
-  return rows.length
-})
+/** Adds those of `items` whose SKU is not in the database yet (in one statement); returns how many it added. */
+export const ensureProducts = (
+  items: Arr.NonEmptyReadonlyArray<NewProduct>
+): Effect.Effect<number, DatabaseError, SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql`
+      INSERT INTO products ${sql.insert(Arr.map(items, (product) => ({ ...product })))}
+      ON CONFLICT (sku) DO NOTHING RETURNING id`.pipe(dbError("catalog.ensure"))
+    return rows.length
+  })
+
+/** Adds the shop's products whose SKU is not in the database yet; returns how many it added. */
+export const ensure: Effect.Effect<number, DatabaseError, SqlClient.SqlClient> = ensureProducts(products)

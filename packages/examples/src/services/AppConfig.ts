@@ -2,6 +2,7 @@
  * Settings of the app that mails and links need: the public URL of the web app and who gets alerts.
  */
 import { Config, Context, Effect, Layer } from "effect"
+import { url } from "../config.ts"
 
 /** The app's settings. */
 export class AppConfig extends Context.Service<AppConfig, {
@@ -21,7 +22,7 @@ export const layer = (settings: AppConfig["Service"]): Layer.Layer<AppConfig> =>
 export const layerConfig: Layer.Layer<AppConfig, Config.ConfigError> = Layer.effect(
   AppConfig,
   Effect.gen(function*() {
-    const appUrl = yield* Config.String("APP_URL").pipe(Config.withDefault(defaults.appUrl))
+    const appUrl = yield* url("APP_URL").pipe(Config.withDefault(defaults.appUrl))
     const adminEmail = yield* Config.String("ADMIN_EMAIL").pipe(Config.withDefault(defaults.adminEmail))
     return AppConfig.of({ appUrl: appUrl.replace(/\/+$/, ""), adminEmail })
   })

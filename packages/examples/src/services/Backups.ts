@@ -90,8 +90,7 @@ export const layer = (
           yield* pgDump(backend.url, path, timeLimit).pipe(
             Effect.provideService(ChildProcessSpawner.ChildProcessSpawner, spawner)
           )
-          const bytes = (yield* storage.read(key)).byteLength
-          return { file: { key, path, url: storage.urlOf(key), bytes }, method: "pg_dump" }
+          return { file: yield* storage.stat(key), method: "pg_dump" }
         })
       })
     })

@@ -3,9 +3,10 @@
  * line, the body; `{{name}}` placeholders), sent over SMTP with nodemailer. Production reads `SMTP_URL`
  * (`smtp://user:pass@host:587`); `pnpm example` sends to a local capture server (`SmtpCapture.ts`).
  */
-import { Config, Context, Effect, Layer, Redacted, Schema } from "effect"
+import { Config, Context, Effect, Layer, Option, Redacted, Schema } from "effect"
 import * as Fs from "node:fs/promises"
 import nodemailer from "nodemailer"
+import { optionalUrl } from "../config.ts"
 import { MailerUnavailable } from "../domain.ts"
 
 /** The mails the app sends: one template file each. */
@@ -124,11 +125,18 @@ export const layerSmtp = (
     })
   )
 
-/** SMTP at `SMTP_URL`, from `MAIL_FROM` (default `Errand Shop <shop@example.com>`). */
-export const layerConfig: Layer.Layer<Mailer, TemplateError | Config.ConfigError> = Layer.unwrap(
-  Effect.gen(function*() {
-    const url = yield* Config.Redacted("SMTP_URL")
-    const from = yield* Config.String("MAIL_FROM").pipe(Config.withDefault(defaultFrom))
-    return layerSmtp(url, { from })
-  })
-)
+/**
+ * SMTP at `SMTP_URL`, from `MAIL_FROM` (default `Errand Shop <shop@example.com>`); when `SMTP_URL` is unset or empty,
+ * `fallback` (e.g. a local capture).
+ */
+export const layerConfigOr = <E>(
+  fallback: Layer.Layer<Mailer, E>
+): Layer.Layer<Mailer, E | TemplateError | Config.ConfigError> =>
+  Layer.unwrap(
+    Effect.gen(function*(): Effect.fn.Return<Layer.Layer<Mailer, E | TemplateError>, Config.ConfigError> {
+      const url = yield* optionalUrl("SMTP_URL")
+      if (Option.isNone(url)) return fallback
+      const from = yield* Config.String("MAIL_FROM").pipe(Config.withDefault(defaultFrom))
+      return layerSmtp(url.value, { from })
+    })
+  )

@@ -5,7 +5,7 @@
 import { Array as Arr, Context, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import {
-  DatabaseError,
+  type DatabaseError,
   InvalidOrderState,
   type Order,
   type OrderItem,
@@ -18,7 +18,7 @@ import {
   UserNotFound
 } from "../domain.ts"
 import { Payments } from "./Payments.ts"
-import { dbError, now } from "./sql.ts"
+import { dbError, now, sqlError } from "./sql.ts"
 
 /** A line of a new order. */
 export interface NewItem {
@@ -167,11 +167,9 @@ export const layer: Layer.Layer<Orders, never, SqlClient.SqlClient | Payments> =
             })))}`.pipe(dbError("orders.place"))
           return row!.id
         })).pipe(
-          Effect.catchTag("SqlError", (error) =>
-            Effect.fail(new DatabaseError({ operation: "orders.place", message: error.message }))),
+          sqlError("orders.place"),
           Effect.flatMap(get),
-          Effect.catchTag("OrderNotFound", (error) =>
-            Effect.die(error)) // just inserted
+          Effect.catchTag("OrderNotFound", (error) => Effect.die(error)) // just inserted
         ),
       get,
       listForUser: (userId) =>
@@ -190,8 +188,7 @@ export const layer: Layer.Layer<Orders, never, SqlClient.SqlClient | Payments> =
           yield* setStatus(orderId, "paid", { paymentId })
           return paymentId
         })).pipe(
-          Effect.catchTag("SqlError", (error) =>
-            Effect.fail(new DatabaseError({ operation: "orders.pay", message: error.message }))),
+          sqlError("orders.pay"),
           Effect.tapError((error) =>
             error._tag === "PaymentDeclined"
               ? fail(orderId, `payment declined: ${error.reason}`).pipe(dbError("orders.pay"))
@@ -229,8 +226,7 @@ export const layer: Layer.Layer<Orders, never, SqlClient.SqlClient | Payments> =
           }
           yield* setStatus(orderId, "reserved")
         })).pipe(
-          Effect.catchTag("SqlError", (error) =>
-            Effect.fail(new DatabaseError({ operation: "orders.reserve", message: error.message }))),
+          sqlError("orders.reserve"),
           Effect.tapError((error) =>
             error._tag === "OutOfStock"
               ? fail(orderId, `out of stock: ${error.sku}`).pipe(dbError("orders.reserve"))

@@ -6,6 +6,7 @@ import { Config, Context, Effect, Layer } from "effect"
 import * as Fs from "node:fs/promises"
 import * as Path from "node:path"
 import { pathToFileURL } from "node:url"
+import { url } from "../config.ts"
 import { StorageError } from "../domain.ts"
 
 /** A file written to storage. */
@@ -24,6 +25,8 @@ export class Storage extends Context.Service<Storage, {
   /** Writes a file (creating its folders), replacing any file with that key. */
   readonly write: (key: string, content: string | Uint8Array) => Effect.Effect<StoredFile, StorageError>
   readonly read: (key: string) => Effect.Effect<Uint8Array, StorageError>
+  /** The file at a key, written by a tool (like `pg_dump`): its path, link and size (read from the file system). */
+  readonly stat: (key: string) => Effect.Effect<StoredFile, StorageError>
   /** The keys of the files under a folder (`exports`), sorted. */
   readonly list: (folder: string) => Effect.Effect<ReadonlyArray<string>, StorageError>
   /** The absolute path a key is written to (for tools that write files themselves, like `pg_dump`). */
@@ -64,6 +67,7 @@ export const layerDir = (dir: string, options?: { readonly baseUrl?: string | un
           }
         }),
       read: (key) => io(key, async (path) => new Uint8Array(await Fs.readFile(path))),
+      stat: (key) => io(key, async (path) => ({ key, path, url: urlOf(key), bytes: (await Fs.stat(path)).size })),
       list: (folder) =>
         io(folder, async (path) => {
           const names = await Fs.readdir(path).catch((error: NodeJS.ErrnoException) => {
@@ -81,7 +85,7 @@ export const layerDir = (dir: string, options?: { readonly baseUrl?: string | un
 export const layerConfig: Layer.Layer<Storage, Config.ConfigError> = Layer.unwrap(
   Effect.gen(function*() {
     const dir = yield* Config.String("STORAGE_DIR").pipe(Config.withDefault("./storage"))
-    const baseUrl = yield* Config.option(Config.String("STORAGE_URL"))
+    const baseUrl = yield* Config.option(url("STORAGE_URL"))
     return layerDir(dir, { baseUrl: baseUrl._tag === "Some" ? baseUrl.value : undefined })
   })
 )

@@ -18,7 +18,7 @@
  *
  * @since 0.3.0
  */
-import { Cause, Clock, Duration, Effect, Exit, Layer, Schedule, Schema } from "effect"
+import { Cause, Clock, Duration, Effect, Exit, Layer, Schedule, Schema, type Types } from "effect"
 import { Broker } from "./Broker.ts"
 import type { BrokerError, InvalidOption, InvalidSchedule } from "./ErrandError.ts"
 import * as Check from "./internal/options.ts"
@@ -132,15 +132,8 @@ export interface Options {
   readonly id?: string | undefined
 }
 
-interface Counts {
-  actor: string
-  queue: string
-  started: number
-  succeeded: number
-  failed: number
-  runs: number
-  runMillis: number
-}
+/** The middleware's counters of one actor and queue: `ActorTotals`, updated in place. */
+type Counts = Types.Mutable<ActorTotals>
 
 /** The in-memory tallies a heartbeat reports: updated synchronously by the middleware, read by the reporter. */
 class Tally {

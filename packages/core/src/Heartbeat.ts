@@ -20,7 +20,7 @@
  */
 import { Cause, Clock, Duration, Effect, Exit, Layer, Schedule, Schema, type Types } from "effect"
 import { Broker } from "./Broker.ts"
-import type { BrokerError, InvalidOption, InvalidSchedule } from "./ErrandError.ts"
+import { type BrokerError, InvalidOption, type InvalidSchedule } from "./ErrandError.ts"
 import * as Check from "./internal/options.ts"
 import * as Middleware from "./Middleware.ts"
 import * as Schedules from "./Schedules.ts"
@@ -128,7 +128,7 @@ export interface Options {
   readonly host?: string | undefined
   /** The process id reported (default: this process's). */
   readonly pid?: number | undefined
-  /** The process's id in reports (default: a random one per layer build). */
+  /** The process's id in reports, a non-empty string (default: a random one per layer build). */
   readonly id?: string | undefined
 }
 
@@ -206,6 +206,15 @@ export const layer = (options: Options = {}): Layer.Layer<never, InvalidOption |
     if (typeof every !== "number") return yield* Effect.fail(every)
     const ttl = Check.duration("monitoring", "ttl", options.ttl, every * 3, every, false)
     if (typeof ttl !== "number") return yield* Effect.fail(ttl)
+    if (options.id !== undefined && (typeof options.id !== "string" || options.id.length === 0)) {
+      // the broker would refuse every beat (`Broker.refuseInvalidHeartbeat`): refuse it at build, not at each beat
+      return yield* new InvalidOption({
+        of: "monitoring",
+        option: "id",
+        value: JSON.stringify(options.id) ?? String(options.id),
+        expected: "a non-empty string"
+      })
+    }
     const schedules = yield* Schedules.compile(options.schedules ?? [])
     const broker = yield* Broker
     const id = options.id ?? randomId()

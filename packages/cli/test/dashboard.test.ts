@@ -55,6 +55,12 @@ describe("errand dashboard", () => {
     assert.include(run.output, "--token")
   })
 
+  it("refuses a port out of range (exit 2)", async () => {
+    const run = await errand(["dashboard", "--port", "70000"], { REDIS_URL: redisUrl })
+    assert.strictEqual(run.code, 2)
+    assert.include(run.output, "Invalid --port")
+  })
+
   it("beyond loopback with ERRAND_DASHBOARD_TOKEN: actions answer 401 without the token", async () => {
     const prefix = `dash-cli-${randomUUID().slice(0, 8)}`
     const token = `t-${randomUUID()}`

@@ -436,6 +436,26 @@ export const refuseInvalidPage = (broker: string, page: DeadLetterPage | undefin
 }
 
 /**
+ * The shared check of `heartbeat`: an `id` that is not a non-empty string, or an `expiresAt` that is not a finite
+ * number, is refused with a `BrokerError` (`applied: "no"`) by the broker named `broker`; `undefined` when the
+ * heartbeat is valid.
+ *
+ * @category validation
+ * @since 0.3.0
+ */
+export const refuseInvalidHeartbeat = (broker: string, heartbeat: Heartbeat): BrokerError | undefined => {
+  const { id, expiresAt } = heartbeat
+  const problem = typeof id !== "string" || id.length === 0
+    ? `a heartbeat's id must be a non-empty string (got ${JSON.stringify(id)})`
+    : typeof expiresAt !== "number" || !Number.isFinite(expiresAt)
+    ? `heartbeat ${id}: expiresAt must be a finite number of epoch milliseconds (got ${String(expiresAt)})`
+    : undefined
+  return problem === undefined
+    ? undefined
+    : new BrokerError({ broker, operation: "heartbeat", message: problem, applied: "no" })
+}
+
+/**
  * A process's heartbeat as the broker stores it: an opaque JSON-compatible `report` (the broker never reads it; see
  * the `Heartbeat` module for what workers put there) kept until `expiresAt`.
  *
@@ -553,6 +573,7 @@ export class Broker extends Context.Service<Broker, {
   /**
    * Stores a process's heartbeat under `heartbeat.id`, replacing its previous one, until `heartbeat.expiresAt`. One
    * call per process every few seconds (never per message): `Heartbeat.layer` sends them, the dashboard reads them.
+   * An empty id or a non-finite `expiresAt` (`refuseInvalidHeartbeat`) fails with a `BrokerError` (`applied: "no"`).
    */
   readonly heartbeat: (heartbeat: Heartbeat) => Effect.Effect<void, BrokerError>
   /** The heartbeats that have not expired (by `Clock`), sorted by id. Expired ones are dropped. */

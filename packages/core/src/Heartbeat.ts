@@ -18,9 +18,9 @@
  *
  * @since 0.3.0
  */
-import { Cause, Clock, Duration, Effect, Exit, Layer, Schedule, Schema } from "effect"
+import { Cause, Clock, Duration, Effect, Exit, Layer, Schedule, Schema, type Types } from "effect"
 import { Broker } from "./Broker.ts"
-import type { BrokerError, InvalidOption, InvalidSchedule } from "./ErrandError.ts"
+import { type BrokerError, InvalidOption, type InvalidSchedule } from "./ErrandError.ts"
 import * as Check from "./internal/options.ts"
 import * as Middleware from "./Middleware.ts"
 import * as Schedules from "./Schedules.ts"
@@ -128,19 +128,12 @@ export interface Options {
   readonly host?: string | undefined
   /** The process id reported (default: this process's). */
   readonly pid?: number | undefined
-  /** The process's id in reports (default: a random one per layer build). */
+  /** The process's id in reports, a non-empty string (default: a random one per layer build). */
   readonly id?: string | undefined
 }
 
-interface Counts {
-  actor: string
-  queue: string
-  started: number
-  succeeded: number
-  failed: number
-  runs: number
-  runMillis: number
-}
+/** The middleware's counters of one actor and queue: `ActorTotals`, updated in place. */
+type Counts = Types.Mutable<ActorTotals>
 
 /** The in-memory tallies a heartbeat reports: updated synchronously by the middleware, read by the reporter. */
 class Tally {
@@ -213,6 +206,15 @@ export const layer = (options: Options = {}): Layer.Layer<never, InvalidOption |
     if (typeof every !== "number") return yield* Effect.fail(every)
     const ttl = Check.duration("monitoring", "ttl", options.ttl, every * 3, every, false)
     if (typeof ttl !== "number") return yield* Effect.fail(ttl)
+    if (options.id !== undefined && (typeof options.id !== "string" || options.id.length === 0)) {
+      // the broker would refuse every beat (`Broker.refuseInvalidHeartbeat`): refuse it at build, not at each beat
+      return yield* new InvalidOption({
+        of: "monitoring",
+        option: "id",
+        value: JSON.stringify(options.id) ?? String(options.id),
+        expected: "a non-empty string"
+      })
+    }
     const schedules = yield* Schedules.compile(options.schedules ?? [])
     const broker = yield* Broker
     const id = options.id ?? randomId()

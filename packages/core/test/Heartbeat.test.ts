@@ -110,4 +110,10 @@ describe("Heartbeat", () => {
       )
       assert.strictEqual(ttl._tag, "InvalidOption")
     }).pipe(Effect.provide(MemoryBroker.layer)))
+
+  it.effect("refuses an empty process id at build (the broker would refuse every beat)", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Layer.build(Heartbeat.layer({ id: "" })).pipe(Effect.scoped))
+      assert.deepInclude(error, { _tag: "InvalidOption", option: "id" })
+    }).pipe(Effect.provide(MemoryBroker.layer)))
 })

@@ -110,8 +110,8 @@ export const isLoopback = (host: string): boolean =>
 
 /**
  * The dashboard on an HTTP server of its own (Node's), at `host:port` (the `HttpServer` it provides tells the address).
- * Fails with
- * `InvalidDashboardOptions` when `host` is beyond loopback and neither `token` nor `readOnly` is set.
+ * Fails with `InvalidDashboardOptions` when `port` is not an integer from 0 to 65535, or when `host` is beyond
+ * loopback and neither `token` nor `readOnly` is set.
  *
  * @category layers
  * @since 0.1.0
@@ -121,15 +121,17 @@ export const serve = (
 ): Layer.Layer<HttpServer.HttpServer, InvalidDashboardOptions | ServeError, Broker.Broker> => {
   const host = options.host ?? "127.0.0.1"
   const port = options.port ?? 8080
+  const refuse = (option: string, problem: string) =>
+    Layer.effect(HttpServer.HttpServer)(Effect.fail(new InvalidDashboardOptions({ option, problem })))
+  // Node's listen throws (a defect) on a port out of range: refuse it as a setting
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+    return refuse("port", `must be an integer from 0 to 65535 (got ${port})`)
+  }
   if (!isLoopback(host) && options.token === undefined && options.readOnly !== true) {
-    return Layer.effect(HttpServer.HttpServer)(
-      Effect.fail(
-        new InvalidDashboardOptions({
-          option: "host",
-          problem: `${host} is reachable from other hosts: set a token (--token or ERRAND_DASHBOARD_TOKEN) so that ` +
-            "actions need it, or run read-only (--read-only)"
-        })
-      )
+    return refuse(
+      "host",
+      `${host} is reachable from other hosts: set a token (--token or ERRAND_DASHBOARD_TOKEN) so that ` +
+        "actions need it, or run read-only (--read-only)"
     )
   }
   return HttpRouter.serve(layer(options), { disableLogger: true }).pipe(

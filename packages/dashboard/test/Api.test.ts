@@ -149,6 +149,15 @@ describe("Dashboard API", () => {
       yield* serveDashboard({ host: "0.0.0.0", readOnly: true })
     }).pipe(Effect.scoped, Effect.provide(MemoryBroker.layer)))
 
+  it.live("refuses a port that is not an integer from 0 to 65535", () =>
+    Effect.gen(function*() {
+      for (const port of [-1, 65_536, 80.5]) {
+        const error = yield* Effect.flip(serveDashboard({ port }))
+        assert.strictEqual(error._tag, "InvalidDashboardOptions")
+        assert.include(error.message, "port")
+      }
+    }).pipe(Effect.scoped, Effect.provide(MemoryBroker.layer)))
+
   it.live("read-only mode refuses every action and changes nothing", () =>
     Effect.gen(function*() {
       const base = yield* serveDashboard({ readOnly: true, token: Redacted.make(token) })

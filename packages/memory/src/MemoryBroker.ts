@@ -287,10 +287,13 @@ export const make: Effect.Effect<MemoryBroker["Service"]> = Effect.sync(() => {
       )
     },
     deadLetter: (queue, id) => Effect.sync(() => store.deadLetter(queue, id)),
-    heartbeat: (heartbeat) =>
-      Effect.sync(() => {
+    heartbeat: (heartbeat) => {
+      const refused = Broker.refuseInvalidHeartbeat("memory", heartbeat)
+      if (refused !== undefined) return Effect.fail(refused)
+      return Effect.sync(() => {
         heartbeats.set(heartbeat.id, heartbeat)
-      }),
+      })
+    },
     heartbeats: Effect.map(Clock.currentTimeMillis, (now) => {
       for (const [id, heartbeat] of heartbeats) if (heartbeat.expiresAt <= now) heartbeats.delete(id)
       return [...heartbeats.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))

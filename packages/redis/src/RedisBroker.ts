@@ -733,14 +733,25 @@ export const makeWithResults = Effect.fnUntraced(function*(
       )
       return found.length === 0 ? undefined : Inspect.toDeadLetter(queue, id, found[0], found[1], found[2])
     }),
-    heartbeat: (heartbeat) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        const json = JSON.stringify({ id: heartbeat.id, expiresAt: heartbeat.expiresAt, report: heartbeat.report })
-        return call(
+    heartbeat: (heartbeat) => {
+      const refused = Broker.refuseInvalidHeartbeat("redis", heartbeat)
+      if (refused !== undefined) return Effect.fail(refused)
+      let report: string | undefined
+      try {
+        report = JSON.stringify(heartbeat.report)
+      } catch {
+        // a cycle, a BigInt: refused below
+      }
+      if (report === undefined) {
+        return Effect.fail(invalid("heartbeat", `heartbeat ${heartbeat.id}: its report is not JSON-serialisable`))
+      }
+      const json = `{"id":${JSON.stringify(heartbeat.id)},"expiresAt":${heartbeat.expiresAt},"report":${report}}`
+      return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        call(
           "heartbeat",
           () => inspect.errand_inspect_heartbeat(...heartbeatKeys, now, heartbeat.id, heartbeat.expiresAt, json)
-        )
-      }).pipe(Effect.asVoid),
+        )).pipe(Effect.asVoid)
+    },
     heartbeats: Effect.flatMap(
       Clock.currentTimeMillis,
       (now) =>

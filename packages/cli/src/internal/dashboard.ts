@@ -10,7 +10,7 @@ import { InvalidInput } from "../CommandError.ts"
 import { brokerFlags, brokerLayer, describe } from "./brokerFlags.ts"
 
 /** The flag of each dashboard option. */
-const flagOf: Record<string, string> = { host: "--host", token: "--token", prefix: "--path-prefix" }
+const flagOf: Record<string, string> = { host: "--host", port: "--port", token: "--token", prefix: "--path-prefix" }
 
 export const dashboard = Command.make("dashboard", {
   port: Flag.Int("port").pipe(

@@ -749,6 +749,27 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, unknown>): 
           yield* TestClock.adjust(5_000)
           assert.deepStrictEqual(ours(yield* broker.heartbeats), [])
         }))
+
+      it.effect("refuses a heartbeat with an empty id or an expiresAt that is not finite, and stores nothing", () =>
+        Effect.gen(function*() {
+          const broker = yield* Broker
+          const run = randomUUID()
+          const now = yield* Clock.currentTimeMillis
+          for (
+            const beat of [
+              { id: "", expiresAt: now + 5_000, report: {} },
+              { id: `${run}-nan`, expiresAt: Number.NaN, report: {} },
+              { id: `${run}-inf`, expiresAt: Infinity, report: {} }
+            ]
+          ) {
+            const error = yield* Effect.flip(broker.heartbeat(beat))
+            assert.strictEqual(error._tag, "BrokerError")
+            assert.strictEqual(error.operation, "heartbeat")
+            assert.strictEqual(error.applied, "no")
+          }
+          const stored = (yield* broker.heartbeats).filter((beat) => beat.id === "" || beat.id.startsWith(run))
+          assert.deepStrictEqual(stored, [])
+        }))
     })
 
     describe("enqueue", () => {

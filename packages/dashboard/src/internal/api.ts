@@ -104,11 +104,12 @@ export const routes = Effect.fnUntraced(function*(settings: Settings, router: Ht
   const broker = yield* Broker.Broker
   const files = yield* assets(settings.prefix)
   const throughput = new Throughput(settings.historyMillis + 60_000)
+  const reports = Heartbeat.reports.pipe(Effect.provideService(Broker.Broker, broker))
 
   const sample = Effect.gen(function*() {
-    const reports = yield* Heartbeat.reports.pipe(Effect.provideService(Broker.Broker, broker))
+    const live = yield* reports
     const now = yield* Clock.currentTimeMillis
-    throughput.record(now, reports)
+    throughput.record(now, live)
   }).pipe(Effect.catch((error) => Effect.logDebug("Dashboard: the heartbeats could not be read", error)))
   yield* Effect.forkScoped(Effect.repeat(sample, Schedule.spaced(settings.sampleMillis)))
 
@@ -219,10 +220,10 @@ export const routes = Effect.fnUntraced(function*(settings: Settings, router: Ht
       "GET",
       "/api/workers",
       answer(Effect.gen(function*() {
-        const reports = yield* Heartbeat.reports.pipe(Effect.provideService(Broker.Broker, broker))
+        const live = yield* reports
         return {
           at: yield* Clock.currentTimeMillis,
-          workers: reports.map(({ actors: _, schedules: __, ...worker }) => worker)
+          workers: live.map(({ actors: _, schedules: __, ...worker }) => worker)
         }
       }))
     ),
@@ -230,9 +231,9 @@ export const routes = Effect.fnUntraced(function*(settings: Settings, router: Ht
       "GET",
       "/api/schedules",
       answer(Effect.gen(function*() {
-        const reports = yield* Heartbeat.reports.pipe(Effect.provideService(Broker.Broker, broker))
+        const live = yield* reports
         const byName = new Map<string, Heartbeat.ScheduleInfo & { schedulers: number }>()
-        for (const report of reports) {
+        for (const report of live) {
           for (const schedule of report.schedules) {
             const key = `${schedule.queue}\u0000${schedule.name}`
             const seen = byName.get(key)

@@ -20,6 +20,8 @@ interface Totals {
 interface Sample {
   readonly at: number
   readonly byActor: ReadonlyMap<string, Totals>
+  /** The sum of `byActor`, made once when the sample is recorded (each chart point reads two samples' sums). */
+  readonly total: Totals
 }
 
 /** One point of the chart: rates over the smoothing window that ends at `at`. */
@@ -94,23 +96,28 @@ export class Throughput {
         byActor.set(key, sum)
       }
     }
-    this.samples.push({ at: now, byActor })
+    this.samples.push({ at: now, byActor, total: Throughput.sum(byActor) })
     while (this.samples.length > 2 && this.samples[0]!.at < now - this.keepMillis) this.samples.shift()
   }
 
-  /** The latest sample at or before `at` (the first sample when none is). */
-  private sampleAt(at: number): Sample | undefined {
-    let found = this.samples[0]
-    for (const sample of this.samples) {
-      if (sample.at > at) break
-      found = sample
-    }
-    return found
+  /**
+   * The index of the first sample after `at` (`samples.length` when none is), scanning on from `from`: the index for
+   * an `at` at least as late as the one `from` was found for (0 to scan from the start).
+   */
+  private indexAfter(at: number, from = 0): number {
+    let index = from
+    while (index < this.samples.length && this.samples[index]!.at <= at) index++
+    return index
   }
 
-  private static sum(sample: Sample): Totals {
+  /** The latest sample at or before `at` (the first sample when none is), given the index of the first one after. */
+  private sampleBefore(indexAfter: number): Sample | undefined {
+    return this.samples[Math.max(0, indexAfter - 1)]
+  }
+
+  private static sum(byActor: ReadonlyMap<string, Totals>): Totals {
     const total = zero()
-    for (const totals of sample.byActor.values()) {
+    for (const totals of byActor.values()) {
       total.processed += totals.processed
       total.failed += totals.failed
       total.runs += totals.runs
@@ -124,12 +131,19 @@ export class Throughput {
     const last = this.samples.at(-1)
     if (last === undefined) return []
     const points: Array<RatePoint> = []
+    // the sample before each point is found scanning on from the previous point's (a clock set back scans from the
+    // start): samples come in time order, so one pass, not one scan per point (a day holds tens of thousands)
+    let after = 0
+    let previous = -Infinity
     for (const sample of this.samples) {
       if (sample.at < last.at - spanMillis) continue
-      const before = this.sampleAt(sample.at - smoothMillis)
+      const target = sample.at - smoothMillis
+      after = this.indexAfter(target, target >= previous ? after : 0)
+      previous = target
+      const before = this.sampleBefore(after)
       if (before === undefined || before.at >= sample.at) continue
-      const now = Throughput.sum(sample)
-      const then = Throughput.sum(before)
+      const now = sample.total
+      const then = before.total
       const seconds = (sample.at - before.at) / 1000
       const runs = now.runs - then.runs
       points.push({
@@ -145,7 +159,7 @@ export class Throughput {
   /** Each actor's activity over the last `windowMillis` (those with none are left out). */
   actors(windowMillis: number): ReadonlyArray<ActorRate> {
     const last = this.samples.at(-1)
-    const before = last === undefined ? undefined : this.sampleAt(last.at - windowMillis)
+    const before = last === undefined ? undefined : this.sampleBefore(this.indexAfter(last.at - windowMillis))
     if (last === undefined || before === undefined || before.at >= last.at) return []
     const seconds = (last.at - before.at) / 1000
     const out: Array<ActorRate> = []

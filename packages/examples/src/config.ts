@@ -4,9 +4,14 @@
  */
 import { Config, Option, Redacted, Schema } from "effect"
 
-/** The URL in variable `name`, or `None` when it is unset or empty. */
-export const optionalUrl = (name: string): Config.Config<Option.Option<Redacted.Redacted<string>>> =>
-  Config.option(Config.Redacted(name)).pipe(Config.map(Option.filter((url) => Redacted.value(url) !== "")))
+/**
+ * The URL `config` reads (`Config.Redacted("DATABASE_URL")`: the variable is named where it is read, as the deploy test
+ * checks), or `None` when it is unset or empty.
+ */
+export const optionalUrl = (
+  config: Config.Config<Redacted.Redacted<string>>
+): Config.Config<Option.Option<Redacted.Redacted<string>>> =>
+  Config.option(config).pipe(Config.map(Option.filter((url) => Redacted.value(url) !== "")))
 
 /** A string that parses as an absolute URL. */
 const UrlString = Schema.String.check(

@@ -85,7 +85,7 @@ export const catalog = Layer.effectDiscard(
 /** The web service as the environment describes it (see the module's comment). */
 export const layer = Layer.unwrap(Effect.gen(function*() {
   const listen = yield* listenConfig
-  const redisUrl = yield* optionalUrl("REDIS_URL")
+  const redisUrl = yield* optionalUrl(Config.Redacted("REDIS_URL"))
   const producerOnly = Option.isSome(redisUrl)
   yield* Effect.logInfo(
     producerOnly

@@ -139,7 +139,7 @@ export const layerEmbedded = (
 }
 
 /** `DATABASE_URL`: `None` when it is unset or empty (then the app runs on the embedded database). */
-export const urlConfig = optionalUrl("DATABASE_URL")
+export const urlConfig = optionalUrl(Config.Redacted("DATABASE_URL"))
 
 /**
  * The database `DATABASE_URL` names, or the embedded one when it is unset or empty (`EMBEDDED_DB_DIR` keeps the

@@ -134,7 +134,7 @@ export const layerConfigOr = <E>(
 ): Layer.Layer<Mailer, E | TemplateError | Config.ConfigError> =>
   Layer.unwrap(
     Effect.gen(function*(): Effect.fn.Return<Layer.Layer<Mailer, E | TemplateError>, Config.ConfigError> {
-      const url = yield* optionalUrl("SMTP_URL")
+      const url = yield* optionalUrl(Config.Redacted("SMTP_URL"))
       if (Option.isNone(url)) return fallback
       const from = yield* Config.String("MAIL_FROM").pipe(Config.withDefault(defaultFrom))
       return layerSmtp(url.value, { from })
